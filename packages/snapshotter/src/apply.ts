@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import type { Digest } from '@hoist/oci';
 import { decompress } from './compress.js';
 import { SnapshotError, throwIfAborted } from './errors.js';
-import { SafeRoot, normalizeEntryName, splitParent } from './safe-path.js';
+import { SafeRoot, normalizeEntryName, splitParent, type AbsoluteSymlinks } from './safe-path.js';
 import { ShellHelper, isOverlayXattr } from './sys.js';
 import { ByteSource, DEFAULT_MAX_LAYER_BYTES, readTar, type ReadLimits, type TarEntry } from './tar/reader.js';
 
@@ -18,6 +18,10 @@ export interface ApplyOptions extends ReadLimits {
   diffId?: Digest;
   /** `skip` leaves device nodes and FIFOs out (for hosts where mknod is not allowed). */
   devices?: 'create' | 'skip';
+  /** Absolute symlinks met on the way to a member: refused (default) or resolved from `dir` (ADD). */
+  absoluteSymlinks?: AbsoluteSymlinks;
+  /** Owner of every member instead of the archive's (`ADD --chown`). */
+  owner?: { uid: number; gid: number };
   signal?: AbortSignal;
 }
 
@@ -41,7 +45,8 @@ export async function applyLayer(src: Readable | AsyncIterable<Buffer>, dir: str
   const source = new ByteSource(dec.stream, opts.maxBytes ?? DEFAULT_MAX_LAYER_BYTES);
   // directories this apply created, or found empty: their children cannot pre-exist
   const created = new Set<string>(fs.readdirSync(dir).length === 0 ? [''] : []);
-  const safe = new SafeRoot(dir, (real) => created.add(real));
+  const safe = new SafeRoot(dir, (real) => created.add(real), opts.absoluteSymlinks);
+  const ownerOf = (e: TarEntry): { uid: number; gid: number } => opts.owner ?? e;
   const helper = new ShellHelper();
   const touched = new Set<string>(); // real paths written by this layer, and their ancestors
   const dirTimes: Array<[string, number]> = [];
@@ -80,7 +85,8 @@ export async function applyLayer(src: Readable | AsyncIterable<Buffer>, dir: str
   };
 
   const own = (abs: string, e: TarEntry, symlink: boolean): void => {
-    fs.lchownSync(abs, e.uid, e.gid);
+    const o = ownerOf(e);
+    fs.lchownSync(abs, o.uid, o.gid);
     if (symlink) {
       fs.lutimesSync(abs, e.mtime, e.mtime);
       return;
@@ -101,7 +107,8 @@ export async function applyLayer(src: Readable | AsyncIterable<Buffer>, dir: str
         let off = 0;
         while (off < b.length) off += fs.writeSync(fd, b, off, b.length - off);
       }
-      fs.fchownSync(fd, e.uid, e.gid);
+      const o = ownerOf(e);
+      fs.fchownSync(fd, o.uid, o.gid);
       fs.fchmodSync(fd, e.mode);
       fs.futimesSync(fd, e.mtime, e.mtime);
     } finally {

@@ -6,7 +6,7 @@ export { applyLayer, type ApplyOptions, type ApplyResult } from './apply.js';
 export { layerTar, writeLayer, type LayerCompression, type LayerTarOptions, type WriteLayerOptions, type WrittenLayer } from './layer.js';
 export { ParallelGzip, type GzipOptions } from './gzip.js';
 export { decompress } from './compress.js';
-export { normalizeEntryName, SafeRoot } from './safe-path.js';
+export { normalizeEntryName, SafeRoot, type AbsoluteSymlinks } from './safe-path.js';
 export { walkTree } from './walk.js';
 export { diffTrees, type DiffOptions } from './diff.js';
 export { stampTree, type Stamp, type TreeStamps } from './stamps.js';

@@ -44,10 +44,19 @@ function isWithin(dirRel: string, rel: string): boolean {
 }
 
 /**
+ * What a symlink with an absolute target means while resolving parents: `refuse` (image layers:
+ * a layer has no business writing through one) or `reroot` (ADD's archives, which Docker untars
+ * chrooted into the destination: the target is taken from the root, as `/var/run -> /run`
+ * resolves inside an image).
+ */
+export type AbsoluteSymlinks = 'refuse' | 'reroot';
+
+/**
  * Resolves parents of member names inside `root`. Directory components must be real
- * directories; a symlink component is followed only when it is relative and stays inside the
- * root (as a container would see it); an absolute link or one that climbs out is refused,
- * since writing through it would land outside the root when followed on the host.
+ * directories; a symlink component is followed only when it stays inside the root (as a
+ * container would see it): a relative link that climbs out is refused, and so is an absolute
+ * one unless `absolute` is `reroot` (then it is resolved from the root). Nothing is ever
+ * followed by the host: every component is resolved here, so no write lands outside the root.
  * Resolved directories are cached by their real relative path; callers invalidate what they remove.
  * Synchronous on purpose: these are single short syscalls (like tar's), and a thread-pool hop per
  * path component costs far more than the syscall itself.
@@ -57,6 +66,7 @@ export class SafeRoot {
   constructor(
     readonly root: string,
     private readonly onCreate?: (real: string) => void,
+    private readonly absolute: AbsoluteSymlinks = 'refuse',
   ) {}
 
   abs(rel: string): string {
@@ -113,7 +123,10 @@ export class SafeRoot {
         if (++hops > 40) throw unsafe(`too many levels of symlinks resolving ${JSON.stringify(rel)}`);
         const target = fs.readlinkSync(abs);
         if (target.startsWith('/')) {
-          throw unsafe(`refusing to write through ${JSON.stringify(candidate)}: it is a symlink to the absolute path ${JSON.stringify(target)}`);
+          if (this.absolute === 'refuse') {
+            throw unsafe(`refusing to write through ${JSON.stringify(candidate)}: it is a symlink to the absolute path ${JSON.stringify(target)}`);
+          }
+          cur.length = 0;
         }
         for (const t of target.split('/').reverse()) todo.push(t);
       } else {

@@ -146,3 +146,96 @@ describe('applyLayer on benign layers', () => {
   });
 });
 
+
+/** A tar of these members (bodies for files), made with the snapshotter's own header encoder. */
+async function tarOf(members: Array<{ name: string; type: 'file' | 'dir' | 'symlink' | 'link'; body?: string; linkname?: string; mode?: number; uid?: number; gid?: number }>): Promise<Buffer> {
+  const { encodeHeader } = await import('@hoist/snapshotter');
+  const parts: Buffer[] = [];
+  for (const m of members) {
+    const body = Buffer.from(m.body ?? '');
+    const h = { name: m.name, type: m.type, mode: m.mode ?? (m.type === 'dir' ? 0o755 : 0o644), uid: m.uid ?? 0, gid: m.gid ?? 0, size: body.length, mtime: 1000 };
+    parts.push(encodeHeader(m.linkname !== undefined ? { ...h, linkname: m.linkname } : h));
+    if (body.length > 0) parts.push(body, Buffer.alloc((512 - (body.length % 512)) % 512));
+  }
+  parts.push(Buffer.alloc(1024));
+  return Buffer.concat(parts);
+}
+
+async function applyBuffer(tar: Buffer, root: string, opts: Parameters<typeof applyLayer>[2]): Promise<unknown> {
+  const { Readable } = await import('node:stream');
+  return applyLayer(Readable.from([tar]), root, opts).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+}
+
+describe('applyLayer with absoluteSymlinks: reroot (ADD of a local archive)', () => {
+  beforeAll(async () => {
+    await fsp.rm('/tmp/hoist-evil-dir', { recursive: true, force: true });
+    await fsp.mkdir('/tmp/hoist-evil-dir');
+  });
+
+  // what changes under reroot: an absolute link is followed from the root, so the write lands inside
+  const rerooted: Record<string, SnapshotErrorCode | 'ok'> = { 'symlink-absolute.tar': 'ok', 'hardlink-via-symlink.tar': 'LAYER_INVALID' };
+  test.each(hostile.map(([name, code]) => [name, rerooted[name] ?? code] as const))('%s: %s, and nothing outside the root is touched', async (name, want) => {
+    const { sandbox, root, error } = await applyFixture(name, { absoluteSymlinks: 'reroot' });
+    if (want === 'ok') expect(error).toBeUndefined();
+    else expect((error as SnapshotError).code).toBe(want);
+    expect(await fsp.readdir(sandbox)).toEqual(['root']);
+    expect(await fsp.readdir('/tmp/hoist-evil-dir')).toEqual([]);
+    expect(await exists('/tmp/hoist-evil-absolute')).toBe(false);
+    expect(await exists(path.join(path.dirname(sandbox), 'escaped'))).toBe(false);
+    if (name === 'symlink-absolute.tar') expect(await fsp.readFile(path.join(root, 'tmp', 'hoist-evil-dir', 'pwned'), 'utf8')).toBe('pwned\n');
+  });
+
+  test("members below an absolute symlink of the tree (Debian's var/run -> /run) land at its target inside the root, hard links too", async () => {
+    const sandbox = await tmpdir('apply-');
+    const root = path.join(sandbox, 'root');
+    await fsp.mkdir(path.join(root, 'run'), { recursive: true });
+    await fsp.mkdir(path.join(root, 'var'));
+    await fsp.symlink('/run', path.join(root, 'var', 'run'));
+    const tar = await tarOf([
+      { name: 'var/run/app', type: 'dir' },
+      { name: 'var/run/app/x.txt', type: 'file', body: 'x\n' },
+      { name: 'var/run/app/x.link', type: 'link', linkname: 'var/run/app/x.txt' },
+    ]);
+    expect(await applyBuffer(tar, root, { absoluteSymlinks: 'reroot' })).toBeUndefined();
+    expect(await fsp.readFile(path.join(root, 'run', 'app', 'x.txt'), 'utf8')).toBe('x\n');
+    expect((await fsp.stat(path.join(root, 'run', 'app', 'x.link'))).nlink).toBe(2);
+    expect(await fsp.readlink(path.join(root, 'var', 'run'))).toBe('/run');
+    expect(await fsp.readdir(sandbox)).toEqual(['root']);
+    // the default (image layers) still refuses to write through it
+    const refused = await applyBuffer(tar, root, {});
+    expect((refused as SnapshotError).code).toBe('LAYER_UNSAFE_PATH');
+  });
+
+  test('a relative link climbing out of the root is still refused', async () => {
+    const sandbox = await tmpdir('apply-');
+    const root = path.join(sandbox, 'root');
+    await fsp.mkdir(root);
+    const tar = await tarOf([{ name: 'up', type: 'symlink', linkname: '../..' }, { name: 'up/escaped', type: 'file', body: 'no\n' }]);
+    const e = await applyBuffer(tar, root, { absoluteSymlinks: 'reroot' });
+    expect((e as SnapshotError).code).toBe('LAYER_UNSAFE_PATH');
+    expect(await fsp.readdir(sandbox)).toEqual(['root']);
+    expect(await exists(path.join(path.dirname(sandbox), 'escaped'))).toBe(false);
+  });
+});
+
+describe('applyLayer with an owner (ADD --chown)', () => {
+  test("every member takes the owner instead of the archive's; modes stay", async () => {
+    const root = await tmpdir('apply-owner-');
+    const tar = await tarOf([
+      { name: 'd', type: 'dir', uid: 1, gid: 2, mode: 0o750 },
+      { name: 'd/f', type: 'file', body: 'f\n', uid: 1, gid: 2, mode: 0o4755 },
+      { name: 'd/h', type: 'link', linkname: 'd/f' },
+      { name: 'l', type: 'symlink', linkname: 'd/f', uid: 3, gid: 4 },
+    ]);
+    expect(await applyBuffer(tar, root, { owner: { uid: 100, gid: 200 } })).toBeUndefined();
+    for (const p of ['d', 'd/f', 'd/h', 'l']) {
+      const st = await fsp.lstat(path.join(root, p));
+      expect([p, st.uid, st.gid]).toEqual([p, 100, 200]);
+    }
+    expect((await fsp.stat(path.join(root, 'd'))).mode & 0o7777).toBe(0o750);
+    expect((await fsp.stat(path.join(root, 'd', 'f'))).mode & 0o7777).toBe(0o4755);
+  });
+});
