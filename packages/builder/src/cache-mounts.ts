@@ -6,6 +6,33 @@ import { makeTempDir } from './tmp.js';
 
 export type CacheSharing = 'shared' | 'private' | 'locked';
 
+/** What a cache mount starts from, besides its id. */
+export interface CacheMountOrigin {
+  /** The seed's content: `stage:<cache key>`, `image:<digest>` or `context`. */
+  from?: string;
+  source?: string;
+  uid?: number;
+  gid?: number;
+  mode?: number;
+}
+
+/**
+ * The key of a cache mount's directory. BuildKit keys a cache by its id and the ref it starts
+ * from (mounts.go getRefCacheDir: `id + ":" + ref.ID()`): none for a plain cache, the `from`
+ * stage or image, or — with uid/gid/mode — a directory made with them (defaults 0, 0, 0755). So
+ * the same id with other uid/gid/mode, or another seed, is another cache; a plain cache keeps
+ * the bare id.
+ */
+export function cacheMountKey(id: string, o: CacheMountOrigin): string {
+  const parts: string[] = [];
+  if (o.from !== undefined) parts.push(`from=${o.from}`);
+  if (o.source !== undefined) parts.push(`source=${o.source}`);
+  if (o.uid !== undefined || o.gid !== undefined || o.mode !== undefined) {
+    parts.push(`perm=${o.uid ?? 0}:${o.gid ?? 0}:${(o.mode ?? 0o755).toString(8)}`);
+  }
+  return parts.length === 0 ? id : `${id}\0${parts.join('\0')}`;
+}
+
 /** How long a `sharing=locked` RUN waits for the cache before giving up. */
 const LOCK_WAIT_MS = 6 * 60 * 60 * 1000;
 
@@ -24,16 +51,16 @@ export class CacheMounts {
     private readonly tmpRoot: string,
   ) {}
 
-  dirFor(id: string): string {
-    return path.join(this.storeRoot, 'cache', 'mounts', createHash('sha256').update(id).digest('hex').slice(0, 32));
+  dirFor(key: string): string {
+    return path.join(this.storeRoot, 'cache', 'mounts', createHash('sha256').update(key).digest('hex').slice(0, 32));
   }
 
   /**
-   * The directory a step mounts for cache `id`, created (with uid/gid/mode) when new. Call
-   * `release` when the step is done.
+   * The directory a step mounts for the cache `key` (see cacheMountKey), created (with
+   * uid/gid/mode) when new. Call `release` when the step is done.
    */
-  async acquire(id: string, o: { sharing: CacheSharing; uid?: number; gid?: number; mode?: number; seed?: string }): Promise<{ source: string; release(): Promise<void> }> {
-    const dir = this.dirFor(id);
+  async acquire(key: string, o: { sharing: CacheSharing; uid?: number; gid?: number; mode?: number; seed?: string }): Promise<{ source: string; release(): Promise<void> }> {
+    const dir = this.dirFor(key);
     const fresh = (await fsp.mkdir(dir, { recursive: true })) !== undefined;
     if (fresh) {
       if (o.seed) await fsp.cp(o.seed, dir, { recursive: true, verbatimSymlinks: true, force: true });

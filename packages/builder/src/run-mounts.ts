@@ -11,6 +11,7 @@ import { materialize, mountLowers } from './materialize.js';
 import { runStage } from './stage.js';
 import { secureJoin, type ResolvedUser } from './rootfs.js';
 import type { SandboxMount } from './sandbox/spec.js';
+import { cacheMountKey } from './cache-mounts.js';
 
 export interface PreparedMounts {
   mounts: SandboxMount[];
@@ -65,22 +66,31 @@ export async function prepareRunMounts(
   const note = async (target: string): Promise<void> => {
     created.push(...(await missingPaths(root, target)));
   };
-  /** Root of a mount source: the context, another stage of this Dockerfile, or an image. */
-  const sourceRoot = async (from: string | undefined): Promise<string> => {
-    if (from === undefined) return ctx.opts.contextDir;
+  /**
+   * Root of a mount source — the context, another stage of this Dockerfile, or an image — and
+   * what identifies its content (the stage's cache key, the image's digest).
+   */
+  const source = async (from: string | undefined): Promise<{ root: string; identity: string }> => {
+    if (from === undefined) return { root: ctx.opts.contextDir, identity: 'context' };
     const idx = ctx.plan.stages.findIndex((s) => s.name?.toLowerCase() === from.toLowerCase() || String(s.index) === from);
     let img;
-    if (idx >= 0) img = (await runStage(ctx, idx)).img;
-    else {
+    let identity: string;
+    if (idx >= 0) {
+      const st = await runStage(ctx, idx);
+      img = st.img;
+      identity = `stage:${st.key}`;
+    } else {
       const r = await ctx.opts.images.resolve(from, { platform: ctx.platform, ...(ctx.opts.signal ? { signal: ctx.opts.signal } : {}) });
       ctx.bases.set(from, r);
       img = { config: r.config.value, layers: r.manifest.value.layers };
+      identity = `image:${r.descriptor.digest}`;
     }
     await materialize(ctx, img);
     const sm = await ctx.opts.snapshotter.mount(mountLowers(img.config.rootfs.diff_ids));
     held.push(sm);
-    return sm.root;
+    return { root: sm.root, identity };
   };
+  const sourceRoot = async (from: string | undefined): Promise<string> => (await source(from)).root;
   for (const t of ['/etc/hosts', '/etc/resolv.conf', '/proc', '/sys', '/dev']) await note(t);
   for (const m of ins.mounts) {
     switch (m.type) {
@@ -90,14 +100,11 @@ export async function prepareRunMounts(
         break;
       case 'cache': {
         // a new cache is seeded from `from`/`source` (a stage, image or the context), as BuildKit does
-        const seed = m.from !== undefined || m.source !== undefined ? await secureJoin(await sourceRoot(m.from), m.source ?? '/') : undefined;
-        const c = await ctx.cacheMounts.acquire(m.id ?? m.target, {
-          sharing: m.sharing,
-          ...(m.uid !== undefined ? { uid: m.uid } : {}),
-          ...(m.gid !== undefined ? { gid: m.gid } : {}),
-          ...(m.mode !== undefined ? { mode: m.mode } : {}),
-          ...(seed ? { seed } : {}),
-        });
+        const src = m.from !== undefined || m.source !== undefined ? await source(m.from) : undefined;
+        const seed = src ? await secureJoin(src.root, m.source ?? '/') : undefined;
+        const perms = { ...(m.uid !== undefined ? { uid: m.uid } : {}), ...(m.gid !== undefined ? { gid: m.gid } : {}), ...(m.mode !== undefined ? { mode: m.mode } : {}) };
+        const key = cacheMountKey(m.id ?? m.target, { ...perms, ...(src ? { from: src.identity } : {}), ...(m.source !== undefined ? { source: m.source } : {}) });
+        const c = await ctx.cacheMounts.acquire(key, { sharing: m.sharing, ...perms, ...(seed ? { seed } : {}) });
         cleanup.push(() => c.release());
         await note(m.target);
         mounts.push({ destination: m.target, type: 'bind', source: c.source, options: ['rbind', m.readonly ? 'ro' : 'rw'] });
