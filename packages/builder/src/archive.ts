@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { applyLayer } from '@hoist/snapshotter';
 import { BuildError } from './errors.js';
-import { secureJoin } from './rootfs.js';
+import { mkdirs } from './copy.js';
 
 export type ArchiveKind = 'gzip' | 'bzip2' | 'xz' | 'zstd' | 'tar';
 
@@ -38,21 +38,36 @@ function tarStream(file: string, kind: ArchiveKind): { stream: Readable; done: P
   return { stream: p.stdout, done };
 }
 
+export interface UnpackOptions {
+  /** The mounted root the step writes. */
+  root: string;
+  /** The archive on the host (a context file or a download). */
+  archive: string;
+  kind: ArchiveKind;
+  /** Destination directory inside the image (WORKDIR applied). */
+  dest: string;
+  /** `ADD --chown`: owner of the directories the step creates and of every member. */
+  owner?: { uid: number; gid: number };
+  /** mtime (seconds) of the destination directories the step creates. */
+  createdTime: number;
+}
+
 /**
- * ADD's archive extraction into `dest` inside the mounted root. As Docker (which chroots into
- * the destination to untar), every member is confined to the destination directory: `..` and
- * symlinks cannot lead out of it. Owners, modes and mtimes come from the archive; existing
- * directories take the archive's metadata; other files are replaced.
+ * ADD's archive extraction, as Docker's chrootarchive.Untar: the destination is created (owned
+ * by `--chown`'s user) with symlinks on its path resolved inside the root, then every member is
+ * confined to it: `..` cannot lead out, and an absolute symlink (`/var/run -> /run` of a Debian
+ * image, unpacking to `/`) is resolved from the destination, as in the chroot. Owners (or the
+ * `--chown` owner), modes and mtimes come from the archive; existing directories take the
+ * archive's metadata; other files are replaced.
  */
-export async function unpackArchive(root: string, archive: string, dest: string, kind: ArchiveKind): Promise<void> {
-  const target = await secureJoin(root, dest);
-  await fsp.mkdir(target, { recursive: true });
-  const { stream, done } = tarStream(archive, kind);
+export async function unpackArchive(o: UnpackOptions): Promise<void> {
+  const target = await mkdirs(o.root, o.dest, o.owner ?? { uid: 0, gid: 0 }, o.createdTime);
+  const { stream, done } = tarStream(o.archive, o.kind);
   try {
-    await Promise.all([applyLayer(stream, target, { whiteouts: 'flat' }), done]);
+    await Promise.all([applyLayer(stream, target, { whiteouts: 'flat', absoluteSymlinks: 'reroot', ...(o.owner ? { owner: o.owner } : {}) }), done]);
   } catch (e) {
     stream.destroy();
     if (e instanceof BuildError) throw e;
-    throw new BuildError('STEP_FAILED', `ADD could not unpack ${path.basename(archive)}: ${(e as Error).message}`, { cause: e });
+    throw new BuildError('STEP_FAILED', `ADD could not unpack ${path.basename(o.archive)}: ${(e as Error).message}`, { cause: e });
   }
 }

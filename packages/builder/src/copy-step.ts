@@ -15,6 +15,7 @@ import { fetchUrl, isUrl } from './fetch-url.js';
 import { archiveKind, unpackArchive, type ArchiveKind } from './archive.js';
 import { makeTempDir } from './tmp.js';
 import { executeLinkedCopy } from './link-copy.js';
+import { copyPathViews, copyStepError } from './host-paths.js';
 
 export interface PreparedCopy {
   inputs: Record<string, unknown>;
@@ -22,8 +23,11 @@ export interface PreparedCopy {
   /** Local archives ADD must unpack rather than copy. */
   archives: Array<SourceItem & { kind: ArchiveKind }>;
   release(): Promise<void>;
-  /** The sources to copy (mounts another stage or image only now, when the step runs). */
-  load(): Promise<{ items: SourceItem[]; archives: Array<SourceItem & { kind: ArchiveKind }> }>;
+  /**
+   * The sources to copy (mounts another stage or image only now, when the step runs), and the
+   * roots mounted for them (errors name their paths as the source image sees them).
+   */
+  load(): Promise<{ items: SourceItem[]; archives: Array<SourceItem & { kind: ArchiveKind }>; roots: string[] }>;
 }
 
 /** Absolute destination inside the image: relative to WORKDIR, keeping a trailing slash. */
@@ -81,7 +85,7 @@ export async function prepareCopy(ctx: BuildContext, _stage: Stage, _step: Step,
         release,
         load: async () => {
           const srcRoot = await load();
-          return { items: await (ins.parents ? collectWithParents : collectSources)(srcRoot, ins.sources, exclude ? { exclude } : {}), archives: [] };
+          return { items: await (ins.parents ? collectWithParents : collectSources)(srcRoot, ins.sources, exclude ? { exclude } : {}), archives: [], roots: [srcRoot] };
         },
       };
     }
@@ -139,7 +143,7 @@ export async function prepareCopy(ctx: BuildContext, _stage: Stage, _step: Step,
       sources: await digestSources(items),
       unpack: archives.map((a) => a.path),
     };
-    return { inputs, items, archives, release, load: async () => ({ items, archives }) };
+    return { inputs, items, archives, release, load: async () => ({ items, archives, roots: [] }) };
   } catch (e) {
     await release();
     throw e;
@@ -153,27 +157,31 @@ export async function executeCopy(
   state: StageState,
   prepared: PreparedCopy,
 ): Promise<{ descriptor: Descriptor; diffId: Digest }> {
-  const { items, archives } = await prepared.load();
-  if (ins.link) return executeLinkedCopy(ctx, ins, state, prepared.inputs, { items, archives, dest: absDest(ins.dest, state.img.config.config?.WorkingDir) });
+  const { items, archives, roots } = await prepared.load();
+  const dest = absDest(ins.dest, state.img.config.config?.WorkingDir);
+  if (ins.link) return executeLinkedCopy(ctx, ins, state, prepared.inputs, { items, archives, dest, roots });
   return ctx.limit(() =>
     withMountedImage(ctx, state.img, async (m) => {
-      const owner = ins.chown ? await resolveChown(m.root, ins.chown) : undefined;
-      const dest = absDest(ins.dest, state.img.config.config?.WorkingDir);
-      const createdTime = ctx.opts.sourceDateEpoch ?? Math.floor(Date.now() / 1000);
-      const plain = items.filter((i) => !archives.some((a) => a === i));
-      if (plain.length > 0) {
-        await copyInto(m.root, plain, {
-          dest: items.length > 1 && !dest.endsWith('/') ? `${dest}/` : dest,
-          ...(owner ? { owner } : {}),
-          // files from another stage or image keep their owners unless --chown is given
-          preserveOwner: ins.fromStage !== undefined || ins.from !== undefined,
-          createdTime,
-          ...(ins.chmod ? { chmod: ins.chmod } : {}),
-        });
+      try {
+        const owner = ins.chown ? await resolveChown(m.root, ins.chown) : undefined;
+        const createdTime = ctx.opts.sourceDateEpoch ?? Math.floor(Date.now() / 1000);
+        const plain = items.filter((i) => !archives.some((a) => a === i));
+        if (plain.length > 0) {
+          await copyInto(m.root, plain, {
+            dest: items.length > 1 && !dest.endsWith('/') ? `${dest}/` : dest,
+            ...(owner ? { owner } : {}),
+            // files from another stage or image keep their owners unless --chown is given
+            preserveOwner: ins.fromStage !== undefined || ins.from !== undefined,
+            createdTime,
+            ...(ins.chmod ? { chmod: ins.chmod } : {}),
+          });
+        }
+        for (const a of archives) await unpackArchive({ root: m.root, archive: a.entries[0]!.abs, kind: a.kind, dest, createdTime, ...(owner ? { owner } : {}) });
+        const r = await m.commit(commitOptions(ctx));
+        return { descriptor: r.descriptor, diffId: r.diffId };
+      } catch (e) {
+        throw copyStepError(e, copyPathViews(ctx.opts.root, [m.root, ...roots]));
       }
-      for (const a of archives) await unpackArchive(m.root, a.entries[0]!.abs, dest, a.kind);
-      const r = await m.commit(commitOptions(ctx));
-      return { descriptor: r.descriptor, diffId: r.diffId };
     }),
   );
 }

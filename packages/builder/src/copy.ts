@@ -56,22 +56,30 @@ export async function copyInto(root: string, items: SourceItem[], o: CopyOptions
   }
 }
 
-async function mkdirs(root: string, dirInImage: string, owner: { uid: number; gid: number }, mtime: number): Promise<string> {
-  const parts = dirInImage.split('/').filter(Boolean);
-  let cur = '/';
-  let abs = root;
-  for (const p of parts) {
-    cur = path.posix.join(cur, p);
-    abs = await secureJoin(root, cur);
-    const st = await fsp.lstat(abs).catch(() => undefined);
+/**
+ * Create the directory `dirInImage` (and its missing parents) owned by `owner`, stamped `mtime`.
+ * Symlinks on the way are resolved inside the root first, so a dangling link leads to the
+ * directories its target names, created as BuildKit's MkdirAll does. Returns the host path.
+ */
+export async function mkdirs(root: string, dirInImage: string, owner: { uid: number; gid: number }, mtime: number): Promise<string> {
+  const abs = await secureJoin(root, dirInImage);
+  let cur = root;
+  for (const p of path.relative(root, abs).split(path.sep).filter(Boolean)) {
+    cur = path.join(cur, p);
+    const st = await fsp.lstat(cur).catch(() => undefined);
     if (st?.isDirectory()) continue;
-    if (st) throw new BuildError('COPY_SOURCE_NOT_FOUND', `cannot copy to ${dirInImage}: ${cur} exists in the image and is not a directory`);
-    await fsp.mkdir(abs, { mode: 0o755 });
-    await fsp.chmod(abs, 0o755);
-    await fsp.lchown(abs, owner.uid, owner.gid);
-    await fsp.utimes(abs, mtime, mtime);
+    if (st) throw new BuildError('COPY_SOURCE_NOT_FOUND', `cannot copy to ${dirInImage}: ${imagePath(root, cur)} exists in the image and is not a directory`);
+    await fsp.mkdir(cur, { mode: 0o755 });
+    await fsp.chmod(cur, 0o755);
+    await fsp.lchown(cur, owner.uid, owner.gid);
+    await fsp.utimes(cur, mtime, mtime);
   }
   return abs;
+}
+
+/** `abs` (below `root`) as the image sees it. */
+function imagePath(root: string, abs: string): string {
+  return `/${path.relative(root, abs).split(path.sep).join('/')}`;
 }
 
 async function copyEntry(root: string, inImage: string, e: SourceEntry, owner: { uid: number; gid: number }, o: CopyOptions): Promise<void> {

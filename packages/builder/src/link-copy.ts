@@ -7,6 +7,7 @@ import { unpackArchive, type ArchiveKind } from './archive.js';
 import { withMountedImage } from './materialize.js';
 import { resolveChown } from './rootfs.js';
 import { commitOptions } from './run-step.js';
+import { copyPathViews, copyStepError } from './host-paths.js';
 import type { SourceItem } from './sources.js';
 
 type Layer = { descriptor: Descriptor; diffId: Digest };
@@ -22,7 +23,7 @@ export async function executeLinkedCopy(
   ins: CopyInstruction,
   state: StageState,
   inputs: Record<string, unknown>,
-  src: { items: SourceItem[]; archives: Array<SourceItem & { kind: ArchiveKind }>; dest: string },
+  src: { items: SourceItem[]; archives: Array<SourceItem & { kind: ArchiveKind }>; dest: string; roots: string[] },
 ): Promise<Layer> {
   const key = cacheKey('link', inputs);
   const hit = ctx.cacheDisabled(undefined) ? undefined : await ctx.cache.get(key);
@@ -37,18 +38,21 @@ export async function executeLinkedCopy(
     const m = await ctx.opts.snapshotter.mount([]);
     try {
       const plain = src.items.filter((i) => !src.archives.some((a) => a === i));
+      const createdTime = ctx.opts.sourceDateEpoch ?? Math.floor(Date.now() / 1000);
       if (plain.length > 0) {
         await copyInto(m.root, plain, {
           dest: src.items.length > 1 && !src.dest.endsWith('/') ? `${src.dest}/` : src.dest,
           ...(owner ? { owner } : {}),
           preserveOwner: ins.fromStage !== undefined || ins.from !== undefined,
-          createdTime: ctx.opts.sourceDateEpoch ?? Math.floor(Date.now() / 1000),
+          createdTime,
           ...(ins.chmod ? { chmod: ins.chmod } : {}),
         });
       }
-      for (const a of src.archives) await unpackArchive(m.root, a.entries[0]!.abs, src.dest, a.kind);
+      for (const a of src.archives) await unpackArchive({ root: m.root, archive: a.entries[0]!.abs, kind: a.kind, dest: src.dest, createdTime, ...(owner ? { owner } : {}) });
       const r = await m.commit(commitOptions(ctx));
       return { descriptor: r.descriptor, diffId: r.diffId };
+    } catch (e) {
+      throw copyStepError(e, copyPathViews(ctx.opts.root, [m.root, ...src.roots]));
     } finally {
       await m.release();
     }
