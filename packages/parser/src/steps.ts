@@ -121,9 +121,10 @@ function resolveRun(ins: RunInstruction, x: Expand, ctx: StepContext): Instructi
   for (const flag of ins.mounts.length > 0 ? rawMounts(ctx.node) : []) {
     try {
       const m = parseMount(flag, x, false);
-      if ((m.type === 'bind' || m.type === 'cache' || m.type === 'tmpfs') && !m.target.startsWith('/')) {
-        m.target = resolveWorkdir(ctx.state.workdir, m.target);
-      }
+      // a relative target of any mount type is joined with WORKDIR (BuildKit's PrepareMounts);
+      // an empty one of a secret or ssh mount is left alone (it means the default path)
+      const named = m.type === 'secret' || m.type === 'ssh' ? m.target !== '' : true;
+      if (m.target !== undefined && named && !m.target.startsWith('/')) m.target = resolveWorkdir(ctx.state.workdir, m.target);
       mounts.push(m);
     } catch (e) {
       if (e instanceof MountError) fail('InvalidMount', at(ctx.node, ctx.df.file, flag), e.message, 'see https://docs.docker.com/reference/dockerfile/#run---mount');
