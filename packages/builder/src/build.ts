@@ -1,7 +1,8 @@
 import { formatReference, layerCompression, layerMediaType, parseReference, writeImage, type Image, type Platform } from '@hoist/oci';
 import { BuildError } from './errors.js';
 import { createDockerignoreMatcher, outline, parse, plan as makePlan, stagesNeeded, type BaseImageInfo } from '@hoist/parser';
-import { BuildContext } from './context.js';
+import { BuildContext, type StageState } from './context.js';
+import type { CacheRecord } from './cache.js';
 import { isoTime, keyStage, runStage, stagesToRun } from './stage.js';
 import { fetchMissing } from './materialize.js';
 import type { BuildOptions, BuildResult } from './types.js';
@@ -78,10 +79,25 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     const tags: string[] = [];
     // a lazy result is not tagged locally: its blobs are not all here (fsck would flag it)
     for (const t of remoteLayers.length > 0 ? [] : (opts.tags ?? [])) tags.push(await opts.store.tag(formatReference(parseReference(t)), written.descriptor));
-    return { descriptor: written.descriptor, manifest: written.manifest, config: img.config, tags, stats: { ...ctx.stats }, cacheRecords: ctx.used, remoteLayers };
+    const cacheRecords = await exportableRecords(ctx, { stages, toRun, final });
+    return { descriptor: written.descriptor, manifest: written.manifest, config: img.config, tags, stats: { ...ctx.stats }, cacheRecords, remoteLayers };
   } finally {
     await ctx.cleanup();
   }
+}
+
+/**
+ * The records `--cache-to` exports: `min`, those of the final image's layers (the target stage
+ * and the stages it is built FROM); `max`, those of every stage the target needs, whether it
+ * ran in this build or was entirely cached (then its records are the ones pass 1 found).
+ */
+async function exportableRecords(ctx: BuildContext, b: { stages: number[]; toRun: number[]; final: StageState }): Promise<BuildResult['cacheRecords']> {
+  const max = new Map<string, CacheRecord>();
+  for (const i of b.stages) {
+    const st = b.toRun.includes(i) || i === ctx.plan.target ? await runStage(ctx, i) : await keyStage(ctx, i);
+    for (const r of st.records) max.set(r.key, r);
+  }
+  return { min: [...b.final.records], max: [...max.values()] };
 }
 
 /**

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { writeFileAtomic, type Descriptor, type Digest } from '@hoist/oci';
+import type { InputDigests } from './cache-inputs.js';
 
 /** What a cache key maps to: the layer a step produced (none when the step changed nothing). */
 export interface CacheRecord {
@@ -9,15 +10,18 @@ export interface CacheRecord {
   layer?: { descriptor: Descriptor; diffId: Digest };
   /** When the step first ran (RFC 3339): reused so that cached rebuilds are byte-identical. */
   created: string;
-  /** The key's inputs, kept to explain a later miss (`--explain-cache`). */
-  inputs?: Record<string, unknown>;
+  /** A digest per input of the key (never a value), to explain a later miss (`--explain-cache`). */
+  inputDigests?: InputDigests;
   /** The parent key, so that an imported cache can explain a miss too. */
   parent?: string;
 }
 
-/** The cache key of a step: its parent's key and its own normalised inputs, hashed. */
+/**
+ * The cache key of a step: its parent's key and its own normalised inputs, hashed. v2: the
+ * build args a RUN sees are an input of their own (`buildArgs`), apart from the image's `env`.
+ */
 export function cacheKey(parent: string, inputs: Record<string, unknown>): string {
-  return createHash('sha256').update(JSON.stringify({ v: 1, parent, inputs })).digest('hex');
+  return createHash('sha256').update(JSON.stringify({ v: 2, parent, inputs })).digest('hex');
 }
 
 /** Cache records on disk, one small JSON file per key, written atomically. */

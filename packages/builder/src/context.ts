@@ -26,6 +26,11 @@ export interface StageState {
    */
   incomplete?: boolean;
   readsFrom?: number[];
+  /**
+   * The cache records of the layers this stage's steps (and the stages it is built FROM) added,
+   * in order: in pass 1 only those found in a cache. `--cache-to mode=min` exports the target's.
+   */
+  records: CacheRecord[];
 }
 
 /** Everything shared by the stages of one build; owned by `build()`, never global. */
@@ -39,7 +44,6 @@ export class BuildContext {
   readonly preparedCopies = new Map<string, PreparedCopy>();
   readonly bases = new Map<string, ResolvedImage>();
   readonly stats = { executed: 0, cached: 0, runSteps: 0, layersFetched: 0 };
-  readonly used = new Map<number, CacheRecord[]>();
   /** RUN --mount=type=cache directories and their sharing locks. */
   readonly cacheMounts: CacheMounts;
   private runtimeInfo: RuntimeInfo | undefined;
@@ -119,13 +123,6 @@ export class BuildContext {
     await rc.fetchLayer(desc, this.opts.signal ? { signal: this.opts.signal } : {});
     this.stats.layersFetched++;
     return true;
-  }
-
-  recordUsed(stage: number, rec: CacheRecord): void {
-    if (!rec.layer) return;
-    const list = this.used.get(stage) ?? [];
-    list.push(rec);
-    this.used.set(stage, list);
   }
 
   /** Whether `--no-cache` / `--no-cache-filter` turns the cache off for a stage. */

@@ -2,6 +2,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { writeFileAtomic } from '@hoist/oci';
 import type { CacheRecord, CacheStore } from './cache.js';
+import type { InputDigests } from './cache-inputs.js';
 
 /** Children of a parent key, kept to explain misses: (parent key) -> [(key, op)]. */
 interface ParentIndex {
@@ -25,40 +26,41 @@ async function readIndex(cache: CacheStore, parent: string): Promise<ParentIndex
 /** Note a new record under its parent key (newest first, bounded), for later explanations. */
 export async function rememberChild(cache: CacheStore, parent: string, rec: CacheRecord): Promise<void> {
   const idx = await readIndex(cache, parent);
-  const op = String(rec.inputs?.op ?? '');
+  const op = rec.inputDigests?.op ?? '';
   idx.children = [{ key: rec.key, op, created: rec.created }, ...idx.children.filter((c) => c.key !== rec.key)].slice(0, MAX_CHILDREN);
   await writeFileAtomic(indexFile(cache, parent), JSON.stringify(idx));
 }
 
-function show(v: unknown): string {
-  const s = typeof v === 'string' ? v : (JSON.stringify(v) ?? 'nothing');
-  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+/** The words for one input whose digest differs (values are never kept, so never shown). */
+function inputChange(k: string, was: string | undefined, now: string | undefined): string {
+  const how = was === undefined ? 'added' : now === undefined ? 'removed' : 'changed';
+  if (k.startsWith('arg:')) return `build arg ${k.slice(4)} ${how}`;
+  if (k.startsWith('env:')) return `environment variable ${k.slice(4)} ${how}`;
+  const kind = (d: string | undefined): string => d?.slice(0, d.indexOf(':')) ?? '';
+  switch (k) {
+    case 'sources':
+      return 'the content of the sources changed (files, modes or names; mtimes do not count)';
+    case 'args':
+      return 'the command changed';
+    case 'from':
+      if (kind(was) !== kind(now)) return `the source it copies from changed (was ${kind(was) || 'nothing'}, now ${kind(now) || 'nothing'})`;
+      return kind(now) === 'stage' ? 'the stage it copies from changed' : kind(now) === 'image' ? 'the image it copies from changed' : 'the source it copies from changed';
+    case 'fromStages':
+      return 'a stage it mounts changed';
+    case 'contextMounts':
+      return 'the content of the context it mounts changed';
+    case 'imageMounts':
+      return 'an image it mounts changed';
+    default:
+      return `${k} ${how}`;
+  }
 }
 
-function envDiff(was: string[], now: string[]): string[] {
-  const toMap = (l: string[]): Map<string, string> => new Map(l.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
-  const a = toMap(was);
-  const b = toMap(now);
-  const out: string[] = [];
-  for (const [k, v] of b) if (!a.has(k)) out.push(`${k} added`);
-  else if (a.get(k) !== v) out.push(`${k} changed from ${show(a.get(k))} to ${show(v)}`);
-  for (const k of a.keys()) if (!b.has(k)) out.push(`${k} removed`);
-  return out;
-}
-
-/** What differs between a cached step's inputs and this step's, in words. */
-export function diffInputs(was: Record<string, unknown>, now: Record<string, unknown>): string[] {
+/** What differs between a cached step's input digests and this step's, in words. */
+export function diffInputs(was: InputDigests, now: InputDigests): string[] {
   const out: string[] = [];
   for (const k of new Set([...Object.keys(was), ...Object.keys(now)])) {
-    const a = was[k];
-    const b = now[k];
-    if (JSON.stringify(a) === JSON.stringify(b)) continue;
-    if (k === 'env' && Array.isArray(a) && Array.isArray(b)) out.push(`environment: ${envDiff(a as string[], b as string[]).join(', ')}`);
-    else if (k === 'sources') out.push('the content of the sources changed (files, modes or names; mtimes do not count)');
-    else if (k === 'args') out.push(`the command changed (was ${show(a)})`);
-    else if (k === 'from' && String(a).startsWith('stage:') && String(b).startsWith('stage:')) out.push('the stage it copies from changed');
-    else if (k === 'from' && String(a).startsWith('image:') && String(b).startsWith('image:')) out.push(`the image it copies from changed (${show(b).slice(6)})`);
-    else out.push(`${k} changed from ${show(a)} to ${show(b)}`);
+    if (was[k] !== now[k]) out.push(inputChange(k, was[k], now[k]));
   }
   return out;
 }
@@ -71,19 +73,20 @@ export function diffInputs(was: Record<string, unknown>, now: Record<string, unk
 export async function explainMiss(
   cache: CacheStore,
   parent: string,
-  inputs: Record<string, unknown>,
+  digests: InputDigests,
   disabled: boolean,
-  imported: Array<Pick<CacheRecord, 'key' | 'created' | 'inputs'>> = [],
+  imported: Array<Pick<CacheRecord, 'key' | 'created' | 'inputDigests'>> = [],
 ): Promise<string> {
   if (disabled) return 'cache miss: the cache is disabled for this stage (--no-cache / --no-cache-filter)';
   const idx = await readIndex(cache, parent);
-  const op = String(inputs.op ?? '');
+  const op = digests.op ?? '';
   // the nearest candidate: of the steps of the same kind cached on this parent (locally or in an
-  // imported cache), the one whose inputs differ in the fewest fields
+  // imported cache), the one whose inputs differ in the fewest fields; records without input
+  // digests (written before cache format 2) cannot be compared
   let best = undefined as { diff: string[]; created: string; where: string } | undefined;
-  const consider = (rec: Pick<CacheRecord, 'created' | 'inputs'>, where: string): void => {
-    if (!rec.inputs || rec.inputs.op !== op) return;
-    const diff = diffInputs(rec.inputs, inputs);
+  const consider = (rec: Pick<CacheRecord, 'created' | 'inputDigests'>, where: string): void => {
+    if (!rec.inputDigests || rec.inputDigests.op !== op) return;
+    const diff = diffInputs(rec.inputDigests, digests);
     if (!best || diff.length < best.diff.length) best = { diff, created: rec.created, where };
   };
   for (const rec of imported) consider(rec, "the imported cache's step");

@@ -1,6 +1,7 @@
 import type { Descriptor, Digest } from '@hoist/oci';
 import type { CopyInstruction } from '@hoist/parser';
 import { cacheKey } from './cache.js';
+import { inputDigests } from './cache-inputs.js';
 import type { BuildContext, StageState } from './context.js';
 import { copyInto } from './copy.js';
 import { unpackArchive, type ArchiveKind } from './archive.js';
@@ -57,6 +58,6 @@ export async function executeLinkedCopy(
       await m.release();
     }
   });
-  await ctx.cache.put({ key, created: new Date().toISOString(), inputs: { op: 'link', ...inputs }, layer });
+  await ctx.cache.put({ key, created: new Date().toISOString(), inputDigests: inputDigests('link', { ...inputs, op: 'link' }), layer });
   return layer;
 }

@@ -18,12 +18,19 @@ const PROXY_ARGS = new Set(['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_pr
 
 /** The environment a RUN sees: the image's Env (with a default PATH) plus the build args in scope. */
 export function runEnv(state: StageState, step: Step): string[] {
+  const { env, args } = runEnvParts(state, step);
+  return [...env, ...args];
+}
+
+/** The image's Env (with a default PATH), and the build args in scope that no ENV overrides. */
+function runEnvParts(state: StageState, step: Step): { env: string[]; args: string[] } {
   const env = [...(state.img.config.config?.Env ?? [])];
   if (envGet(env, 'PATH') === undefined) env.unshift(`PATH=${DEFAULT_PATH}`);
   // an ENV of the same name, before or after the ARG (or from the base image), wins: the
   // Dockerfile reference says ENV always overrides ARG, and buildah agrees (conformance arg-scoping)
-  for (const [k, v] of step.buildArgs) if (envGet(env, k) === undefined) env.push(`${k}=${v}`);
-  return env;
+  const args: string[] = [];
+  for (const [k, v] of step.buildArgs) if (envGet(env, k) === undefined && envGet(args, k) === undefined) args.push(`${k}=${v}`);
+  return { env, args };
 }
 
 /** The command line of a RUN, heredocs included (a lone heredoc with a shebang runs as a script file). */
@@ -56,7 +63,7 @@ export async function runCacheInputs(ctx: BuildContext, step: Step, ins: RunInst
     ...(await mountSourceInputs(ctx, ins)),
     op: 'run',
     args: runArgs(ins, c.Shell),
-    env: runEnv(state, step).filter((e) => !PROXY_ARGS.has(e.slice(0, e.indexOf('=')))),
+    ...envInputs(state, step),
     user: c.User ?? '',
     cwd: c.WorkingDir || '/',
     network: ins.network === 'default' ? (ctx.opts.network ?? 'host') : ins.network,
@@ -64,6 +71,13 @@ export async function runCacheInputs(ctx: BuildContext, step: Step, ins: RunInst
     mounts: ins.mounts.map((m) => (m.type === 'secret' || m.type === 'ssh' ? { type: m.type, id: m.id, target: m.target, env: 'env' in m ? m.env : undefined } : m)),
     platform: ctx.platform,
   };
+}
+
+/** The environment as two inputs: the image's `env`, and the `buildArgs` in scope (proxy args excluded). */
+function envInputs(state: StageState, step: Step): { env: string[]; buildArgs: string[] } {
+  const { env, args } = runEnvParts(state, step);
+  const keep = (e: string): boolean => !PROXY_ARGS.has(e.slice(0, e.indexOf('=')));
+  return { env: env.filter(keep), buildArgs: args.filter(keep) };
 }
 
 /**

@@ -3,6 +3,7 @@ import { appendHistory, appendLayer, emptyImage, sha256, type Image, type ImageC
 import type { Stage, Step } from '@hoist/parser';
 import { applyConfig, DEFAULT_PATH, envGet, historyText } from './config-ops.js';
 import { cacheKey, type CacheRecord } from './cache.js';
+import { inputDigests } from './cache-inputs.js';
 import { BuildError } from './errors.js';
 import type { BuildContext, StageState } from './context.js';
 import { executeRun, runArgs, runCacheInputs } from './run-step.js';
@@ -62,7 +63,7 @@ async function baseState(ctx: BuildContext, stage: Stage, dry: boolean): Promise
   switch (base.kind) {
     case 'scratch': {
       const img = emptyImage(ctx.platform);
-      return { img, key: sha256(`scratch ${JSON.stringify(ctx.platform)}`), lastCreated: EPOCH, cmdSet: false };
+      return { img, key: sha256(`scratch ${JSON.stringify(ctx.platform)}`), lastCreated: EPOCH, cmdSet: false, records: [] };
     }
     case 'stage': {
       const parent = dry ? await keyStage(ctx, base.index) : await runStage(ctx, base.index);
@@ -80,7 +81,7 @@ async function baseState(ctx: BuildContext, stage: Stage, dry: boolean): Promise
       };
       delete config.config!.OnBuild;
       const img: Image = { config, layers: r.manifest.value.layers.map((l) => ({ ...l })) };
-      return { img, key: sha256(`image ${r.descriptor.digest}`), lastCreated: cfg.created ?? EPOCH, cmdSet: false };
+      return { img, key: sha256(`image ${r.descriptor.digest}`), lastCreated: cfg.created ?? EPOCH, cmdSet: false, records: [] };
     }
   }
 }
@@ -159,13 +160,14 @@ async function runStep(ctx: BuildContext, stage: Stage, step: Step, state: Stage
       if (!rec) return { ...state, img: cfg(state.img), key, incomplete: true, readsFrom: [...(state.readsFrom ?? []), ...step.stageInputs] };
       const hist = { created: rec.created, created_by: historyBy ?? '', comment: 'buildkit.dockerfile.v0' };
       const img = rec.layer ? appendLayer(state.img, rec.layer.descriptor, rec.layer.diffId, hist) : appendHistory(state.img, hist);
-      return { ...state, img: cfg(img), key, lastCreated: rec.created };
+      return { ...state, img: cfg(img), key, lastCreated: rec.created, records: withRecord(state, rec) };
     }
     if (rec) {
       ctx.stats.cached++;
       ctx.emit({ type: 'step', id: step.id, label, status: 'cached' });
     } else {
-      if (ctx.opts.explainCache) ctx.emit({ type: 'info', message: `${label}: ${await explainMiss(ctx.cache, state.key, inputs, ctx.cacheDisabled(stage.name), (ctx.opts.remoteCaches ?? []).flatMap((rc) => rc.children?.(state.key) ?? []))}` });
+      const digests = inputDigests(state.key, inputs);
+      if (ctx.opts.explainCache) ctx.emit({ type: 'info', message: `${label}: ${await explainMiss(ctx.cache, state.key, digests, ctx.cacheDisabled(stage.name), (ctx.opts.remoteCaches ?? []).flatMap((rc) => rc.children?.(state.key) ?? []))}` });
       const layer =
         ins.kind === 'run'
           ? await executeRun(ctx, stage, step, ins, state)
@@ -173,7 +175,7 @@ async function runStep(ctx: BuildContext, stage: Stage, step: Step, state: Stage
             ? await executeCopy(ctx, step, ins, state, prepared!)
             : await executeWorkdir(ctx, ins.path, state);
       // every RUN/COPY/ADD/WORKDIR adds a layer, even an empty one, as BuildKit does
-      rec = { key, parent: state.key, created: created(), inputs, layer };
+      rec = { key, parent: state.key, created: created(), inputDigests: digests, layer };
       await ctx.cache.put(rec);
       await rememberChild(ctx.cache, state.key, rec);
       ctx.stats.executed++;
@@ -183,7 +185,6 @@ async function runStep(ctx: BuildContext, stage: Stage, step: Step, state: Stage
     await prepared?.release();
     ctx.preparedCopies.delete(step.id);
     prepared = undefined;
-    ctx.recordUsed(stage.index, rec);
     let img = state.img;
     if (ins.kind === 'workdir') {
       const flags = { cmdSet: state.cmdSet };
@@ -191,7 +192,7 @@ async function runStep(ctx: BuildContext, stage: Stage, step: Step, state: Stage
     }
     const hist = { created: rec.created, created_by: historyBy ?? '', comment: 'buildkit.dockerfile.v0' };
     img = rec.layer ? appendLayer(img, rec.layer.descriptor, rec.layer.diffId, hist) : appendHistory(img, hist);
-    return { ...state, img, key, lastCreated: rec.created };
+    return { ...state, img, key, lastCreated: rec.created, records: withRecord(state, rec) };
   } catch (e) {
     if (!dry) ctx.emit({ type: 'step', id: step.id, label, status: 'error', ms: Date.now() - t0 });
     await prepared?.release().catch(() => undefined);
@@ -200,6 +201,11 @@ async function runStep(ctx: BuildContext, stage: Stage, step: Step, state: Stage
     }
     throw e;
   }
+}
+
+/** The state's layer records with `rec` added (a record without a layer is no layer of the image). */
+function withRecord(state: StageState, rec: CacheRecord): CacheRecord[] {
+  return rec.layer ? [...state.records, rec] : state.records;
 }
 
 export function digestOf(text: string): string {

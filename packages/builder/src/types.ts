@@ -42,7 +42,8 @@ export interface CacheRecordLike {
   key: string;
   layer?: { descriptor: Descriptor; diffId: import('@hoist/oci').Digest };
   created: string;
-  inputs?: Record<string, unknown>;
+  /** One digest per input of the key, never a value (see cache-inputs.ts). */
+  inputDigests?: Record<string, string>;
   parent?: string;
 }
 
@@ -103,8 +104,11 @@ export interface BuildResult {
   tags: string[];
   /** Steps that ran vs were cached, for summaries and tests. */
   stats: { executed: number; cached: number; runSteps: number; layersFetched: number };
-  /** Cache records of the layer steps, by stage index (for `--cache-to`: min = target's, max = all). */
-  cacheRecords: Map<number, CacheRecordLike[]>;
+  /**
+   * Cache records for `--cache-to`: `min`, those of the final image's layers (target stage and
+   * the stages it is built FROM); `max`, those of every stage the target needs.
+   */
+  cacheRecords: { min: CacheRecordLike[]; max: CacheRecordLike[] };
   /** Layer blobs of the result that are not in the local store (only with `lazyLayers`). */
   remoteLayers: Descriptor[];
 }

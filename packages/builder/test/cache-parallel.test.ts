@@ -85,7 +85,8 @@ describe('content-addressed cache', () => {
     expect(r.code).toBe(0);
     expect(withStatus(r, 'DONE')).toEqual(['RUN echo "$V" > /v']);
     expect(withStatus(r, 'CACHED')).toHaveLength(5);
-    expect(r.stderr).toMatch(/RUN echo "\$V" > \/v: cache miss: environment: V changed from "?1"? to "?2"?/);
+    // records keep digests, not values: the arg is named, its values are not shown
+    expect(r.stderr).toMatch(/RUN echo "\$V" > \/v: cache miss: build arg V changed \(compared with the step cached/);
     // and the other value is still cached
     const back = await build(store, ctx, ['--target', 'main']);
     expect(withStatus(back, 'DONE')).toEqual([]);

@@ -1,10 +1,21 @@
 import { canonicalJson, MediaType, type BlobStore, type Descriptor, type Manifest } from '@hoist/oci';
 import { CACHE_ARTIFACT_TYPE, CACHE_CONFIG_MEDIA_TYPE, CACHE_FORMAT_VERSION, type CacheConfig, type CacheEntry, type CacheMode } from './format.js';
 
+/** Only the fields of the format: whatever else a record object carries is not exported. */
+function entry(r: CacheEntry): CacheEntry {
+  return {
+    key: r.key,
+    created: r.created,
+    ...(r.layer ? { layer: { descriptor: r.layer.descriptor, diffId: r.layer.diffId } } : {}),
+    ...(r.inputDigests ? { inputDigests: r.inputDigests } : {}),
+    ...(r.parent ? { parent: r.parent } : {}),
+  };
+}
+
 /** Write the cache artifact's config and manifest blobs into `blobs`; layers are referenced, not copied. */
 export async function writeCacheManifest(blobs: BlobStore, records: CacheEntry[], mode: CacheMode): Promise<{ descriptor: Descriptor; manifest: Manifest; layers: Descriptor[] }> {
   const unique = new Map<string, CacheEntry>();
-  for (const r of records) unique.set(r.key, r);
+  for (const r of records) unique.set(r.key, entry(r));
   const sorted = [...unique.values()].sort((a, b) => (a.key < b.key ? -1 : 1));
   const config: CacheConfig = { version: CACHE_FORMAT_VERSION, mode, records: sorted };
   const configDesc = await blobs.putBytes(canonicalJson(config), CACHE_CONFIG_MEDIA_TYPE);

@@ -1,4 +1,4 @@
-export type CacheErrorCode = 'CACHE_INVALID' | 'CACHE_SPEC_INVALID' | 'CACHE_LAYER_MISSING';
+export type CacheErrorCode = 'CACHE_INVALID' | 'CACHE_VERSION' | 'CACHE_SPEC_INVALID' | 'CACHE_LAYER_MISSING';
 
 export class CacheError extends Error {
   readonly code: CacheErrorCode;

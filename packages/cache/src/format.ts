@@ -7,7 +7,11 @@ import type { Descriptor, Digest } from '@hoist/oci';
  */
 export const CACHE_ARTIFACT_TYPE = 'application/vnd.hoist.build-cache.v1';
 export const CACHE_CONFIG_MEDIA_TYPE = 'application/vnd.hoist.build-cache.config.v1+json';
-export const CACHE_FORMAT_VERSION = 1;
+/**
+ * 2: a record keeps one digest per input of its key (`inputDigests`), never a value (version 1
+ * kept the inputs themselves, build args in plain text), and keys hash build args apart.
+ */
+export const CACHE_FORMAT_VERSION = 2;
 
 export interface CacheEntry {
   /** The cache key (hex sha256): machine-independent by construction. */
@@ -15,15 +19,18 @@ export interface CacheEntry {
   /** When the step first ran; reused so that builds from the cache are byte-identical. */
   created: string;
   layer?: { descriptor: Descriptor; diffId: Digest };
-  /** The key's inputs, for `--explain-cache` on another machine. */
-  inputs?: Record<string, unknown>;
+  /**
+   * A digest per input of the key (salted with the parent key; `op` and variable names in
+   * clear, values never), for `--explain-cache` on another machine.
+   */
+  inputDigests?: Record<string, string>;
   /** The parent key: lets another machine explain a miss against this record. */
   parent?: string;
 }
 
 export interface CacheConfig {
   version: typeof CACHE_FORMAT_VERSION;
-  /** `min`: the target stage's layer steps; `max`: every stage's. */
+  /** `min`: the records of the final image's layers; `max`: those of every stage the build needed. */
   mode: 'min' | 'max';
   records: CacheEntry[];
 }

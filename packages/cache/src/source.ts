@@ -46,8 +46,9 @@ export function parseCacheConfig(raw: Buffer, configDesc: Descriptor, where: str
   } catch (e) {
     throw new CacheError('CACHE_INVALID', `${where}: the cache config is not JSON`, { cause: e });
   }
-  if (cfg.version !== CACHE_FORMAT_VERSION || !Array.isArray(cfg.records)) {
-    throw new CacheError('CACHE_INVALID', `${where}: unsupported cache format version ${String(cfg.version)}; rebuild with --cache-to to refresh it`);
+  if (typeof cfg !== 'object' || cfg === null || !Array.isArray(cfg.records)) throw new CacheError('CACHE_INVALID', `${where}: the cache config lists no records`);
+  if (cfg.version !== CACHE_FORMAT_VERSION) {
+    throw new CacheError('CACHE_VERSION', `${where}: cache format version ${String(cfg.version)}, this hoist reads version ${CACHE_FORMAT_VERSION}; the next --cache-to replaces it`);
   }
   return cfg;
 }

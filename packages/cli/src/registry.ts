@@ -1,6 +1,26 @@
 import { RegistryClient, loadCredentials } from '@hoist/registry-client';
 import type { ProgressMode } from './progress.js';
 import { loadConfig } from './config.js';
+import { UsageError } from './errors.js';
+
+/** A duration in seconds from the environment (fractions allowed), in ms; undefined when unset. */
+function envSeconds(name: string): number | undefined {
+  const v = process.env[name];
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${name} must be a positive number of seconds, not "${v}"`);
+  return Math.ceil(n * 1000);
+}
+
+/**
+ * How long to wait for a silent registry: HOIST_REGISTRY_HEADER_TIMEOUT (seconds per response,
+ * default 30) and HOIST_REGISTRY_DEADLINE (seconds for all retries of one request, default 120).
+ */
+function registryTimeouts(): { headerTimeoutMs?: number; retry?: { totalMs: number } } {
+  const header = envSeconds('HOIST_REGISTRY_HEADER_TIMEOUT');
+  const total = envSeconds('HOIST_REGISTRY_DEADLINE');
+  return { ...(header !== undefined ? { headerTimeoutMs: header } : {}), ...(total !== undefined ? { retry: { totalMs: total } } : {}) };
+}
 
 export interface ClientOptions {
   /** Live display hook (tty mode): undefined text removes the line. */
@@ -15,6 +35,7 @@ export function makeRegistryClient(progress: ProgressMode = 'plain', o: ClientOp
   let last = 0;
   const mb = (n?: number): string => ((n ?? 0) / 1048576).toFixed(1);
   return new RegistryClient({
+    ...registryTimeouts(),
     insecureRegistries: insecure,
     credentials: loadCredentials(),
     onProgress: (ev: unknown) => {

@@ -8,7 +8,7 @@ export interface CacheRecordData {
   key: string;
   layer?: { descriptor: Descriptor; diffId: Digest };
   created: string;
-  inputs?: Record<string, unknown>;
+  inputDigests?: Record<string, string>;
 }
 
 export interface CacheRecordFile {

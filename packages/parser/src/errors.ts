@@ -30,6 +30,7 @@ export type ParseErrorCode =
   | 'InvalidPlatform'
   | 'BadSubstitution'
   | 'RequiredVariable'
+  | 'WordTooLong'
   | 'EmptyBaseName'
   | 'UnknownTarget'
   | 'UnknownStage'

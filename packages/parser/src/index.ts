@@ -6,6 +6,6 @@ export { outline } from './outline.js';
 export { plan } from './plan.js';
 export { stagesNeeded } from './graph.js';
 export { formatPlan, planToJson, type PlanFormat } from './format.js';
-export { processWord, processWords, ShellError, type ShellOptions, type EnvLookup } from './shell.js';
+export { MAX_EXPANDED_WORD, processWord, processWords, ShellError, type ShellOptions, type EnvLookup } from './shell.js';
 export { dumpBuildkit, goQuote } from './dump.js';
 export { createDockerignoreMatcher, createPathMatcher, parseDockerignore, dockerignoreCandidates, type DockerignoreMatcher, type DockerignorePattern } from './dockerignore.js';

@@ -1,6 +1,13 @@
 /** Shell glob patterns of `${V#p}`, `${V%p}` and `${V/p/r}` (`*`, `?`, `[...]`, escapes). */
 import { codePoints, fromCodePoints, Glob, parseClass, type GlobToken } from './glob.js';
 
+/** A `${V//p/r}` result grew past the caller's `maxLength`. */
+export class PatternLimitError extends Error {
+  constructor(readonly limit: number) {
+    super(`the replacement result is longer than ${limit} characters`);
+  }
+}
+
 export function shellPattern(pattern: string, escape: string): GlobToken[] {
   const cps = codePoints(pattern);
   const esc = escape.codePointAt(0)!;
@@ -40,7 +47,9 @@ export function trimSuffix(pattern: string, value: string, greedy: boolean, esca
 }
 
 /** `${V/p/r}` / `${V//p/r}`: replaces the first (or every) leftmost match. */
-export function replacePattern(value: string, pattern: string, replacement: string, all: boolean, escape: string): string {
+export function replacePattern(value: string, pattern: string, replacement: string, o: { all: boolean; escape: string; maxLength?: number }): string {
+  const { all, escape } = o;
+  const max = o.maxLength ?? Infinity;
   const cps = codePoints(value);
   const glob = new Glob(shellPattern(pattern, escape));
   let out = '';
@@ -50,6 +59,7 @@ export function replacePattern(value: string, pattern: string, replacement: stri
     const m = glob.find(cps, from);
     if (!m) break;
     out += fromCodePoints(cps, pos, m[0]) + replacement;
+    if (out.length > max) throw new PatternLimitError(max);
     pos = m[1];
     if (!all) break;
     if (m[1] === m[0]) {

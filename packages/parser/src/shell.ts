@@ -4,7 +4,7 @@
  * documented behaviour; see also `pattern.ts` for the glob patterns.
  */
 import { isSpace } from './text.js';
-import { trimPrefix, trimSuffix, replacePattern } from './pattern.js';
+import { trimPrefix, trimSuffix, replacePattern, PatternLimitError } from './pattern.js';
 import { GlobBudgetError } from './glob.js';
 
 export type EnvLookup = (name: string) => string | undefined;
@@ -22,10 +22,18 @@ export interface ShellOptions {
   skipProcessQuotes?: boolean;
 }
 
+/**
+ * The longest text one word may expand to (unless the word itself is longer): Linux's
+ * MAX_ARG_STRLEN (32 pages, execve(2)), the longest single argument or environment string a
+ * RUN can receive. BuildKit's lexer has no bound of its own, so chained doublings
+ * (`ARG V2=$V1$V1`) grow exponentially there; here they end in a ParseError at their line.
+ */
+export const MAX_EXPANDED_WORD = 131_072;
+
 export class ShellError extends Error {
   constructor(
     message: string,
-    readonly kind: 'syntax' | 'required' = 'syntax',
+    readonly kind: 'syntax' | 'required' | 'limit' = 'syntax',
   ) {
     super(message);
     this.name = 'ShellError';
@@ -41,8 +49,13 @@ function guard(f: () => string): string {
     return f();
   } catch (e) {
     if (e instanceof GlobBudgetError) throw new ShellError(`substitution pattern too expensive: ${e.message}`);
+    if (e instanceof PatternLimitError) throw tooLong(e.limit);
     throw e;
   }
+}
+
+function tooLong(limit: number): ShellError {
+  return new ShellError(`the expanded word is longer than ${limit} characters`, 'limit');
 }
 
 class Words {
@@ -76,6 +89,8 @@ class Lexer {
   private pos = 0;
   private rawEscapes: boolean;
   private readonly escCode: number;
+  /** Longest text any part of this word may expand to (see MAX_EXPANDED_WORD). */
+  private readonly limit: number;
 
   constructor(
     private readonly src: string,
@@ -85,6 +100,13 @@ class Lexer {
   ) {
     this.rawEscapes = opt.rawEscapes === true;
     this.escCode = opt.escape.charCodeAt(0);
+    this.limit = Math.max(MAX_EXPANDED_WORD, src.length);
+  }
+
+  /** Text appended by an expansion: fails once it passes the limit, before it can grow further. */
+  private checked(text: string): string {
+    if (text.length > this.limit) throw tooLong(this.limit);
+    return text;
   }
 
   private peek(): string | undefined {
@@ -127,13 +149,13 @@ class Lexer {
         }
         if (c === 0x24) {
           const v = this.dollar();
-          result += v;
+          result = this.checked(result + v);
           words?.addString(v);
           continue;
         }
         if ((c === 0x27 || c === 0x22) && quotes) {
           const v = c === 0x27 ? this.singleQuote() : this.doubleQuote();
-          result += v;
+          result = this.checked(result + v);
           words?.addRaw(v);
           continue;
         }
@@ -153,7 +175,7 @@ class Lexer {
         while (j < n && !this.isSpecial(src.charCodeAt(j), stopCode)) j++;
         const chunk = src.slice(this.pos, j);
         this.pos = j;
-        result += chunk;
+        result = this.checked(result + chunk);
         words?.addString(chunk);
       }
       if (stop !== undefined) throw new ShellError(`unexpected end of statement while looking for matching ${stop}`);
@@ -185,7 +207,7 @@ class Lexer {
         return this.opt.rawQuotes ? out + '"' : out;
       }
       if (c === 0x24) {
-        out += this.dollar();
+        out = this.checked(out + this.dollar());
         continue;
       }
       if (c === this.escCode) {
@@ -339,7 +361,7 @@ class Lexer {
     }
     const value = this.lookup(name);
     if (value === undefined && this.opt.skipUnset) return '${' + name + '/' + (all ? '/' : '') + pattern + '/' + replacement + '}';
-    return guard(() => replacePattern(value ?? '', pattern, replacement, all, this.opt.escape));
+    return this.checked(guard(() => replacePattern(value ?? '', pattern, replacement, { all, escape: this.opt.escape, maxLength: this.limit })));
   }
 }
 

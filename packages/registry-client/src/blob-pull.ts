@@ -8,7 +8,7 @@ import { repoName, type ClientContext, type RepoRef } from './context.js';
 import { RegistryError } from './errors.js';
 import { header, isAbortError, isRetriableNetworkError, readBody } from './http.js';
 import { blobReporter } from './progress.js';
-import { backoffMs, sleep } from './retry.js';
+import { backoffMs, fitsDeadline, retryDeadline, sleep } from './retry.js';
 
 /**
  * Download one blob into `blobs`, verified: size-capped while streaming, hashed, and only
@@ -96,6 +96,8 @@ async function download(ctx: ClientContext, r: RepoRef, desc: Descriptor, blobs:
   const flusher = new Flusher(fh);
   let restartedAfterMismatch = false;
   let failures = 0;
+  // retries stop once no byte has arrived for the retry policy's totalMs
+  let stallDeadline = retryDeadline(ctx.retry);
   let resumed = offset > 0;
   try {
     for (;;) {
@@ -175,9 +177,11 @@ async function download(ctx: ClientContext, r: RepoRef, desc: Descriptor, blobs:
           if (isAbortError(e) || signal?.aborted) throw new RegistryError('ABORTED', `download of ${desc.digest} aborted`, { registry: r.registry, repository: r.repository, cause: e });
           if (!isRetriableNetworkError(e)) throw err('NETWORK', `download of blob ${desc.digest} failed: ${(e as Error).message}`, e);
           failures = offset > before ? 1 : failures + 1;
-          if (failures >= ctx.retry.attempts) throw err('NETWORK', `download of blob ${desc.digest} kept failing: ${(e as Error).message}`, e);
+          if (offset > before) stallDeadline = retryDeadline(ctx.retry);
+          const wait = backoffMs(ctx.retry, failures);
+          if (failures >= ctx.retry.attempts || !fitsDeadline(stallDeadline, wait)) throw err('NETWORK', `download of blob ${desc.digest} kept failing: ${(e as Error).message}`, e);
           resumed = true;
-          await sleep(backoffMs(ctx.retry, failures), signal).catch((a: unknown) => {
+          await sleep(wait, signal).catch((a: unknown) => {
             throw new RegistryError('ABORTED', `download of ${desc.digest} aborted`, { registry: r.registry, repository: r.repository, cause: a });
           });
           continue;
@@ -201,7 +205,7 @@ async function download(ctx: ClientContext, r: RepoRef, desc: Descriptor, blobs:
     await flusher.idle();
     await fh.close().catch(() => undefined);
     // Keep a partial download for the next run unless its content is known to be wrong.
-    if (!(e instanceof RegistryError) || e.code !== 'ABORTED' && e.code !== 'NETWORK') await fsp.rm(partial, { force: true });
+    if (!(e instanceof RegistryError) || (e.code !== 'ABORTED' && e.code !== 'NETWORK' && e.code !== 'TIMEOUT')) await fsp.rm(partial, { force: true });
     throw e;
   }
   await flusher.idle();
@@ -218,6 +222,7 @@ async function download(ctx: ClientContext, r: RepoRef, desc: Descriptor, blobs:
 export async function fetchBlobBytes(ctx: ClientContext, r: RepoRef, desc: Descriptor, max: number, signal?: AbortSignal): Promise<Buffer> {
   if (desc.size > max) throw new RegistryError('TOO_LARGE', `blob ${desc.digest} is ${desc.size} bytes, over the ${max}-byte limit`, { registry: r.registry, repository: r.repository });
   const session = ctx.session(r.registry);
+  const deadline = retryDeadline(ctx.retry);
   for (let attempt = 1; ; attempt++) {
     const res = await session.request({ method: 'GET', url: `/v2/${r.repository}/blobs/${desc.digest}`, repository: r.repository, scopes: [repoScope(r.repository, 'pull')], ...(signal ? { signal } : {}) });
     if (res.status !== 200) await session.fail(res, `cannot download blob ${desc.digest}`, r.repository);
@@ -226,8 +231,9 @@ export async function fetchBlobBytes(ctx: ClientContext, r: RepoRef, desc: Descr
       data = await readBody(res.body, desc.size);
     } catch (e) {
       if ((e as { code?: string }).code === 'TOO_LARGE') throw new RegistryError('SIZE_MISMATCH', `blob ${desc.digest} is larger than its descriptor size ${desc.size}`, { registry: r.registry, repository: r.repository });
-      if (isRetriableNetworkError(e) && attempt < ctx.retry.attempts) {
-        await sleep(backoffMs(ctx.retry, attempt), signal);
+      const wait = backoffMs(ctx.retry, attempt);
+      if (isRetriableNetworkError(e) && attempt < ctx.retry.attempts && fitsDeadline(deadline, wait)) {
+        await sleep(wait, signal);
         continue;
       }
       throw new RegistryError('NETWORK', `download of blob ${desc.digest} failed: ${(e as Error).message}`, { registry: r.registry, repository: r.repository, temporary: true, cause: e });

@@ -97,7 +97,8 @@ async function pushBlobOnce(ctx: ClientContext, r: RepoRef, desc: Descriptor, bl
       return 'uploaded';
     } catch (e) {
       upload = undefined;
-      if (!isRegistryError(e) || !e.temporary || ++failures >= ctx.retry.attempts) throw e;
+      // a TIMEOUT already used up the request's retry deadline: do not start over
+      if (!isRegistryError(e) || !e.temporary || e.code === 'TIMEOUT' || ++failures >= ctx.retry.attempts) throw e;
       await sleep(backoffMs(ctx.retry, failures), signal);
       // The final PUT may have landed even though its answer was lost.
       if (await blobExists(session, r, desc, push, signal)) return 'uploaded';
@@ -139,7 +140,7 @@ function withDigest(loc: URL | string, digest: string): URL {
 }
 
 function networkish(e: unknown): boolean {
-  return isRegistryError(e) && (e.code === 'NETWORK' || e.temporary);
+  return isRegistryError(e) && e.code !== 'TIMEOUT' && (e.code === 'NETWORK' || e.temporary);
 }
 
 async function finish(session: RegistrySession, r: RepoRef, desc: Descriptor, res: HttpResponse, what: string): Promise<void> {

@@ -51,8 +51,13 @@ export interface RegistryClientOptions {
   /** Blob transfers at once (default 4). */
   concurrency?: number;
   retry?: Partial<RetryPolicy>;
-  /** Idle timeout of a connection in ms (default 300 000: registries may take long to verify a big upload). */
+  /** Idle timeout of a request with a body in ms (default 300 000: registries may take long to verify a big upload). */
   timeoutMs?: number;
+  /**
+   * How long a request without a body (GET, HEAD, starting an upload) waits for the response
+   * head, and for more of its body, in ms (default 30 000). `retry.totalMs` bounds the retries.
+   */
+  headerTimeoutMs?: number;
   /** Blobs larger than this are uploaded in resumable chunks of this size (default 64 MiB). */
   chunkSize?: number;
 }
@@ -80,6 +85,7 @@ export interface ResolvedImage {
 export type { PushOptions, PushResult };
 
 const VERSION = '0.1.0';
+const DEFAULT_HEADER_TIMEOUT_MS = 30_000;
 
 /**
  * An OCI distribution client. Owns its connections, tokens and in-flight transfers (nothing
@@ -135,6 +141,7 @@ export class RegistryClient {
         userAgent: this.opts.userAgent ?? `hoist/${VERSION} (node ${process.version})`,
         retry: this.ctx.retry,
         timeoutMs: this.opts.timeoutMs ?? 300_000,
+        headerTimeoutMs: this.opts.headerTimeoutMs ?? DEFAULT_HEADER_TIMEOUT_MS,
       });
       this.sessions.set(registry, s);
     }
@@ -297,6 +304,7 @@ export class RegistryClient {
       userAgent: this.opts.userAgent ?? `hoist/${VERSION}`,
       retry: this.ctx.retry,
       timeoutMs: this.opts.timeoutMs ?? 300_000,
+      headerTimeoutMs: this.opts.headerTimeoutMs ?? DEFAULT_HEADER_TIMEOUT_MS,
     });
     await s.verifyCredentials(creds, opts.signal);
   }

@@ -18,6 +18,7 @@ export type RegistryErrorCode =
   | 'TOO_MANY_REQUESTS'
   | 'UNAVAILABLE' // 5xx after retries
   | 'NETWORK' // connection refused/reset/timed out after retries
+  | 'TIMEOUT' // connections accepted, but no answer within the header timeout, until the retry deadline
   | 'TLS' // certificate verification failed
   | 'PROTOCOL' // the registry answered something the spec does not allow
   | 'CREDENTIALS' // a credential helper or the config file failed
@@ -108,6 +109,8 @@ function defaultHint(code: RegistryErrorCode, registry: string, repository: stri
       return `The registry is failing; retry later`;
     case 'NETWORK':
       return `Check that ${registry} is reachable from here (DNS, proxy, firewall), then retry`;
+    case 'TIMEOUT':
+      return `${registry} accepts connections but does not answer; check that the registry (or a proxy in front of it) is healthy. HOIST_REGISTRY_HEADER_TIMEOUT and HOIST_REGISTRY_DEADLINE (seconds) set how long hoist waits`;
     case 'TLS':
       return `Put the registry's CA certificate in /etc/docker/certs.d/${registry}/ca.crt (or pass it with --tls-ca), or list ${registry} as an insecure registry if it speaks plain HTTP`;
     case 'PROTOCOL':

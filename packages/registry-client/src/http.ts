@@ -155,8 +155,8 @@ function sendOnce(pool: AgentPool, req: HttpRequest, timeoutMs: number): Promise
       },
     );
     cr.setTimeout(timeoutMs, () => {
-      const e = new Error(`no data from ${req.url.host} for ${timeoutMs} ms`) as NodeJS.ErrnoException;
-      e.code = 'ETIMEDOUT';
+      const text = settled ? `no data from ${req.url.host} for ${timeoutMs} ms` : `no response from ${req.url.host} within ${timeoutMs} ms`;
+      const e = Object.assign(new Error(text), { code: 'ETIMEDOUT', noResponse: !settled });
       cr.destroy(e);
     });
     cr.on('error', (e) => {
@@ -214,6 +214,11 @@ export function isRetriableNetworkError(e: unknown): boolean {
   if (code && ['ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH', 'UND_ERR_SOCKET', 'ERR_STREAM_PREMATURE_CLOSE', 'HPE_INVALID_CHUNK_SIZE'].includes(code)) return true;
   const msg = (e as Error)?.message ?? '';
   return /socket hang up|aborted|premature close|ECONNRESET/i.test(msg);
+}
+
+/** A request the server never answered (no response head before the timeout). */
+export function isNoResponse(e: unknown): boolean {
+  return (e as { noResponse?: unknown })?.noResponse === true;
 }
 
 /** TLS certificate verification errors: never retried, never downgraded to plain HTTP. */

@@ -10,7 +10,7 @@ export interface LoginOptions extends CredentialOptions {
   /** Skip checking the credentials against the registry. */
   noVerify?: boolean;
   /** TLS and insecure-registry settings for the check. */
-  client?: Pick<RegistryClientOptions, 'insecureRegistries' | 'tlsCa' | 'certsDirs' | 'userAgent' | 'timeoutMs' | 'retry'>;
+  client?: Pick<RegistryClientOptions, 'insecureRegistries' | 'tlsCa' | 'certsDirs' | 'userAgent' | 'timeoutMs' | 'headerTimeoutMs' | 'retry'>;
 }
 
 /** `docker.io`, `index.docker.io`, `https://host:5000/v2/` … -> the registry as references name it. */

@@ -8,12 +8,33 @@ export interface RetryPolicy {
   maxMs: number;
   /** Longest Retry-After honoured (ms). Default 60 000. */
   maxRetryAfterMs: number;
+  /**
+   * Longest one request may take over all its attempts and waits (ms), so that a silent or
+   * failing registry ends in an error in bounded time; for a blob download, the longest it may
+   * go without receiving a byte. Default 120 000.
+   */
+  totalMs: number;
 }
 
 /** Statuses worth retrying: timeouts, rate limits and server errors. */
 export const RETRIABLE_STATUS = new Set([408, 429, 500, 502, 503, 504]);
 
-export const DEFAULT_RETRY: RetryPolicy = { attempts: 5, baseMs: 250, maxMs: 10_000, maxRetryAfterMs: 60_000 };
+export const DEFAULT_RETRY: RetryPolicy = { attempts: 5, baseMs: 250, maxMs: 10_000, maxRetryAfterMs: 60_000, totalMs: 120_000 };
+
+/** The time (epoch ms) after which a request started now makes no further attempt. */
+export function retryDeadline(policy: RetryPolicy, now = Date.now()): number {
+  return now + policy.totalMs;
+}
+
+/** Whether an attempt after waiting `waitMs` would still start before `deadline`. */
+export function fitsDeadline(deadline: number, waitMs: number, now = Date.now()): boolean {
+  return now + waitMs < deadline;
+}
+
+/** How long the next attempt may wait for an answer: `limitMs`, or less when the deadline is nearer (at least 1 ms). */
+export function timeLeft(deadline: number, limitMs: number, now = Date.now()): number {
+  return Math.max(1, Math.min(limitMs, deadline - now));
+}
 
 /** How long to wait before attempt `attempt` (1-based count of failures so far). */
 export function backoffMs(policy: RetryPolicy, attempt: number, retryAfterMs?: number): number {

@@ -1,8 +1,8 @@
 import { basicAuthHeader, parseTokenResponse, type Challenge, type Token } from './auth.js';
 import type { Credentials } from './credentials.js';
 import { RegistryError } from './errors.js';
-import { discard, header, isAbortError, isCertificateError, isRetriableNetworkError, readBody, send, type AgentPool, type HttpResponse } from './http.js';
-import { RETRIABLE_STATUS, backoffMs, parseRetryAfter, sleep, type RetryPolicy } from './retry.js';
+import { discard, header, isAbortError, isCertificateError, isNoResponse, isRetriableNetworkError, readBody, send, type AgentPool, type HttpResponse } from './http.js';
+import { RETRIABLE_STATUS, backoffMs, fitsDeadline, parseRetryAfter, retryDeadline, sleep, timeLeft, type RetryPolicy } from './retry.js';
 
 /** A token and when we got it (to refresh it before it runs out). */
 export type ObtainedToken = Token & { obtainedAt: number };
@@ -12,14 +12,15 @@ export interface TokenDeps {
   pool: AgentPool;
   userAgent: string;
   retry: RetryPolicy;
-  timeoutMs: number;
+  /** How long to wait for the token service's answer (a token request is small). */
+  headerTimeoutMs: number;
   fail: (res: HttpResponse, what: string) => Promise<never>;
 }
 
 
-async function pause(d: TokenDeps, attempt: number, retryAfterMs: number | undefined, signal?: AbortSignal): Promise<void> {
+async function pause(d: TokenDeps, waitMs: number, signal?: AbortSignal): Promise<void> {
   try {
-    await sleep(backoffMs(d.retry, attempt, retryAfterMs), signal);
+    await sleep(waitMs, signal);
   } catch (e) {
     throw new RegistryError('ABORTED', 'operation aborted', { registry: d.registry, cause: e });
   }
@@ -53,22 +54,25 @@ export async function requestToken(d: TokenDeps, c: Challenge, scopes: string[],
       headers.authorization = basicAuthHeader(creds)!;
     }
   }
+  const deadline = retryDeadline(d.retry);
   for (let attempt = 1; ; attempt++) {
     let res: HttpResponse;
     try {
-      res = await send(d.pool, { method, url, headers, ...(body ? { body } : {}), ...(signal ? { signal } : {}) }, d.timeoutMs);
+      res = await send(d.pool, { method, url, headers, ...(body ? { body } : {}), ...(signal ? { signal } : {}) }, timeLeft(deadline, d.headerTimeoutMs));
     } catch (e) {
       if (isAbortError(e)) throw new RegistryError('ABORTED', 'operation aborted', { registry: d.registry, cause: e });
       if (isCertificateError(e)) throw new RegistryError('TLS', `TLS certificate of the token service ${url.host} not trusted`, { registry: d.registry, cause: e });
-      if (isRetriableNetworkError(e) && attempt < d.retry.attempts) {
-        await pause(d, attempt, undefined, signal);
+      const wait = backoffMs(d.retry, attempt);
+      if (isRetriableNetworkError(e) && attempt < d.retry.attempts && fitsDeadline(deadline, wait)) {
+        await pause(d, wait, signal);
         continue;
       }
-      throw new RegistryError('NETWORK', `cannot reach the token service ${url.origin}: ${(e as Error).message}`, { registry: d.registry, temporary: true, cause: e });
+      throw new RegistryError(isNoResponse(e) ? 'TIMEOUT' : 'NETWORK', `cannot reach the token service ${url.origin}: ${(e as Error).message}`, { registry: d.registry, temporary: true, cause: e });
     }
-    if (RETRIABLE_STATUS.has(res.status) && attempt < d.retry.attempts) {
+    const wait = backoffMs(d.retry, attempt, parseRetryAfter(header(res, 'retry-after')));
+    if (RETRIABLE_STATUS.has(res.status) && attempt < d.retry.attempts && fitsDeadline(deadline, wait)) {
       discard(res.body);
-      await pause(d, attempt, parseRetryAfter(header(res, 'retry-after')), signal);
+      await pause(d, wait, signal);
       continue;
     }
     if (res.status === 401 || res.status === 403) {

@@ -3,8 +3,8 @@ import { basicAuthHeader, mergeScopes, parseChallenges, pickChallenge, type Chal
 import { requestToken, type ObtainedToken } from './tokens.js';
 import type { CredentialProvider, Credentials } from './credentials.js';
 import { RegistryError, codeFromOci, parseOciErrors } from './errors.js';
-import { discard, header, isAbortError, isCertificateError, isRetriableNetworkError, readBody, send, type AgentPool, type Body, type HttpResponse } from './http.js';
-import { RETRIABLE_STATUS, backoffMs, parseRetryAfter, sleep, type RetryPolicy } from './retry.js';
+import { discard, header, isAbortError, isCertificateError, isNoResponse, isRetriableNetworkError, readBody, send, type AgentPool, type Body, type HttpResponse } from './http.js';
+import { RETRIABLE_STATUS, backoffMs, fitsDeadline, parseRetryAfter, retryDeadline, sleep, timeLeft, type RetryPolicy } from './retry.js';
 
 export interface SessionOptions {
   registry: string;
@@ -14,7 +14,10 @@ export interface SessionOptions {
   plainHttp: boolean;
   userAgent: string;
   retry: RetryPolicy;
+  /** Idle timeout of requests that carry a body (a registry may verify a big upload for long). */
   timeoutMs: number;
+  /** How long a request without a body waits for the response head, or for more of its body. */
+  headerTimeoutMs: number;
 }
 
 export interface SessionRequest {
@@ -66,12 +69,14 @@ export class RegistrySession {
 
   private async probe(signal?: AbortSignal): Promise<URL> {
     const schemes = this.o.plainHttp ? ['https:', 'http:'] : ['https:'];
+    const deadline = retryDeadline(this.o.retry);
     const run = async (): Promise<URL> => {
       let lastErr: unknown;
       for (const scheme of schemes) {
         const base = new URL(`${scheme}//${this.apiHost}/`);
         try {
-          const res = await send(this.o.pool, { method: 'GET', url: new URL('/v2/', base), headers: { 'user-agent': this.o.userAgent }, ...(signal ? { signal } : {}) }, this.o.timeoutMs);
+          const req = { method: 'GET', url: new URL('/v2/', base), headers: { 'user-agent': this.o.userAgent }, ...(signal ? { signal } : {}) };
+          const res = await send(this.o.pool, req, timeLeft(deadline, this.o.headerTimeoutMs));
           if (res.status === 401) this.challenge = pickChallenge(parseChallenges(res.headers['www-authenticate']));
           discard(res.body);
           return base;
@@ -88,14 +93,27 @@ export class RegistrySession {
       } catch (e) {
         if (isAbortError(e)) throw this.abortError(e);
         if (isCertificateError(e)) throw new RegistryError('TLS', `TLS certificate of ${this.apiHost} not trusted: ${(e as Error).message}`, { registry: this.registry, cause: e });
-        if (attempt >= this.o.retry.attempts || !isRetriableNetworkError(e)) {
-          throw new RegistryError('NETWORK', `cannot reach https://${this.apiHost}/v2/: ${(e as Error).message}`, { registry: this.registry, temporary: true, cause: e });
+        const wait = backoffMs(this.o.retry, attempt);
+        if (attempt >= this.o.retry.attempts || !isRetriableNetworkError(e) || !fitsDeadline(deadline, wait)) {
+          throw this.networkError(e, `cannot reach https://${this.apiHost}/v2/`, { attempts: attempt, deadline });
         }
-        await sleep(backoffMs(this.o.retry, attempt), signal).catch((err: unknown) => {
+        await sleep(wait, signal).catch((err: unknown) => {
           throw this.abortError(err);
         });
       }
     }
+  }
+
+  /** NETWORK, or TIMEOUT when the registry accepted connections but never answered. */
+  private networkError(e: unknown, what: string, o: { attempts: number; deadline: number; repository?: string }): RegistryError {
+    const init = { registry: this.registry, ...(o.repository ? { repository: o.repository } : {}), temporary: true, cause: e };
+    if (isNoResponse(e)) {
+      const took = Math.round((this.o.retry.totalMs - Math.max(0, o.deadline - Date.now())) / 100) / 10;
+      const tries = `${o.attempts} attempt${o.attempts === 1 ? '' : 's'}`;
+      const text = `no response from ${this.apiHost} within ${this.o.headerTimeoutMs} ms (gave up after ${tries} in ${took} s; the deadline is ${this.o.retry.totalMs / 1000} s)`;
+      return new RegistryError('TIMEOUT', `${what}: ${text}`, init);
+    }
+    return new RegistryError('NETWORK', `${what}: ${(e as Error).message}`, { ...init, temporary: isRetriableNetworkError(e) });
   }
 
   /** Resolve a registry-given Location (relative or absolute) against the base URL. */
@@ -120,6 +138,7 @@ export class RegistrySession {
     let redirects = 0;
     let method = r.method;
     let body = r.body;
+    const deadline = retryDeadline(this.o.retry);
     for (let attempt = 1; ; attempt++) {
       const sameOrigin = url.origin === base.origin;
       const headers: Record<string, string> = { 'user-agent': this.o.userAgent, ...r.headers };
@@ -129,15 +148,17 @@ export class RegistrySession {
       }
       let res: HttpResponse;
       try {
-        res = await send(this.o.pool, { method, url, headers, ...(body !== undefined ? { body } : {}), ...(r.signal ? { signal: r.signal } : {}) }, this.o.timeoutMs);
+        const idleMs = body === undefined ? timeLeft(deadline, this.o.headerTimeoutMs) : this.o.timeoutMs;
+        res = await send(this.o.pool, { method, url, headers, ...(body !== undefined ? { body } : {}), ...(r.signal ? { signal: r.signal } : {}) }, idleMs);
       } catch (e) {
         if (isAbortError(e)) throw this.abortError(e);
         if (isCertificateError(e)) throw new RegistryError('TLS', `TLS certificate of ${url.host} not trusted: ${(e as Error).message}`, { registry: this.registry, cause: e });
-        if (r.retry !== false && isRetriableNetworkError(e) && attempt < this.o.retry.attempts) {
-          await this.pause(attempt, undefined, r.signal);
+        const wait = backoffMs(this.o.retry, attempt);
+        if (r.retry !== false && isRetriableNetworkError(e) && attempt < this.o.retry.attempts && fitsDeadline(deadline, wait)) {
+          await this.pause(wait, r.signal);
           continue;
         }
-        throw new RegistryError('NETWORK', `${method} ${url.pathname} failed: ${(e as Error).message}`, { registry: this.registry, repository: r.repository, temporary: isRetriableNetworkError(e), cause: e });
+        throw this.networkError(e, `${method} ${url.pathname} failed`, { attempts: attempt, deadline, ...(r.repository ? { repository: r.repository } : {}) });
       }
       if (res.status === 401 && sameOrigin && !authRetried) {
         const c = pickChallenge(parseChallenges(res.headers['www-authenticate']));
@@ -164,17 +185,19 @@ export class RegistrySession {
       if (RETRIABLE_STATUS.has(res.status) && r.retry !== false && attempt < this.o.retry.attempts) {
         const after = parseRetryAfter(header(res, 'retry-after'));
         if (after !== undefined && after > this.o.retry.maxRetryAfterMs) return res;
+        const wait = backoffMs(this.o.retry, attempt, after);
+        if (!fitsDeadline(deadline, wait)) return res;
         discard(res.body);
-        await this.pause(attempt, after, r.signal);
+        await this.pause(wait, r.signal);
         continue;
       }
       return res;
     }
   }
 
-  private async pause(attempt: number, retryAfterMs: number | undefined, signal?: AbortSignal): Promise<void> {
+  private async pause(waitMs: number, signal?: AbortSignal): Promise<void> {
     try {
-      await sleep(backoffMs(this.o.retry, attempt, retryAfterMs), signal);
+      await sleep(waitMs, signal);
     } catch (e) {
       throw this.abortError(e);
     }
@@ -271,7 +294,7 @@ export class RegistrySession {
       return;
     }
     const auth = basicAuthHeader(creds);
-    const res = await send(this.o.pool, { method: 'GET', url: new URL('/v2/', base), headers: { 'user-agent': this.o.userAgent, ...(auth ? { authorization: auth } : {}) }, ...(signal ? { signal } : {}) }, this.o.timeoutMs);
+    const res = await send(this.o.pool, { method: 'GET', url: new URL('/v2/', base), headers: { 'user-agent': this.o.userAgent, ...(auth ? { authorization: auth } : {}) }, ...(signal ? { signal } : {}) }, this.o.headerTimeoutMs);
     if (res.status === 200) {
       discard(res.body);
       return;

@@ -20,6 +20,27 @@ export interface CacheWiring {
   mountFrom: string[];
 }
 
+/**
+ * One `--cache-from` source, or undefined (with a warning) when there is no cache there yet, or
+ * only one an older hoist wrote (its keys cannot match: the build goes on as a first build would).
+ */
+async function importSource(
+  s: CacheSpec,
+  d: { store: ImageStore; client: RegistryClient; signal: AbortSignal },
+  log: (s: string) => void,
+): Promise<LocalCacheSource | RegistryCacheSource | undefined> {
+  const where = s.type === 'registry' ? s.ref : s.dir;
+  try {
+    const src = s.type === 'registry' ? await RegistryCacheSource.load(d.client, d.store, s.ref, d.signal) : await LocalCacheSource.load(d.store, s.dir);
+    if (!src) log(`WARNING: --cache-from ${where}: no cache there yet (first build?); continuing without it\n`);
+    return src;
+  } catch (e) {
+    if (!(e instanceof CacheError && e.code === 'CACHE_VERSION')) throw e;
+    log(`WARNING: --cache-from ${e.message}; continuing without it\n`);
+    return undefined;
+  }
+}
+
 /** `--cache-from` sources (only their manifests are fetched now) and `--cache-to` exports. */
 export async function wireCache(
   store: ImageStore,
@@ -34,12 +55,9 @@ export async function wireCache(
   const sources: CacheWiring['sources'] = [];
   const mountFrom: string[] = [];
   for (const s of fromSpecs) {
-    const src = s.type === 'registry' ? await RegistryCacheSource.load(client, store, s.ref, signal) : await LocalCacheSource.load(store, s.dir);
     const where = s.type === 'registry' ? s.ref : s.dir;
-    if (!src) {
-      log(`WARNING: --cache-from ${where}: no cache there yet (first build?); continuing without it\n`);
-      continue;
-    }
+    const src = await importSource(s, { store, client, signal }, log);
+    if (!src) continue;
     log(`importing cache from ${where}: ${src.size} records\n`);
     sources.push(src);
     if (src instanceof RegistryCacheSource) mountFrom.push(src.repository);
@@ -67,10 +85,7 @@ export async function wireCache(
   };
 }
 
-/** `min`: records whose layers are in the final image; `max`: every stage's layer records. */
+/** `min`: the records of the final image's layers; `max`: those of every stage the build needed. */
 export function selectRecords(result: BuildResult, mode: 'min' | 'max'): CacheEntry[] {
-  const all = [...result.cacheRecords.values()].flat();
-  if (mode === 'max') return all as CacheEntry[];
-  const inImage = new Set(result.manifest.layers.map((l) => l.digest));
-  return all.filter((r) => r.layer && inImage.has(r.layer.descriptor.digest)) as CacheEntry[];
+  return result.cacheRecords[mode] as CacheEntry[];
 }
