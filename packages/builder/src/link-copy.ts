@@ -39,7 +39,7 @@ export async function executeLinkedCopy(
       const plain = src.items.filter((i) => !src.archives.some((a) => a === i));
       if (plain.length > 0) {
         await copyInto(m.root, plain, {
-          dest: src.items.length > 1 && !src.dest.endsWith('/') ? `${src.dest}/` : src.dest,
+          dest: src.dest,
           ...(owner ? { owner } : {}),
           preserveOwner: ins.fromStage !== undefined || ins.from !== undefined,
           createdTime: ctx.opts.sourceDateEpoch ?? Math.floor(Date.now() / 1000),
