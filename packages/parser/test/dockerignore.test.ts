@@ -172,3 +172,11 @@ describe("Docker's pattern rules", () => {
     expect(createDockerignoreMatcher('*\n!src\n').canSkipDir('src')).toBe(false); // not excluded at all
   });
 });
+
+test('one matcher serves a whole large context (the glob step budget is per path, not per matcher)', () => {
+  const m = createDockerignoreMatcher(`**/${'a*'.repeat(20)}.log\n`);
+  const name = 'ab'.repeat(1000); // 600 such paths cost the NFA some 55M steps in all
+  let excluded = 0;
+  for (let i = 0; i < 600; i++) if (m.matches(`${name}${i}${i % 2 ? '.log' : '.txt'}`)) excluded++;
+  expect(excluded).toBe(300);
+});
