@@ -147,6 +147,13 @@ describe("Docker's pattern rules", () => {
     ['*\n!src/keep.txt', 'src/other', true],
     ['**\n!util/web\nutil/web/secret', 'util/web/page', false],
     ['**\n!util/web\nutil/web/secret', 'util/web/secret', true],
+    // fsutil's walker tests: an excluded directory holding an exception, exceptions nested twice
+    ['foo*\n!foo/bar2', 'foo', true],
+    ['foo*\n!foo/bar2', 'foo/bar2', false],
+    ['foo*\n!foo/bar2', 'foo2', true],
+    ['foo\n!foo/bar\nfoo/bar/baz\n!foo/bar/baz/x', 'foo/bar/other', false],
+    ['foo\n!foo/bar\nfoo/bar/baz\n!foo/bar/baz/x', 'foo/bar/baz/x', false],
+    ['foo\n!foo/bar\nfoo/bar/baz\n!foo/bar/baz/x', 'foo/bar/baz/y', true],
     // BuildKit's walk carries each pattern's parent result down: "!d" was skipped at "d" (not
     // excluded then), so it cannot rescue "d/x" that */x excludes
     ['*/x\n!d', 'd/x', true],
