@@ -168,7 +168,7 @@ export async function executeCopy(
         const plain = items.filter((i) => !archives.some((a) => a === i));
         if (plain.length > 0) {
           await copyInto(m.root, plain, {
-            dest: items.length > 1 && !dest.endsWith('/') ? `${dest}/` : dest,
+            dest,
             ...(owner ? { owner } : {}),
             // files from another stage or image keep their owners unless --chown is given
             preserveOwner: ins.fromStage !== undefined || ins.from !== undefined,

@@ -4,6 +4,7 @@ import { BuildError } from './errors.js';
 import { secureJoin } from './rootfs.js';
 import type { SourceItem, SourceEntry } from './sources.js';
 import { applyChmod } from './chmod.js';
+import { linkToCopied, noteCopied, type HardLinks } from './hardlinks.js';
 
 export interface CopyOptions {
   /** Absolute destination inside the image (WORKDIR already applied). */
@@ -21,17 +22,16 @@ export interface CopyOptions {
 }
 
 /**
- * Copy matched sources into `root` (a mounted snapshot) with Docker's rules: a directory's
+ * Copy matched sources into `root` (a mounted snapshot) with BuildKit's rules: a directory's
  * contents are copied, not the directory; a destination ending in `/` (or an existing
- * directory) receives files by name; several sources need a directory destination.
+ * directory) receives files by name. Each match is copied on its own, in order, so several
+ * files into a destination without `/` each write that path and the last one wins. Files
+ * hard-linked to each other within one match stay linked.
  */
 export async function copyInto(root: string, items: SourceItem[], o: CopyOptions): Promise<void> {
-  const destIsDir = o.dest.endsWith('/') || items.length > 1 || items.some((i) => i.stat.isDirectory());
-  if (items.length > 1 && !o.dest.endsWith('/') && items.every((i) => i.destRel === undefined)) {
-    throw new BuildError('COPY_SOURCE_NOT_FOUND', `when using COPY with more than one source file, the destination must be a directory and end with a /`);
-  }
   const owner = o.owner ?? { uid: 0, gid: 0 };
   for (const item of items) {
+    const links: HardLinks = new Map();
     let base: string;
     if (item.destRel !== undefined) {
       // COPY --parents: the item keeps its path below the destination
@@ -45,13 +45,13 @@ export async function copyInto(root: string, items: SourceItem[], o: CopyOptions
     } else {
       const target = await secureJoin(root, o.dest);
       const existingDir = await fsp.stat(target).then((s) => s.isDirectory(), () => false);
-      base = destIsDir || existingDir ? path.posix.join(o.dest, item.name) : o.dest;
+      base = o.dest.endsWith('/') || existingDir ? path.posix.join(o.dest, item.name) : o.dest;
     }
     for (const e of item.entries) {
       if (e.rel === '' && item.stat.isDirectory()) continue;
       const inImage = e.rel === '' ? base : path.posix.join(base, e.rel);
       const own = o.owner ?? (o.preserveOwner ? { uid: e.stat.uid, gid: e.stat.gid } : owner);
-      await copyEntry(root, inImage, e, own, o);
+      await copyEntry(root, { inImage, entry: e, owner: own, links }, o);
     }
   }
 }
@@ -82,7 +82,8 @@ function imagePath(root: string, abs: string): string {
   return `/${path.relative(root, abs).split(path.sep).join('/')}`;
 }
 
-async function copyEntry(root: string, inImage: string, e: SourceEntry, owner: { uid: number; gid: number }, o: CopyOptions): Promise<void> {
+async function copyEntry(root: string, job: { inImage: string; entry: SourceEntry; owner: { uid: number; gid: number }; links: HardLinks }, o: CopyOptions): Promise<void> {
+  const { inImage, entry: e, owner } = job;
   const parentAbs = await mkdirs(root, path.posix.dirname(inImage), owner, o.createdTime);
   const target = path.join(parentAbs, path.posix.basename(inImage));
   const st = e.stat;
@@ -104,8 +105,10 @@ async function copyEntry(root: string, inImage: string, e: SourceEntry, owner: {
     return;
   }
   if (!st.isFile()) return; // sockets, FIFOs and devices in a context are not copied
+  if (await linkToCopied(job.links, e, target)) return;
   await fsp.copyFile(e.abs, target, fsc.COPYFILE_FICLONE);
   await fsp.lchown(target, owner.uid, owner.gid);
   await fsp.chmod(target, mode);
   await fsp.utimes(target, st.atime, st.mtime);
+  await noteCopied(job.links, e, target);
 }

@@ -42,7 +42,7 @@ export async function executeLinkedCopy(
       const createdTime = ctx.opts.sourceDateEpoch ?? Math.floor(Date.now() / 1000);
       if (plain.length > 0) {
         await copyInto(m.root, plain, {
-          dest: src.items.length > 1 && !src.dest.endsWith('/') ? `${src.dest}/` : src.dest,
+          dest: src.dest,
           ...(owner ? { owner } : {}),
           preserveOwner: ins.fromStage !== undefined || ins.from !== undefined,
           createdTime,

@@ -2,13 +2,17 @@ import { createHash } from 'node:crypto';
 import { createReadStream, promises as fsp, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import { BuildError } from './errors.js';
+import { goPathMatcher, hasWildcards } from '@hoist/parser';
 import { secureJoin } from './rootfs.js';
 
 /** Decides whether a path (relative to the source root, `/`-separated) is excluded. */
 export interface PathFilter {
   matches(rel: string): boolean;
-  /** When false, an excluded directory can be skipped whole (no `!` exception can re-include below it). */
-  hasExceptions?: boolean;
+  /**
+   * Whether something below the excluded directory `dir` can be re-included (a `!` exception);
+   * when false it is skipped whole. Without it, every excluded directory is searched.
+   */
+  mayMatchUnder?(dir: string): boolean;
 }
 
 export interface SourceEntry {
@@ -30,35 +34,6 @@ export interface SourceItem {
   destRel?: string;
 }
 
-const GLOB_CHARS = /[*?[\\]/;
-
-/** Go's filepath.Match for one path component (`*`, `?`, `[a-z]`, `[^x]`, `\\` escapes). */
-export function componentRegExp(pattern: string): RegExp {
-  let re = '^';
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i]!;
-    if (c === '*') re += '[^/]*';
-    else if (c === '?') re += '[^/]';
-    else if (c === '\\' && i + 1 < pattern.length) re += escapeRe(pattern[++i]!);
-    else if (c === '[') {
-      const end = pattern.indexOf(']', pattern[i + 1] === '^' ? i + 2 : i + 1);
-      if (end < 0) {
-        re += '\\[';
-        continue;
-      }
-      // Go's filepath.Match negates with `^` only (`!` is an ordinary character there)
-      const cls = pattern.slice(i + 1, end);
-      re += `[${cls.replace(/\\/g, '\\\\')}]`;
-      i = end;
-    } else re += escapeRe(c);
-  }
-  return new RegExp(re + '$');
-}
-
-function escapeRe(c: string): string {
-  return c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
-}
-
 /** Normalise a source path: relative to the root, no leading `/`, `..` clamped at the root. */
 export function cleanRel(p: string): string {
   const out: string[] = [];
@@ -75,10 +50,10 @@ async function expandGlob(root: string, rel: string): Promise<string[]> {
   let current: string[] = [''];
   for (const comp of comps) {
     const next: string[] = [];
-    if (!GLOB_CHARS.test(comp)) {
+    if (!hasWildcards(comp)) {
       for (const c of current) next.push(c === '' ? comp : `${c}/${comp}`);
     } else {
-      const re = componentRegExp(comp);
+      const match = goPathMatcher(comp);
       for (const c of current) {
         let names: string[];
         try {
@@ -86,7 +61,7 @@ async function expandGlob(root: string, rel: string): Promise<string[]> {
         } catch {
           continue;
         }
-        for (const n of names.sort()) if (re.test(n)) next.push(c === '' ? n : `${c}/${n}`);
+        for (const n of names.sort()) if (match(n)) next.push(c === '' ? n : `${c}/${n}`);
       }
     }
     current = next;
@@ -94,39 +69,26 @@ async function expandGlob(root: string, rel: string): Promise<string[]> {
   return current;
 }
 
+type CollectOptions = { filter?: PathFilter; exclude?: PathFilter; allowEmptyWildcard?: boolean };
+
 /**
  * Match COPY/ADD sources inside `root` (the build context or another stage's root). Symlinks
  * named as sources are followed inside the root, never out of it; symlinks inside copied
- * directories stay symlinks. Excluded paths (.dockerignore, --exclude) are left out.
+ * directories stay symlinks. Excluded paths (.dockerignore, --exclude) are left out; as in
+ * BuildKit's context transfer, the context root is always there, and an excluded directory is
+ * still there when a `!` exception re-includes something below it.
  */
-export async function collectSources(
-  root: string,
-  patterns: string[],
-  opts: { filter?: PathFilter; exclude?: PathFilter; allowEmptyWildcard?: boolean } = {},
-): Promise<SourceItem[]> {
+export async function collectSources(root: string, patterns: string[], opts: CollectOptions = {}): Promise<SourceItem[]> {
   const items: SourceItem[] = [];
   for (const pattern of patterns) {
     const rel = cleanRel(pattern);
-    const matches = (await expandGlob(root, rel)).filter((m) => !(opts.filter?.matches(m) ?? false));
     const found: SourceItem[] = [];
-    for (const m of matches) {
-      const abs = await secureJoin(root, m);
-      let st: Stats;
-      try {
-        st = await fsp.stat(abs);
-      } catch {
-        continue;
-      }
-      const item: SourceItem = { path: m, name: m === '' ? '' : path.posix.basename(m), stat: st, entries: [] };
-      if (st.isDirectory()) {
-        await walk(abs, m, '', item.entries, opts);
-      } else {
-        item.entries.push({ rel: '', abs, stat: st });
-      }
-      found.push(item);
+    for (const m of await expandGlob(root, rel)) {
+      const item = await collectMatch(root, m, opts);
+      if (item) found.push(item);
     }
     // as BuildKit: a wildcard that matches nothing copies nothing (a plain path must exist)
-    if (found.length === 0 && !(GLOB_CHARS.test(rel) && (opts.allowEmptyWildcard ?? true))) {
+    if (found.length === 0 && !(hasWildcards(rel) && (opts.allowEmptyWildcard ?? true))) {
       throw new BuildError('COPY_SOURCE_NOT_FOUND', `"${pattern}" not found: no such file or directory in the build context (or it is excluded by .dockerignore)`);
     }
     items.push(...found);
@@ -134,13 +96,37 @@ export async function collectSources(
   return items;
 }
 
-async function walk(
-  abs: string,
-  rootRel: string,
-  rel: string,
-  out: SourceEntry[],
-  opts: { filter?: PathFilter; exclude?: PathFilter },
-): Promise<void> {
+/** One matched path as a source item, or undefined when it is missing or wholly excluded. */
+async function collectMatch(root: string, m: string, opts: CollectOptions): Promise<SourceItem | undefined> {
+  const excluded = opts.filter?.matches(m) ?? false;
+  if (excluded && !(opts.filter!.mayMatchUnder?.(m) ?? true)) return undefined;
+  const abs = await secureJoin(root, m);
+  let st: Stats;
+  try {
+    st = await fsp.stat(abs);
+  } catch {
+    return undefined;
+  }
+  if (excluded && !st.isDirectory()) return undefined;
+  const item: SourceItem = { path: m, name: m === '' ? '' : path.posix.basename(m), stat: st, entries: [] };
+  if (st.isDirectory()) {
+    await walk(abs, m, '', item.entries, opts);
+    // an excluded directory is kept only for what its exceptions re-include
+    if (excluded && item.entries.length <= 1) return undefined;
+  } else {
+    item.entries.push({ rel: '', abs, stat: st });
+  }
+  return item;
+}
+
+/** Whether an excluded directory may still hold re-included paths (so it must be searched). */
+function mayReinclude(opts: CollectOptions, ctxRel: string, childRel: string, by: { filter: boolean; exclude: boolean }): boolean {
+  const viaFilter = !by.filter || (opts.filter!.mayMatchUnder?.(ctxRel) ?? true);
+  const viaExclude = !by.exclude || (opts.exclude!.mayMatchUnder?.(childRel) ?? true);
+  return viaFilter && viaExclude;
+}
+
+async function walk(abs: string, rootRel: string, rel: string, out: SourceEntry[], opts: CollectOptions): Promise<void> {
   const st = await fsp.lstat(abs);
   out.push({ rel, abs, stat: st });
   if (!st.isDirectory()) return;
@@ -149,11 +135,10 @@ async function walk(
     const childRel = rel === '' ? n : `${rel}/${n}`;
     const ctxRel = rootRel === '' ? childRel : `${rootRel}/${childRel}`;
     const childAbs = path.join(abs, n);
-    const excluded = (opts.filter?.matches(ctxRel) ?? false) || (opts.exclude?.matches(childRel) ?? false);
-    if (excluded) {
-      const cst = await fsp.lstat(childAbs);
-      const mayReinclude = (opts.filter?.hasExceptions ?? true) || (opts.exclude?.hasExceptions ?? true);
-      if (cst.isDirectory() && mayReinclude) {
+    const by = { filter: opts.filter?.matches(ctxRel) ?? false, exclude: opts.exclude?.matches(childRel) ?? false };
+    const cst = await fsp.lstat(childAbs);
+    if (by.filter || by.exclude) {
+      if (cst.isDirectory() && mayReinclude(opts, ctxRel, childRel, by)) {
         const sub: SourceEntry[] = [];
         await walk(childAbs, rootRel, childRel, sub, opts);
         // keep the directory only if something below it is re-included
@@ -161,7 +146,6 @@ async function walk(
       }
       continue;
     }
-    const cst = await fsp.lstat(childAbs);
     if (cst.isSymbolicLink()) {
       out.push({ rel: childRel, abs: childAbs, stat: cst, linkTarget: await fsp.readlink(childAbs) });
     } else if (cst.isDirectory()) {
@@ -197,6 +181,15 @@ export async function digestSources(items: SourceItem[]): Promise<string> {
   return h.digest('hex');
 }
 
+/** A context filter seen from a subdirectory (paths given relative to `pivot`). */
+function underPivot(f: PathFilter, pivot: string): PathFilter {
+  const mayMatchUnder = f.mayMatchUnder?.bind(f);
+  return {
+    matches: (rel) => f.matches(`${pivot}/${rel}`),
+    ...(mayMatchUnder ? { mayMatchUnder: (dir: string) => mayMatchUnder(`${pivot}/${dir}`) } : {}),
+  };
+}
+
 /**
  * COPY/ADD sources with `--parents`: each match keeps its path, from the context root or from a
  * `/./` pivot in the source (`src/./a/b` copies `a/b`), below the destination.
@@ -212,7 +205,7 @@ export async function collectWithParents(
     const pivot = cut >= 0 ? cleanRel(p.slice(0, cut)) : '';
     const pattern = cut >= 0 ? p.slice(cut + 3) : p;
     const pivotRoot = await secureJoin(root, pivot);
-    const filter = opts.filter && pivot ? { ...opts.filter, matches: (rel: string) => opts.filter!.matches(`${pivot}/${rel}`) } : opts.filter;
+    const filter = opts.filter && pivot ? underPivot(opts.filter, pivot) : opts.filter;
     const items = await collectSources(pivotRoot, [pattern], { ...(filter ? { filter } : {}), ...(opts.exclude ? { exclude: opts.exclude } : {}) });
     for (const it of items) out.push({ ...it, destRel: it.path });
   }

@@ -1,7 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { applyChmod, cacheKey, collectSources, componentRegExp, digestSources, generateSpec, resolveChown, resolveUser, secureJoin, applyConfig, DEFAULT_CAPABILITIES } from '@hoist/builder';
+import { applyChmod, cacheKey, collectSources, digestSources, generateSpec, resolveChown, resolveUser, secureJoin, applyConfig, DEFAULT_CAPABILITIES } from '@hoist/builder';
 
 let dir: string;
 beforeAll(async () => {
@@ -32,18 +32,6 @@ describe('applyChmod', () => {
 });
 
 describe('globs and sources', () => {
-  it('matches like filepath.Match', () => {
-    expect(componentRegExp('*.txt').test('a.txt')).toBe(true);
-    expect(componentRegExp('*.txt').test('a.txt.bak')).toBe(false);
-    expect(componentRegExp('file?.md').test('file1.md')).toBe(true);
-    expect(componentRegExp('[a-c]x').test('bx')).toBe(true);
-    expect(componentRegExp('[^a-c]x').test('bx')).toBe(false);
-    // as in Go, `!` does not negate a class
-    expect(componentRegExp('[!a]x').test('!x')).toBe(true);
-    expect(componentRegExp('[!a]x').test('bx')).toBe(false);
-    expect(componentRegExp('a\\*').test('a*')).toBe(true);
-  });
-
   it('collects files, follows a named symlink inside the context, keeps inner symlinks', async () => {
     const ctx = path.join(dir, 'ctx');
     await fsp.mkdir(path.join(ctx, 'src/sub'), { recursive: true });

@@ -3,6 +3,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { reportError } from './report.js';
 import { ExitError } from './errors.js';
+import { guardPipes } from './pipes.js';
 import type { ProgressMode } from './progress.js';
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
@@ -263,9 +264,12 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // a reader that went away (| head) cancels the command; nothing more is reported
+  const pipes = guardPipes(() => ac.abort());
   try {
     await program(ac.signal).parseAsync(process.argv);
   } catch (e) {
+    if (pipes.exitCode !== undefined) return;
     if (e instanceof CommanderError) {
       process.exitCode = e.exitCode === 0 ? 0 : 2;
       return;
@@ -276,7 +280,8 @@ async function main(): Promise<void> {
     }
     process.exitCode = reportError(e, (s) => process.stderr.write(s));
   }
-  if (ac.signal.aborted && !process.exitCode) process.exitCode = 130;
+  if (pipes.exitCode !== undefined) process.exitCode = pipes.exitCode;
+  else if (ac.signal.aborted && !process.exitCode) process.exitCode = 130;
 }
 
 await main();

@@ -1,8 +1,9 @@
 /**
- * `.dockerignore` matching with Docker's rules: patterns are cleaned (`path.Clean`, leading `/`
- * dropped), `*` and `?` never cross `/`, `**` crosses any number of directories, `!` re-includes,
- * the last matching pattern wins, and a pattern that matches a parent directory matches
- * everything below it. The parser stays pure: it takes the file's text.
+ * `.dockerignore` matching with Docker's rules (moby/patternmatcher as BuildKit's context walk
+ * uses it): patterns are cleaned (`path.Clean`, leading `/` dropped), `*` and `?` never cross
+ * `/`, `**` crosses any number of directories, `!` re-includes, the last matching pattern wins,
+ * and a pattern that matches a directory matches everything below it. The context root itself
+ * is never excluded. The parser stays pure: it takes the file's text.
  */
 import { ParseError } from './errors.js';
 import { cleanPath } from './state.js';
@@ -17,11 +18,20 @@ export interface DockerignorePattern {
   line: number;
 }
 
+/** Where a top-down walk stands at one path: excluded or not, which patterns matched it or a parent. */
+interface MatchState {
+  readonly excluded: boolean;
+  readonly hits: readonly boolean[];
+}
+
 export interface DockerignoreMatcher {
   readonly patterns: readonly DockerignorePattern[];
   /** Whether any `!` pattern exists (without one, an excluded directory can be skipped whole). */
   readonly hasExclusions: boolean;
-  /** Whether `path` (relative to the context, `/`-separated) is excluded from the context. */
+  /**
+   * Whether `path` (relative to the context, `/`-separated) is excluded from the context, as
+   * BuildKit's context walk decides it from the top directory down. The root is never excluded.
+   */
   matches(path: string): boolean;
   /** Whether some `!` pattern could re-include a path strictly below directory `dir`. */
   mayMatchUnder(dir: string): boolean;
@@ -58,15 +68,23 @@ function tokens(pattern: string): GlobToken[] {
   return out;
 }
 
+/**
+ * A pattern's test. As moby's matcher: a leading `**` followed by plain text is a suffix test
+ * (`**.log` matches `a/b.log`, `**` + `/x` also matches `x`); otherwise a whole-path glob.
+ */
 function compile(pattern: string): (path: string) => boolean {
+  const rest = pattern.slice(2);
+  if (pattern.startsWith('**') && !/[*?[\]\\]/.test(rest)) {
+    return (p) => p.endsWith(rest) || (rest.startsWith('/') && p === rest.slice(1));
+  }
   const toks = tokens(pattern);
   if (toks.every((t) => t.k === 'lit')) {
     let literal = '';
     for (const t of toks) literal += String.fromCodePoint((t as { c: number }).c);
     return (p) => p === literal;
   }
-  const glob = new Glob(toks);
-  return (p) => glob.matches(codePoints(p));
+  // a fresh step budget for each path: the budget bounds one evaluation, not a whole walk
+  return (p) => new Glob(toks).matches(codePoints(p));
 }
 
 /** One path component against one pattern component (for directory pruning). */
@@ -122,6 +140,27 @@ export function createPathMatcher(patterns: readonly string[], file = '--exclude
   return matcherFor(list, file);
 }
 
+/**
+ * moby's `MatchesUsingParentResults`, the rule of BuildKit's context walk: a pattern that
+ * matched the parent directory matches the path too; otherwise it is tested on the path itself,
+ * skipped when it could not change the outcome (an inclusion once excluded, an exception while
+ * included). The last pattern that matches decides.
+ */
+function stepState(compiled: readonly Compiled[], path: string, parent: MatchState | undefined): MatchState {
+  let excluded = false;
+  const hits = new Array<boolean>(compiled.length).fill(false);
+  compiled.forEach((p, i) => {
+    let hit = parent?.hits[i] ?? false;
+    if (!hit) {
+      if (p.exclusion !== excluded) return;
+      hit = p.test(path);
+    }
+    hits[i] = hit;
+    if (hit) excluded = !p.exclusion;
+  });
+  return { excluded, hits };
+}
+
 function matcherFor(list: DockerignorePattern[], file: string): DockerignoreMatcher {
   const compiled: Compiled[] = list.map((p) => {
     let test: (path: string) => boolean;
@@ -136,25 +175,14 @@ function matcherFor(list: DockerignorePattern[], file: string): DockerignoreMatc
 
   const matches = (path: string): boolean => {
     const file = normalizePath(path);
-    const slash = file.lastIndexOf('/');
-    const parents = slash < 0 ? [] : file.slice(0, slash).split('/');
-    let matched = false;
-    for (const p of compiled) {
-      if (p.exclusion !== matched) continue;
-      let m = p.test(file);
-      if (!m) {
-        let prefix = '';
-        for (const dir of parents) {
-          prefix = prefix === '' ? dir : prefix + '/' + dir;
-          if (p.test(prefix)) {
-            m = true;
-            break;
-          }
-        }
-      }
-      if (m) matched = !p.exclusion;
+    if (file === '.' || file === '..' || file.startsWith('../')) return false; // the context root stays
+    let state: MatchState | undefined;
+    let prefix = '';
+    for (const part of file.split('/')) {
+      prefix = prefix === '' ? part : `${prefix}/${part}`;
+      state = stepState(compiled, prefix, state);
     }
-    return matched;
+    return state!.excluded;
   };
 
   const mayMatchUnder = (dir: string): boolean => {

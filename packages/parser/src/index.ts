@@ -9,3 +9,4 @@ export { formatPlan, planToJson, type PlanFormat } from './format.js';
 export { MAX_EXPANDED_WORD, processWord, processWords, ShellError, type ShellOptions, type EnvLookup } from './shell.js';
 export { dumpBuildkit, goQuote } from './dump.js';
 export { createDockerignoreMatcher, createPathMatcher, parseDockerignore, dockerignoreCandidates, type DockerignoreMatcher, type DockerignorePattern } from './dockerignore.js';
+export { goPathMatcher, hasWildcards } from './path-glob.js';

@@ -143,7 +143,7 @@ function parseRun(node: Node, file: string): Instruction {
     try {
       mounts.push(parseMount(m, (s) => s, true));
     } catch (e) {
-      if (e instanceof MountError) err('InvalidMount', node, file, e.message, 'see https://docs.docker.com/reference/dockerfile/#run---mount', m);
+      if (e instanceof MountError) err('InvalidMount', node, file, e.message, e.hint ?? 'see https://docs.docker.com/reference/dockerfile/#run---mount', m);
       throw e;
     }
   }

@@ -1,7 +1,15 @@
 /** `RUN --mount=...` values: CSV fields of key[=value], validated per mount type. */
 import type { RunMount } from './plan-types.js';
 
-export class MountError extends Error {}
+export class MountError extends Error {
+  constructor(
+    message: string,
+    /** What to do instead, when there is something more specific than the reference. */
+    readonly hint?: string,
+  ) {
+    super(message);
+  }
+}
 
 /** Splits one CSV record (RFC 4180 quoting, as Go's encoding/csv reads it). */
 export function csvFields(text: string): string[] {
@@ -66,6 +74,17 @@ export function ramInBytes(v: string): number {
 }
 
 /**
+ * As BuildKit: `from=` names a stage or image as written (a `$` anywhere but at the end is
+ * refused on purpose), so the stage graph is known before any variable is.
+ */
+function rejectVariable(raw: string): void {
+  const i = raw.indexOf('$');
+  if (i >= 0 && i !== raw.length - 1) {
+    throw new MountError("'from' doesn't support variable expansion, define alias stage instead", 'add a stage "FROM <image> AS <alias>" and write from=<alias>');
+  }
+}
+
+/**
  * Parses one `--mount` value. `expand` is applied to every value; when `lenient` is set
  * (parse time, before expansion) values that still contain `$` are not validated.
  */
@@ -95,6 +114,7 @@ export function parseMount(text: string, expand: (s: string) => string, lenient:
       continue;
     }
     if (!KEYS.includes(key)) throw new MountError(`unexpected key '${key}' in '${field}'`);
+    if (key === 'from') rejectVariable(field.slice(eq + 1));
     const value = expand(field.slice(eq + 1));
     if (lenient && value.includes('$')) continue;
     switch (key) {

@@ -66,6 +66,44 @@ function stageLabel(df: Dockerfile, i: number): string {
   return df.stages[i]!.name ?? String(i);
 }
 
+/** Why a step may not read stage `from`: BuildKit's messages for COPY --from and RUN --mount from=. */
+function forwardMessage(df: Dockerfile, si: number, step: Step, from: number): string {
+  const ins = step.instruction;
+  if (ins.kind === 'run') {
+    const index = stageIndex(df);
+    const reads = (f: string | undefined): boolean => {
+      const r = f === undefined ? undefined : resolveFrom(f, index);
+      return r?.kind === 'stage' && r.index === from;
+    };
+    const m = ins.mounts.find((x) => (x.type === 'bind' || x.type === 'cache') && reads(x.from));
+    const named = m && (m.type === 'bind' || m.type === 'cache') ? m : undefined;
+    return `cannot mount from stage "${named?.from ?? stageLabel(df, from)}" to "${named?.target ?? ''}", stage needs to be defined before current command`;
+  }
+  const name = ins.kind === 'copy' && ins.from !== undefined ? ins.from : stageLabel(df, from);
+  return `cannot copy from stage "${name}", it needs to be defined before current stage "${df.stages[si]!.name ?? `stage-${si}`}"`;
+}
+
+/**
+ * BuildKit builds the stages a target needs in file order: a COPY --from or RUN --mount from=
+ * naming a stage defined later fails at its line (stages the target does not need are not checked).
+ */
+function checkForwardSources(df: Dockerfile, stages: Stage[], target: number): void {
+  for (const si of stagesNeeded({ stages, target })) {
+    for (const step of stages[si]!.steps) {
+      const later = step.stageInputs.find((d) => d > si);
+      if (later === undefined) continue;
+      throw new ParseError({
+        code: 'ForwardReference',
+        file: df.file,
+        line: step.line,
+        column: culpritColumn(df, si, step.line),
+        message: forwardMessage(df, si, step, later),
+        hint: `stage "${stageLabel(df, later)}" is defined at line ${df.stages[later]!.node.startLine}: move it above line ${df.stages[si]!.node.startLine}, before the stage that reads it`,
+      });
+    }
+  }
+}
+
 interface Walk {
   df: Dockerfile;
   index: StageIndex;
@@ -183,6 +221,7 @@ export function plan(df: Dockerfile, options: PlanOptions = {}): Plan {
     const line = culprit?.line ?? stages[cycle.stage]!.range.startLine;
     throw new ParseError({ code: 'StageCycle', file: df.file, line, column: culpritColumn(df, cycle.stage, line), message: `circular dependency detected on stage: ${stageLabel(df, cycle.stage)}`, hint: 'a stage cannot copy from itself or from a stage that depends on it' });
   }
+  checkForwardSources(df, stages, target);
   const warnings: ParseWarning[] = [...df.warnings];
   // Like BuildKit: a build-arg counts as used when a global ARG or an ARG in a stage that the
   // target needs declares it.

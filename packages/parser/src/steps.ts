@@ -127,7 +127,7 @@ function resolveRun(ins: RunInstruction, x: Expand, ctx: StepContext): Instructi
       if (m.target !== undefined && named && !m.target.startsWith('/')) m.target = resolveWorkdir(ctx.state.workdir, m.target);
       mounts.push(m);
     } catch (e) {
-      if (e instanceof MountError) fail('InvalidMount', at(ctx.node, ctx.df.file, flag), e.message, 'see https://docs.docker.com/reference/dockerfile/#run---mount');
+      if (e instanceof MountError) fail('InvalidMount', at(ctx.node, ctx.df.file, flag), e.message, e.hint ?? 'see https://docs.docker.com/reference/dockerfile/#run---mount');
       throw e;
     }
   }
@@ -141,7 +141,7 @@ function rawMounts(node: Node): string[] {
 function resolveCopy(ins: CopyInstruction, x: Expand, ctx: StepContext): Instruction {
   const { node, df } = ctx;
   const out: CopyInstruction = { ...ins, sources: ins.sources.map(x), dest: x(ins.dest), exclude: ins.exclude.map(x), heredocs: ins.heredocs.map((h) => expandHeredoc(h, ctx)) };
-  if (ins.from !== undefined) out.from = x(ins.from);
+  if (ins.from !== undefined) out.from = literalFrom(ins.from, ctx);
   if (ins.chown !== undefined) out.chown = x(ins.chown);
   if (ins.chmod !== undefined) {
     out.chmod = x(ins.chmod);
@@ -149,6 +149,18 @@ function resolveCopy(ins: CopyInstruction, x: Expand, ctx: StepContext): Instruc
   }
   if (ins.checksum !== undefined) out.checksum = x(ins.checksum);
   return out;
+}
+
+/**
+ * As BuildKit: `--from` is taken as written, so the stage graph is known before any variable
+ * is; a value that word processing would change (a variable, quotes, escapes) is refused.
+ */
+function literalFrom(from: string, ctx: StepContext): string {
+  const plain = expander(ctx.df, ctx.node, () => undefined)(from);
+  if (plain !== from) {
+    fail('InvalidFlag', at(ctx.node, ctx.df.file, '--from'), 'variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround', 'declare ARG before the first FROM, add "FROM ${ARG} AS src" and write --from=src');
+  }
+  return from;
 }
 
 /** COPY/ADD heredoc bodies expand variables (quotes kept) unless the terminator was quoted. */

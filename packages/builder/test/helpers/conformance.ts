@@ -21,6 +21,8 @@ export interface ExpectedFile {
   link?: string;
   /** Modification time, seconds since the epoch. */
   mtime?: number;
+  /** Hard-link count of a regular file (the image's layers hold hard-link entries). */
+  nlink?: number;
 }
 
 export interface Expectations {
@@ -34,8 +36,11 @@ export interface Expectations {
   history?: Array<{ created_by: string; empty_layer?: boolean }>;
   manifestMediaType?: string;
   layerMediaType?: string;
-  /** The build must fail with exit status 1 and this text in its output. */
+  /** Groups of paths that must be one file (hard links: the same inode after unpacking). */
+  sameFile?: string[][];
+  /** The build must fail with exit status `exitCode` (default 1) and this text in its output. */
   fails?: string;
+  exitCode?: number;
 }
 
 export interface CaseSpec {
@@ -55,6 +60,8 @@ export interface CaseSpec {
   ignore?: Array<{ path: string; reason: string }>;
   /** Paths whose modification times must be equal in both trees. */
   compareMtime?: string[];
+  /** Compare the hard-link counts of regular files too (cases about hard links). */
+  compareLinks?: boolean;
   /** Images built by hoist first and pushed, usable in FROM by name (e.g. ONBUILD parents). */
   images?: Record<string, string>;
   /** Config fields that differ because of a documented buildah bug: value hoist must have. */
@@ -369,7 +376,23 @@ export function compareTrees(c: CaseSpec, buildahTree: Tree, hoistTree: Tree): s
     const b = hoistTree.get(p)?.mtime;
     if (a !== b) diffs.push(`${p}: mtime reference ${a} | hoist ${b}`);
   }
+  if (c.compareLinks) {
+    for (const [p, ref] of buildahTree) {
+      const ours = hoistTree.get(p);
+      if (ref.type === 'file' && ours?.type === 'file' && ref.nlink !== ours.nlink) diffs.push(`${p}: nlink reference ${ref.nlink} | hoist ${ours.nlink}`);
+    }
+  }
   return diffs;
+}
+
+/** Each group of paths must be one regular file (same inode). */
+function checkSameFiles(groups: string[][], tree: Tree): string[] {
+  const problems: string[] = [];
+  for (const group of groups) {
+    const inodes = group.map((p) => tree.get(p)).map((e) => (e?.type === 'file' ? e.ino : undefined));
+    if (inodes.some((i) => i === undefined) || new Set(inodes).size !== 1) problems.push(`${group.join(', ')}: not one file (inodes ${inodes.join(', ')})`);
+  }
+  return problems;
 }
 
 export function checkExpectations(e: Expectations, r: ImageResult): string[] {
@@ -388,7 +411,9 @@ export function checkExpectations(e: Expectations, r: ImageResult): string[] {
     if (want.link !== undefined && got.link !== want.link) problems.push(`${p}: link ${got.link}, want ${want.link}`);
     if (want.mtime !== undefined && got.mtime !== want.mtime) problems.push(`${p}: mtime ${got.mtime}, want ${want.mtime}`);
     if (want.content !== undefined && got.content !== want.content) problems.push(`${p}: content ${JSON.stringify(got.content)}, want ${JSON.stringify(want.content)}`);
+    if (want.nlink !== undefined && got.nlink !== want.nlink) problems.push(`${p}: nlink ${got.nlink}, want ${want.nlink}`);
   }
+  problems.push(...checkSameFiles(e.sameFile ?? [], tree));
   for (const p of e.absent ?? []) if (tree.has(p)) problems.push(`${p}: present, want absent`);
   const cfg = normaliseConfig(r.config!);
   for (const [k, v] of Object.entries(e.config ?? {})) {

@@ -21,6 +21,9 @@ export interface TreeEntry {
   mtime?: number;
   /** Text of small files, for expectations (not compared: sha256 is). */
   content?: string;
+  /** Hard-link count and inode of regular files (compared only where a case asks for it). */
+  nlink?: number;
+  ino?: number;
 }
 
 export type Tree = Map<string, TreeEntry>;
@@ -50,6 +53,8 @@ export async function describeTree(root: string): Promise<Tree> {
           e.mode = '0777';
         } else if (st.isFile()) {
           e.size = st.size;
+          e.nlink = st.nlink;
+          e.ino = st.ino;
           e.sha256 = await hashFile(abs, st.size);
           if (st.size <= 4096) e.content = await fsp.readFile(abs, 'utf8');
         } else if (st.isCharacterDevice()) {
