@@ -11,7 +11,7 @@ import { gzipSync } from 'node:zlib';
 import { ImageStore, MediaType, appendLayer, digestHex, emptyImage, writeImage, type Digest } from '@hoist/oci';
 import { RegistryClient } from '@hoist/registry-client';
 import { encodeHeader } from '@hoist/snapshotter';
-import { hoist, run, startRegistry, tempDir, REPO_ROOT, type RunningRegistry } from '@hoist/testkit';
+import { HOIST_BIN, hoist, run, startRegistry, tempDir, REPO_ROOT, type RunningRegistry } from '@hoist/testkit';
 
 const mode = async (p: string): Promise<number> => (await fsp.stat(p)).mode & 0o7777;
 /** Run a command as uid/gid 65534 without capabilities: `env` (run as nobody) does the exec. */
@@ -70,6 +70,18 @@ describe('the store is private', () => {
     expect((await hoist(['run', '--root', root, 'suid:1', 'true'])).code).toBe(0);
     expect(await mode(path.join(root, 'snapshots'))).toBe(0o700);
     expect((await hoist(['fsck', '--root', root])).code).toBe(0);
+  });
+
+  it('a root that cannot be made private (another owner) is a clear error, not a stack trace', async () => {
+    const foreign = path.join(work, 'foreign-store');
+    await fsp.mkdir(foreign, { mode: 0o755 });
+    await fsp.chmod(foreign, 0o755);
+    const r = await asNobody([process.execPath, HOIST_BIN, 'images', '--root', foreign]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`ERROR: ${foreign} is open to other users (mode 0755) and cannot be made private`);
+    expect(r.stderr).toContain(`run \`chmod 700 ${foreign}\` as its owner, or use another --root`);
+    noStack(r.stderr);
+    expect(await mode(foreign)).toBe(0o755);
   });
 });
 

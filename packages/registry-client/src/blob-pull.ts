@@ -93,13 +93,18 @@ async function download(ctx: ClientContext, r: RepoRef, desc: Descriptor, blobs:
   const check = new TapFeed(o.tap, (e) => new RegistryError('IMAGE_INVALID', `layer ${desc.digest}: ${(e as Error).message}`, { registry: r.registry, repository: r.repository, cause: e }));
   // A partial download left by an earlier (killed) run: hash what is there and go on from its end.
   const st = await fsp.stat(partial).catch(() => undefined);
-  if (st && st.size <= desc.size) {
-    await hashFile(partial, hash, check);
-    offset = st.size;
-  } else if (st) await fsp.rm(partial, { force: true });
-
-  // O_APPEND: after a truncate(0) (restart) writes go to the start again, never leave a hole.
-  const fh = await fsp.open(partial, 'a');
+  let fh: FileHandle;
+  try {
+    if (st && st.size <= desc.size) {
+      await hashFile(partial, hash, check);
+      offset = st.size;
+    } else if (st) await fsp.rm(partial, { force: true });
+    // O_APPEND: after a truncate(0) (restart) writes go to the start again, never leave a hole.
+    fh = await fsp.open(partial, 'a');
+  } catch (e) {
+    check.abort();
+    throw e;
+  }
   const flusher = new Flusher(fh);
   let restartedAfterMismatch = false;
   let failures = 0;

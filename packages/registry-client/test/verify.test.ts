@@ -3,8 +3,10 @@
  * the same pass as the download, unsafe layers refused, nothing stored (or pushed) as usable.
  */
 import { createHash } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
 import { encodeHeader, LayerChecker } from '@hoist/snapshotter';
-import { parseConfig, type Descriptor, type Digest, type ImageStore } from '@hoist/oci';
+import { digestHex, parseConfig, type Descriptor, type Digest, type ImageStore } from '@hoist/oci';
 import { startProxy, startRegistry, type RunningProxy, type RunningRegistry } from '@hoist/testkit';
 import { RegistryClient, RegistryError, type LayerChecks } from '@hoist/registry-client';
 import { craftImage, makeImage, newStore, storeFiles, tarOf } from './helpers.js';
@@ -93,6 +95,22 @@ describe('pull verifies layers against the image config', () => {
     expect(proxy.records.filter((r) => r.path.endsWith(big.digest)).length).toBe(2);
     expect(c.calls).toEqual({ known: 2, begin: 2, verify: 0 });
     expect(await dst.blobs.verifiedDiffId(big.digest)).toBe((await diffIdsOf(img.store, img.config))[1]);
+  });
+
+  test('a partial download a killed process left is checked from its start, still in one pass', async () => {
+    const img = await makeImage({ layerSizes: [3 * MiB] });
+    const ref = await publish(img, 'partial/app');
+    const layer = img.layers[0]!;
+    const dst = await newStore();
+    const blob = await img.store.blobs.getBytes(layer, Number.POSITIVE_INFINITY);
+    await fsp.mkdir(dst.blobs.tmpDir, { recursive: true });
+    await fsp.writeFile(path.join(dst.blobs.tmpDir, `pull-${digestHex(layer.digest)}.partial`), blob.subarray(0, MiB));
+    proxy = await startProxy({ target: reg.host });
+    const c = counted(dst);
+    await client.pull(ref.replace(reg.host, proxy.host), dst, { checks: c.checks });
+    expect(proxy.bytes({ method: 'GET', path: new RegExp(`/blobs/${layer.digest}$`) }, 'response')).toBe(layer.size - MiB);
+    expect(c.calls).toEqual({ known: 1, begin: 1, verify: 0 });
+    expect(await dst.blobs.verifiedDiffId(layer.digest)).toBe((await diffIdsOf(img.store, img.config))[0]);
   });
 
   test('a corrupted transfer is a digest error, not an invalid image (the check fails first, at the flipped byte)', async () => {

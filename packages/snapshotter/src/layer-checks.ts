@@ -50,9 +50,10 @@ export class LayerChecker {
 
   /**
    * Every layer of an image: as many layers as diff_ids, each distinct blob verified (two at a
-   * time). The error names the layer and its position.
+   * time). The error names the layer and its position. With `absent: 'skip'`, blobs not in the
+   * store are left out (a push copies those from the registry they were resolved from).
    */
-  async verifyImage(manifest: Pick<Manifest, 'layers'>, config: Pick<ImageConfig, 'rootfs'>, signal?: AbortSignal): Promise<void> {
+  async verifyImage(manifest: Pick<Manifest, 'layers'>, config: Pick<ImageConfig, 'rootfs'>, opts: { signal?: AbortSignal; absent?: 'fail' | 'skip' } = {}): Promise<void> {
     let pairs: LayerPair[];
     try {
       pairs = pairLayers(manifest, config);
@@ -65,7 +66,8 @@ export class LayerChecker {
     const worker = async (): Promise<void> => {
       while (next < pairs.length && !failed) {
         const p = pairs[next++]!;
-        await this.verify(p.layer, p.diffId, signal).catch((e: unknown) => {
+        if (opts.absent === 'skip' && !(await this.blobs.has(p.layer.digest))) continue;
+        await this.verify(p.layer, p.diffId, opts.signal).catch((e: unknown) => {
           failed = true;
           throw describeLayerError(e, p, total);
         });
@@ -74,10 +76,13 @@ export class LayerChecker {
     await Promise.all([worker(), worker()]);
   }
 
-  /** verifyImage for a manifest of the store (its config read from the store, verified). */
+  /**
+   * verifyImage for a manifest of the store, before a push: its config read from the store;
+   * layers that are not here (lazily resolved base layers) are the registry's to copy.
+   */
   async verifyManifest(manifest: Pick<Manifest, 'layers' | 'config'>, signal?: AbortSignal): Promise<void> {
     const config = parseConfig(await this.blobs.getBytes(manifest.config)).value;
-    await this.verifyImage(manifest, config, signal);
+    await this.verifyImage(manifest, config, { absent: 'skip', ...(signal ? { signal } : {}) });
   }
 
   private async run(layer: Pick<Descriptor, 'digest'>, diffId: Digest, src: AsyncIterable<Buffer>, signal?: AbortSignal): Promise<LayerCheckResult> {

@@ -122,6 +122,22 @@ describe('LayerChecker', () => {
     expect((c as Error).message).toContain('2 layer(s) but the image config 1 diff_id(s)');
   });
 
+  test('before a push, layers not in the store (lazy base layers) are left to the registry; present ones are checked', async () => {
+    const store = await ImageStore.open(await tmpdir('checker-'));
+    const present = await putLayer(store, gz);
+    const absent: Descriptor = { mediaType: MediaType.OciLayerGzip, digest: sha(Buffer.from('never pulled')), size: 12 };
+    const manifestOf = async (ids: Digest[]): Promise<{ layers: Descriptor[]; config: Descriptor }> => ({
+      layers: [absent, present],
+      config: await store.blobs.putBytes(Buffer.from(JSON.stringify({ rootfs: { type: 'layers', diff_ids: ids } })), MediaType.OciConfig),
+    });
+    const checks = new LayerChecker(store.blobs);
+    await checks.verifyManifest(await manifestOf([sha(Buffer.from('base')), diffId]));
+    const e = await checks.verifyManifest(await manifestOf([sha(Buffer.from('base')), sha(Buffer.from('wrong'))])).catch((x: unknown) => x);
+    expect((e as Error).message).toContain(`layer 2 of 2 (${present.digest})`);
+    const strict = await checks.verifyImage({ layers: [absent] }, { rootfs: { type: 'layers', diff_ids: [diffId] } }).catch((x: unknown) => x);
+    expect((strict as Error).message).toContain(`${absent.digest} is not in the store`);
+  });
+
   test('a check fed while downloading stops taking bytes once the layer is known bad', async () => {
     const store = await ImageStore.open(await tmpdir('checker-'));
     // uncompressed, so that the bytes after the bad member are many more than the check buffers
