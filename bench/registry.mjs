@@ -64,13 +64,16 @@ async function makeImage(root) {
 async function child(op, storeDir, ref) {
   const { RegistryClient } = await import(dist('registry-client'));
   const { ImageStore } = await import(dist('oci'));
+  const { LayerChecker } = await import(dist('snapshotter'));
   const store = await ImageStore.open(storeDir);
   const client = new RegistryClient();
+  // layers verified against the config, as `hoist push` and `hoist pull` do
+  const checks = new LayerChecker(store.blobs);
   if (op === 'push') {
     const desc = await store.resolve(REF);
-    await client.push(store, desc, ref);
+    await client.push(store, desc, ref, { checks });
   } else {
-    const desc = await client.pull(ref, store);
+    const desc = await client.pull(ref, store, { checks });
     await store.tag(ref, desc);
   }
   client.close();

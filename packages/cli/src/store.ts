@@ -1,6 +1,6 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { acquireStoreLease, ImageStore } from '@hoist/oci';
+import { acquireStoreLease, ensurePrivateDir, ImageStore } from '@hoist/oci';
 import { Snapshotter } from '@hoist/snapshotter';
 import { loadConfig } from './config.js';
 
@@ -20,9 +20,13 @@ export interface OpenedStore {
   snapshotter(): Promise<Snapshotter>;
 }
 
-/** The image store lives in `<root>/oci` (an OCI layout skopeo and umoci read); snapshots and cache beside it. */
+/**
+ * The image store lives in `<root>/oci` (an OCI layout skopeo and umoci read); snapshots and cache
+ * beside it. The root is made private (0700) first, also when an older hoist made it 0755.
+ */
 export async function openStore(rootFlag?: string): Promise<OpenedStore> {
   const root = storeRoot(rootFlag);
+  await ensurePrivateDir(root);
   holdLease(root, 'shared');
   const store = await ImageStore.open(path.join(root, 'oci'));
   let snaps: Promise<Snapshotter> | undefined;

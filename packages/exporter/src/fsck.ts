@@ -2,7 +2,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { BlobStore, type Descriptor, type Digest } from '@hoist/oci';
 import { listCacheRecords } from './cache-records.js';
-import { ExportError, throwIfAborted } from './errors.js';
+import { inspectLayer, layerProblems, verifyBlob, type LayerVerdict } from './fsck-layers.js';
 import { pidAlive, pidInName, readdirOrEmpty } from './fs-tools.js';
 import { readIndexEntries, walkImages, type IndexEntry } from './reachability.js';
 import { formatSize } from './size.js';
@@ -35,24 +35,12 @@ export interface FsckReport {
 
 const PRUNE = 'run `hoist prune`';
 
-async function verifyBlob(blobs: BlobStore, d: Pick<Descriptor, 'digest' | 'size'>, signal?: AbortSignal): Promise<string | undefined> {
-  const st = await blobs.stat(d.digest);
-  if (!st) return 'is missing';
-  if (st.size !== d.size) return `is ${st.size} bytes, its descriptor says ${d.size}`;
-  try {
-    for await (const _ of blobs.get(d)) throwIfAborted(signal);
-    return undefined;
-  } catch (e) {
-    if (e instanceof ExportError) throw e;
-    return `is corrupt (${(e as Error).message})`;
-  }
-}
-
 /**
- * Check a store: `oci-layout` and `index.json` parse; every image's manifests, configs and
- * layers exist and verify (full read: digest and size); no stray temp files; cache records
- * parse and name existing blobs (warnings); snapshot bookkeeping is sound (warnings).
- * Read-only.
+ * Check a store: the root is private; `oci-layout` and `index.json` parse; every image's
+ * manifests, configs and layers exist and verify (full read: digest and size; layers also
+ * decompressed, their members checked as extraction would, and matched with the config's
+ * diff_ids); no stray temp files; cache records parse and name existing blobs (warnings);
+ * snapshot bookkeeping is sound (warnings). Read-only.
  */
 export async function fsckStore(paths: StorePaths, opts: { signal?: AbortSignal; now?: number } = {}): Promise<FsckReport> {
   const issues: FsckIssue[] = [];
@@ -61,6 +49,10 @@ export async function fsckStore(paths: StorePaths, opts: { signal?: AbortSignal;
   const blobs = new BlobStore(paths.oci);
   const report: FsckReport = { ok: true, images: 0, blobsVerified: 0, bytesVerified: 0, cacheRecords: 0, unreferenced: { count: 0, bytes: 0 }, absentPlatforms: 0, issues };
 
+  const rootMode = ((await fsp.stat(paths.root).catch(() => undefined))?.mode ?? 0) & 0o7777;
+  if ((rootMode & 0o077) !== 0) {
+    err(`${paths.root} is open to other users (mode ${rootMode.toString(8).padStart(4, '0')}): they can reach unpacked images, setuid files and device nodes included`, `run \`chmod 700 ${paths.root}\` (any hoist command that opens the store, e.g. \`hoist images\`, does it)`);
+  }
   const layout = await fsp.readFile(path.join(paths.oci, 'oci-layout'), 'utf8').catch(() => undefined);
   if (layout === undefined) err(`${paths.oci}/oci-layout is missing`, `write {"imageLayoutVersion":"1.0.0"} into it (any hoist command that opens the store does)`);
   else {
@@ -84,23 +76,30 @@ export async function fsckStore(paths: StorePaths, opts: { signal?: AbortSignal;
     ref ? `remove the image (\`hoist rm ${ref}\`), run \`hoist prune\`, then pull or rebuild it` : 'remove the entry from index.json, then run `hoist prune`';
   for (const p of reach.problems) err(`image ${p.ref ?? '(untagged)'}: ${p.what} ${p.digest}: ${p.message}`, fixFor(p.ref));
 
-  // full verification of every blob of every image (each once)
-  const checked = new Map<Digest, string | undefined>();
-  for (const m of reach.manifests) {
-    for (const [what, d] of [['config', m.config], ...m.layers.map((l) => ['layer', l] as const)] as Array<readonly [string, Descriptor]>) {
-      let bad = checked.get(d.digest);
-      if (!checked.has(d.digest)) {
-        bad = await verifyBlob(blobs, d, opts.signal);
-        checked.set(d.digest, bad);
-        if (!bad) {
-          report.blobsVerified++;
-          report.bytesVerified += d.size;
-        }
-      }
-      if (bad) err(`image ${m.ref ?? m.descriptor.digest}: ${what} ${d.digest} ${bad}`, fixFor(m.ref));
-    }
+  // full verification of every blob of every image (each once); layers also decompressed and
+  // checked as extraction would, against the diff_ids of their config
+  const configs = new Map<Digest, string | undefined>();
+  const layers = new Map<Digest, LayerVerdict>();
+  const counted = (d: Descriptor): void => {
     report.blobsVerified++;
-    report.bytesVerified += m.descriptor.size;
+    report.bytesVerified += d.size;
+  };
+  for (const m of reach.manifests) {
+    const image = `image ${m.ref ?? m.descriptor.digest}`;
+    if (!configs.has(m.config.digest)) {
+      configs.set(m.config.digest, await verifyBlob(blobs, m.config, opts.signal));
+      if (!configs.get(m.config.digest)) counted(m.config);
+    }
+    const badConfig = configs.get(m.config.digest);
+    if (badConfig) err(`${image}: config ${m.config.digest} ${badConfig}`, fixFor(m.ref));
+    for (const l of m.layers) {
+      if (layers.has(l.digest)) continue;
+      const v = await inspectLayer(blobs, l, opts.signal);
+      layers.set(l.digest, v);
+      if ('diffId' in v) counted(l);
+    }
+    for (const p of layerProblems(m.layers, m.diffIds, layers)) err(`${image}: ${p}`, fixFor(m.ref));
+    counted(m.descriptor);
   }
 
   // cache records

@@ -58,7 +58,7 @@ export interface Reachable {
   /** ChainIDs of every prefix of every image's layers (the copy driver's flattened trees). */
   chainIds: Set<Digest>;
   /** Manifests, indexes and configs of those images, with their descriptors (for fsck). */
-  manifests: Array<{ ref?: string; descriptor: Descriptor; layers: Descriptor[]; config: Descriptor }>;
+  manifests: Array<{ ref?: string; descriptor: Descriptor; layers: Descriptor[]; config: Descriptor; diffIds?: Digest[] }>;
   /** Index children not in the store (platforms never pulled): not an error. */
   absentChildren: number;
   problems: WalkProblem[];
@@ -111,9 +111,11 @@ export async function walkImages(blobs: BlobStore, entries: readonly IndexEntry[
     }
     out.blobs.add(config.digest);
     for (const l of layers) out.blobs.add(l.digest);
-    out.manifests.push({ ...(ref !== undefined ? { ref } : {}), descriptor: d, layers, config });
+    const entry: Reachable['manifests'][number] = { ...(ref !== undefined ? { ref } : {}), descriptor: d, layers, config };
+    out.manifests.push(entry);
     try {
       const cfg = parseConfig(await blobs.getBytes(config)).value;
+      entry.diffIds = cfg.rootfs.diff_ids;
       for (const id of cfg.rootfs.diff_ids) out.diffIds.add(id);
       for (const c of chainIds(cfg.rootfs.diff_ids)) out.chainIds.add(c);
     } catch (e) {

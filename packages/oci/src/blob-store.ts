@@ -3,7 +3,8 @@ import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { DigestingStream, VerifyingStream, digestHex, sha256, type Digest } from './digest.js';
+import { DigestingStream, VerifyingStream, digestHex, isDigest, sha256, type Digest } from './digest.js';
+import { writeFileAtomic } from './fsutil.js';
 import { OciError } from './errors.js';
 import type { Descriptor } from './types.js';
 import { MAX_JSON_BYTES } from './json.js';
@@ -22,9 +23,12 @@ export interface PutOptions {
 export class BlobStore {
   readonly blobsDir: string;
   readonly tmpDir: string;
+  /** What layer blobs were verified to be (`verified/<hex>`: their diff_id); goes with the blob. */
+  readonly verifiedDir: string;
   constructor(readonly root: string) {
     this.blobsDir = path.join(root, 'blobs', 'sha256');
     this.tmpDir = path.join(root, 'tmp');
+    this.verifiedDir = path.join(root, 'verified');
   }
 
   path(digest: Digest): string {
@@ -126,6 +130,24 @@ export class BlobStore {
 
   async delete(digest: Digest): Promise<void> {
     await fsp.rm(this.path(digest), { force: true });
+    await fsp.rm(path.join(this.verifiedDir, digestHex(digest)), { force: true });
+  }
+
+  /**
+   * Remember that layer blob `digest` was read in full and found to be a well-formed layer,
+   * safe to unpack, whose uncompressed content hashes to `diffId` (as containerd labels content
+   * with `containerd.io/uncompressed`). Both are facts about the blob's bytes, so they hold as
+   * long as the digest does: later checks of the same blob need not decompress it again.
+   */
+  async noteVerifiedLayer(digest: Digest, diffId: Digest): Promise<void> {
+    await writeFileAtomic(path.join(this.verifiedDir, digestHex(digest)), `${diffId}\n`);
+  }
+
+  /** The diff_id recorded by noteVerifiedLayer, if any. */
+  async verifiedDiffId(digest: Digest): Promise<Digest | undefined> {
+    const text = await fsp.readFile(path.join(this.verifiedDir, digestHex(digest)), 'utf8').catch(() => undefined);
+    const id = text?.trim();
+    return id !== undefined && isDigest(id) ? id : undefined;
   }
 
   async *list(): AsyncGenerator<Digest> {

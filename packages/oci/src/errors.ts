@@ -9,6 +9,8 @@ export type OciErrorCode =
   | 'REFERENCE_INVALID'
   | 'STORE_CORRUPT'
   | 'STORE_LOCKED'
+  /** The store root is open to other users and cannot be made private. */
+  | 'STORE_PERMISSIONS'
   | 'TOO_LARGE';
 
 export class OciError extends Error {

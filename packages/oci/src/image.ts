@@ -1,4 +1,5 @@
 import { canonicalJson } from './json.js';
+import { OciError } from './errors.js';
 import { MediaType } from './media-types.js';
 import type { BlobStore } from './blob-store.js';
 import type { Digest } from './digest.js';
@@ -64,4 +65,33 @@ export async function writeImage(
   if (opts.annotations && Object.keys(opts.annotations).length > 0) manifest.annotations = opts.annotations;
   const descriptor = await blobs.putBytes(canonicalJson(manifest), manifest.mediaType!);
   return { descriptor, manifest, configDigest: configDesc.digest };
+}
+
+/** A layer blob of an image with the diff_id its config gives it. */
+export interface LayerPair {
+  layer: Descriptor;
+  diffId: Digest;
+  /** 0-based positions of the blob in the manifest's layers (a blob may be listed twice). */
+  positions: number[];
+}
+
+/**
+ * Pair a manifest's layers with its config's diff_ids, one entry per distinct blob. An image
+ * whose counts differ, or that gives one blob two diff_ids, is invalid (as Docker refuses it).
+ */
+export function pairLayers(manifest: Pick<Manifest, 'layers'>, config: Pick<ImageConfig, 'rootfs'>): LayerPair[] {
+  const ids = config.rootfs.diff_ids;
+  if (ids.length !== manifest.layers.length) {
+    throw new OciError('MANIFEST_INVALID', `the manifest lists ${manifest.layers.length} layer(s) but the image config ${ids.length} diff_id(s)`);
+  }
+  const byBlob = new Map<Digest, LayerPair>();
+  manifest.layers.forEach((layer, i) => {
+    const diffId = ids[i]!;
+    const seen = byBlob.get(layer.digest);
+    if (!seen) byBlob.set(layer.digest, { layer, diffId, positions: [i] });
+    else if (seen.diffId !== diffId) {
+      throw new OciError('MANIFEST_INVALID', `layer ${layer.digest} is listed twice with different diff_ids (${seen.diffId}, ${diffId})`);
+    } else seen.positions.push(i);
+  });
+  return [...byBlob.values()];
 }

@@ -8,6 +8,7 @@ import { repoName, type ClientContext, type RepoRef } from './context.js';
 import { RegistryError } from './errors.js';
 import { header, isAbortError, isRetriableNetworkError, readBody } from './http.js';
 import { blobReporter } from './progress.js';
+import type { ContentCheck } from './layer-pull.js';
 import { backoffMs, fitsDeadline, retryDeadline, sleep } from './retry.js';
 
 /**
@@ -16,7 +17,7 @@ import { backoffMs, fitsDeadline, retryDeadline, sleep } from './retry.js';
  * Range request; a partial file left by a killed process is resumed by the next run.
  * Concurrent fetches of the same blob (in this client or another process) wait for one another.
  */
-export async function fetchBlobInto(ctx: ClientContext, r: RepoRef, desc: Descriptor, blobs: BlobStore, signal?: AbortSignal): Promise<'exists' | 'pulled'> {
+export async function fetchBlobInto(ctx: ClientContext, r: RepoRef, desc: Descriptor, blobs: BlobStore, signal?: AbortSignal, tap?: BlobTap): Promise<'exists' | 'pulled'> {
   const report = blobReporter(ctx.emit, { kind: 'blob', action: 'exists', ref: repoName(r), digest: desc.digest, total: desc.size });
   if (await blobs.has(desc.digest)) {
     report(desc.size);
@@ -31,7 +32,7 @@ export async function fetchBlobInto(ctx: ClientContext, r: RepoRef, desc: Descri
       const lock = path.join(blobs.tmpDir, `pull-${digestHex(desc.digest)}.lock`);
       await withFileLock(lock, async () => {
         if (await blobs.has(desc.digest)) return;
-        await download(ctx, r, desc, blobs, signal);
+        await download(ctx, r, desc, blobs, { signal, tap });
       }, 24 * 3600_000);
     });
     map.set(key, p);
@@ -71,11 +72,15 @@ class Flusher {
   }
 }
 
-async function hashFile(file: string, hash: Hash): Promise<void> {
-  for await (const c of createReadStream(file) as AsyncIterable<Buffer>) hash.update(c);
+async function hashFile(file: string, hash: Hash, check: TapFeed): Promise<void> {
+  for await (const c of createReadStream(file) as AsyncIterable<Buffer>) {
+    hash.update(c);
+    await check.write(c);
+  }
 }
 
-async function download(ctx: ClientContext, r: RepoRef, desc: Descriptor, blobs: BlobStore, signal?: AbortSignal): Promise<void> {
+async function download(ctx: ClientContext, r: RepoRef, desc: Descriptor, blobs: BlobStore, o: { signal?: AbortSignal | undefined; tap?: BlobTap | undefined }): Promise<void> {
+  const signal = o.signal;
   const session = ctx.session(r.registry);
   const partial = path.join(blobs.tmpDir, `pull-${digestHex(desc.digest)}.partial`);
   const report = blobReporter(ctx.emit, { kind: 'blob', action: 'pull', ref: repoName(r), digest: desc.digest, total: desc.size });
@@ -84,15 +89,22 @@ async function download(ctx: ClientContext, r: RepoRef, desc: Descriptor, blobs:
 
   let hash = createHash('sha256');
   let offset = 0;
+  // the content check sees exactly the bytes on disk, in order, and restarts with the file
+  const check = new TapFeed(o.tap, (e) => new RegistryError('IMAGE_INVALID', `layer ${desc.digest}: ${(e as Error).message}`, { registry: r.registry, repository: r.repository, cause: e }));
   // A partial download left by an earlier (killed) run: hash what is there and go on from its end.
   const st = await fsp.stat(partial).catch(() => undefined);
-  if (st && st.size <= desc.size) {
-    await hashFile(partial, hash);
-    offset = st.size;
-  } else if (st) await fsp.rm(partial, { force: true });
-
-  // O_APPEND: after a truncate(0) (restart) writes go to the start again, never leave a hole.
-  const fh = await fsp.open(partial, 'a');
+  let fh: FileHandle;
+  try {
+    if (st && st.size <= desc.size) {
+      await hashFile(partial, hash, check);
+      offset = st.size;
+    } else if (st) await fsp.rm(partial, { force: true });
+    // O_APPEND: after a truncate(0) (restart) writes go to the start again, never leave a hole.
+    fh = await fsp.open(partial, 'a');
+  } catch (e) {
+    check.abort();
+    throw e;
+  }
   const flusher = new Flusher(fh);
   let restartedAfterMismatch = false;
   let failures = 0;
@@ -114,6 +126,7 @@ async function download(ctx: ClientContext, r: RepoRef, desc: Descriptor, blobs:
           await fh.truncate(0);
           hash = createHash('sha256');
           offset = 0;
+          check.restart();
         };
         if (res.status === 206 && offset > 0) {
           const m = /^bytes (\d+)-(\d+)\/(\d+|\*)/.exec(header(res, 'content-range') ?? '');
@@ -156,6 +169,7 @@ async function download(ctx: ClientContext, r: RepoRef, desc: Descriptor, blobs:
             hash.update(b);
             offset += b.length;
           }
+          for (const b of bufs) await check.write(b);
           flusher.wrote(offset);
           report(offset);
         };
@@ -195,13 +209,16 @@ async function download(ctx: ClientContext, r: RepoRef, desc: Descriptor, blobs:
           restartedAfterMismatch = true;
           hash = createHash('sha256');
           offset = 0;
+          check.restart();
           continue;
         }
         throw err('DIGEST_MISMATCH', `blob ${desc.digest} downloaded from the registry hashes to ${got}`);
       }
       break;
     }
+    await check.end();
   } catch (e) {
+    check.abort();
     await flusher.idle();
     await fh.close().catch(() => undefined);
     // Keep a partial download for the next run unless its content is known to be wrong.
@@ -215,6 +232,60 @@ async function download(ctx: ClientContext, r: RepoRef, desc: Descriptor, blobs:
   } catch (e) {
     await fsp.rm(partial, { force: true });
     throw new RegistryError('STORE', `cannot add blob ${desc.digest} to the store: ${(e as Error).message}`, { registry: r.registry, repository: r.repository, cause: e });
+  }
+}
+
+/**
+ * A content check to run on a blob while it downloads (e.g. a layer's diff_id). `done` is set
+ * when the check saw every byte of the blob and passed; otherwise (the blob was there already,
+ * or another caller downloaded it) the caller checks the stored blob itself.
+ */
+export interface BlobTap {
+  open(): ContentCheck;
+  done: boolean;
+}
+
+/**
+ * Feeds a tap's check with the bytes on disk, reopening it when the download restarts. A
+ * failed check is reported only at the end, once the bytes are known to match the blob's
+ * digest: until then a corrupted transfer, not the image, may be to blame.
+ */
+class TapFeed {
+  private check: ContentCheck | undefined;
+  private failure: { error: unknown } | undefined;
+  constructor(
+    private readonly tap: BlobTap | undefined,
+    private readonly wrap: (e: unknown) => RegistryError,
+  ) {
+    this.check = tap?.open();
+  }
+  async write(b: Buffer): Promise<void> {
+    if (!this.check || this.failure) return;
+    try {
+      await this.check.write(b);
+    } catch (error) {
+      this.failure = { error };
+      this.check.abort();
+    }
+  }
+  restart(): void {
+    this.check?.abort();
+    this.failure = undefined;
+    this.check = this.tap?.open();
+  }
+  /** The blob is complete and its digest verified: the check's verdict. */
+  async end(): Promise<void> {
+    if (!this.check || !this.tap) return;
+    if (this.failure) throw this.wrap(this.failure.error);
+    await this.check.end().catch((e: unknown) => {
+      throw this.wrap(e);
+    });
+    this.check = undefined;
+    this.tap.done = true;
+  }
+  abort(): void {
+    this.check?.abort();
+    this.check = undefined;
   }
 }
 

@@ -12,12 +12,14 @@ import {
   parseConfig,
   parseIndex,
   parseManifest,
+  pairLayers,
   parseReference,
   type BlobStore,
   type Descriptor,
   type ImageConfig,
   type ImageIndex,
   type ImageStore,
+  type LayerPair,
   type Manifest,
   type Parsed,
   type Platform,
@@ -37,6 +39,7 @@ import { RegistrySession } from './transport.js';
 import { allOrAbortLinked } from './tasks.js';
 import { BlobSources } from './sources.js';
 import { pushImage, type PushOptions, type PushResult } from './push.js';
+import { fetchCheckedLayer, type LayerChecks } from './layer-pull.js';
 
 export interface RegistryClientOptions {
   credentials?: CredentialProvider;
@@ -68,6 +71,11 @@ export interface OpOptions {
 
 export interface ResolveOptions extends OpOptions {
   platform?: Platform;
+}
+
+export interface PullOptions extends ResolveOptions {
+  /** Verify every layer against the config's diff_ids (in the same pass as its download) before the manifest is stored. */
+  checks?: LayerChecks;
 }
 
 /** A remote image without its layers: enough for cache keys and lazy layers. */
@@ -253,12 +261,14 @@ export class RegistryClient {
 
   /**
    * Pull `ref` (for `platform`) into the store: layers and config first, then the manifest,
-   * then the index — so the store never holds a manifest whose blobs are missing. Does not tag.
+   * then the index — so the store never holds a manifest whose blobs are missing. With
+   * `opts.checks`, neither one whose layers do not match its config. Does not tag.
    * Returns the descriptor `ref` points at (the index, if it names one).
    */
-  async pull(ref: string | Reference, store: ImageStore, opts: ResolveOptions = {}): Promise<Descriptor> {
+  async pull(ref: string | Reference, store: ImageStore, opts: PullOptions = {}): Promise<Descriptor> {
     const r = toRef(ref);
     const img = await this.resolve(r, opts);
+    const pairs = layerPairs(r, img);
     const put = async (raw: Buffer, mediaType: string): Promise<void> => {
       try {
         await store.blobs.putBytes(raw, mediaType);
@@ -268,7 +278,15 @@ export class RegistryClient {
     };
     // The config came with resolve(); only layers are left to fetch.
     await put(img.config.raw, img.manifest.value.config.mediaType);
-    await allOrAbortLinked(opts.signal, uniqueBlobs(img.manifest.value.layers).map((b) => (signal: AbortSignal) => this.fetchBlob(r, b, store, { signal })));
+    const checks = opts.checks;
+    const total = img.manifest.value.layers.length;
+    await allOrAbortLinked(
+      opts.signal,
+      pairs.map((pair) => async (signal: AbortSignal): Promise<void> => {
+        if (checks) await fetchCheckedLayer(this.ctx, r, { pair, total, blobs: store.blobs, checks, signal });
+        else await this.fetchBlob(r, pair.layer, store, { signal });
+      }),
+    );
     await put(img.manifest.raw, img.descriptor.mediaType);
     if (img.index) await put(img.index.raw, img.top.mediaType);
     return img.top;
@@ -336,7 +354,11 @@ function blobsOf(store: ImageStore | BlobStore): BlobStore {
   return 'blobs' in store ? store.blobs : store;
 }
 
-function uniqueBlobs(ds: Descriptor[]): Descriptor[] {
-  const seen = new Set<string>();
-  return ds.filter((d) => (seen.has(d.digest) ? false : (seen.add(d.digest), true)));
+/** The image's layers with their diff_ids; a manifest and config that disagree are IMAGE_INVALID. */
+function layerPairs(r: Reference, img: ResolvedImage): LayerPair[] {
+  try {
+    return pairLayers(img.manifest.value, img.config.value);
+  } catch (e) {
+    throw new RegistryError('IMAGE_INVALID', `${formatReference(r)}: ${(e as Error).message}`, { registry: r.registry, repository: r.repository, cause: e });
+  }
 }

@@ -23,6 +23,7 @@ export type RegistryErrorCode =
   | 'PROTOCOL' // the registry answered something the spec does not allow
   | 'CREDENTIALS' // a credential helper or the config file failed
   | 'STORE' // the local store could not be read or written
+  | 'IMAGE_INVALID' // layers that do not match the image config (diff_ids), or that are unsafe to unpack
   | 'ABORTED'
   | 'UNKNOWN';
 
@@ -119,6 +120,8 @@ function defaultHint(code: RegistryErrorCode, registry: string, repository: stri
       return `Check your Docker config file and credential helpers`;
     case 'STORE':
       return `Check free space and permissions of the local store, or run \`hoist fsck\``;
+    case 'IMAGE_INVALID':
+      return `The image is broken or unsafe to unpack and was not stored as usable; ask its publisher to rebuild and push it`;
     case 'ABORTED':
       return `The operation was cancelled`;
     case 'UNKNOWN':

@@ -1,7 +1,8 @@
 export * from './errors.js';
 export * from './credentials.js';
 export * from './progress.js';
-export { RegistryClient, type RegistryClientOptions, type OpOptions, type ResolveOptions, type ResolvedImage } from './client.js';
+export { RegistryClient, type RegistryClientOptions, type OpOptions, type ResolveOptions, type PullOptions, type ResolvedImage } from './client.js';
+export type { ContentCheck, LayerChecks, ManifestChecks } from './layer-pull.js';
 export type { PushOptions, PushResult } from './push.js';
 export type { BlobPushResult } from './blob-push.js';
 export type { FetchedManifest } from './manifests.js';

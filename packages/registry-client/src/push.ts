@@ -1,4 +1,5 @@
-import { isIndexMediaType, parseIndex, parseManifest, formatReference, OciError, type Descriptor, type ImageStore, type Reference } from '@hoist/oci';
+import { isIndexMediaType, parseIndex, parseManifest, formatReference, OciError, type Descriptor, type ImageStore, type Manifest, type Reference } from '@hoist/oci';
+import type { ManifestChecks } from './layer-pull.js';
 import { allOrAbortLinked } from './tasks.js';
 import type { BlobPushResult } from './blob-push.js';
 import type { ClientContext } from './context.js';
@@ -8,6 +9,8 @@ export interface PushOptions {
   signal?: AbortSignal;
   /** Repositories on the same registry to try mounting blobs from (besides those the client knows). */
   mountFrom?: string[];
+  /** Verify each manifest's layers against its config (alongside the uploads) before the manifest is pushed. */
+  checks?: ManifestChecks;
 }
 
 export interface PushResult {
@@ -29,6 +32,20 @@ export interface PushDeps {
   putManifest: (r: Reference, raw: Buffer, mediaType: string, signal?: AbortSignal) => Promise<Descriptor>;
   headManifest: (r: Reference, signal?: AbortSignal) => Promise<Descriptor | undefined>;
   learnSources: () => Promise<void>;
+}
+
+/** The local image's layers checked: a broken or unsafe image is never made available in the registry. */
+async function verifyLocal(checks: ManifestChecks, m: Descriptor, man: Manifest, signal: AbortSignal, where: { registry: string; repository: string }): Promise<void> {
+  try {
+    await checks.verifyManifest(man, signal);
+  } catch (e) {
+    if (signal.aborted) throw e;
+    throw new RegistryError('IMAGE_INVALID', `local image ${m.digest}: ${(e as Error).message}`, {
+      ...where,
+      cause: e,
+      hint: 'Nothing was pushed as usable. Run `hoist fsck`, remove the image (`hoist rm`), then pull or rebuild it',
+    });
+  }
 }
 
 /** Push a manifest (its config and layers first) or an index (each manifest first). */
@@ -55,9 +72,10 @@ export async function pushImage(d: PushDeps): Promise<PushResult> {
     const blobs = [man.config, ...man.layers].filter((b, i, all) => all.findIndex((x) => x.digest === b.digest) === i);
     // Foreign (non-distributable) layers stay where their URLs point, as Docker leaves them.
     const own = blobs.filter((b) => !(b.urls?.length && b.mediaType.includes('foreign')));
-    await allOrAbortLinked(signal, own.map((b) => async (s: AbortSignal) => {
+    const uploads = own.map((b) => async (s: AbortSignal): Promise<void> => {
       results[b.digest] = await d.pushBlob(b, s);
-    }));
+    });
+    await allOrAbortLinked(signal, opts.checks ? [...uploads, (s: AbortSignal) => verifyLocal(opts.checks!, m, man, s, where)] : uploads);
     return d.putManifest(target, raw, m.mediaType, signal);
   };
 

@@ -76,3 +76,25 @@ export async function htpasswdFile(dir: string, user: string, password: string):
   await fsp.writeFile(file, await tool('htpasswd', ['-Bbn', user, password]));
   return file;
 }
+
+/** One layer of a crafted image: tar bytes, and the diff_id the config claims (default: the true one). */
+export interface CraftedLayer {
+  tar: Buffer;
+  diffId?: Digest;
+}
+
+/** An image tagged `ref` in `store` whose config says what `layers` claim, true or not (for verification tests). */
+export async function craftImage(store: ImageStore, layers: CraftedLayer[], ref: string, extraDiffIds: Digest[] = []): Promise<TestImage> {
+  let img: Image = emptyImage({ os: 'linux', architecture: 'amd64' });
+  const descs: Descriptor[] = [];
+  for (const l of layers) {
+    const put = await store.blobs.put(Readable.from([gzipSync(l.tar, { level: 1 })]));
+    const desc: Descriptor = { mediaType: MediaType.OciLayerGzip, digest: put.digest, size: put.size };
+    descs.push(desc);
+    img = appendLayer(img, desc, l.diffId ?? (`sha256:${createHash('sha256').update(l.tar).digest('hex')}` as Digest), {});
+  }
+  img = { ...img, config: { ...img.config, rootfs: { type: 'layers', diff_ids: [...img.config.rootfs.diff_ids, ...extraDiffIds] } } };
+  const w = await writeImage(store.blobs, img);
+  await store.tag(ref, w.descriptor);
+  return { store, descriptor: w.descriptor, layers: descs, config: w.manifest.config, ref };
+}

@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import type { Digest } from '@hoist/oci';
 import { decompress } from './compress.js';
 import { SnapshotError, throwIfAborted } from './errors.js';
-import { SafeRoot, normalizeEntryName, splitParent, type AbsoluteSymlinks } from './safe-path.js';
+import { OPAQUE_WHITEOUT, SafeRoot, normalizeEntryName, splitParent, whiteoutTarget, type AbsoluteSymlinks } from './safe-path.js';
 import { ShellHelper, isOverlayXattr } from './sys.js';
 import { ByteSource, DEFAULT_MAX_LAYER_BYTES, readTar, type ReadLimits, type TarEntry } from './tar/reader.js';
 
@@ -118,7 +118,7 @@ export async function applyLayer(src: Readable | AsyncIterable<Buffer>, dir: str
   };
 
   const whiteout = async (parent: string, base: string): Promise<void> => {
-    if (base === '.wh..wh..opq') {
+    if (base === OPAQUE_WHITEOUT) {
       const realP = safe.resolveDir(parent, overlay);
       if (realP === undefined) return;
       if (overlay) {
@@ -134,9 +134,8 @@ export async function applyLayer(src: Readable | AsyncIterable<Buffer>, dir: str
       }
       return;
     }
-    if (base.startsWith('.wh..wh.')) return; // aufs metadata (.wh..wh.plnk, ...): nothing to apply
-    const name = base.slice('.wh.'.length);
-    if (name === '' || name === '.' || name === '..') throw new SnapshotError('LAYER_UNSAFE_PATH', `invalid whiteout ${JSON.stringify(base)}`);
+    const name = whiteoutTarget(base);
+    if (name === undefined) return; // aufs metadata (.wh..wh.plnk, ...): nothing to apply
     const target = parent === '' ? name : `${parent}/${name}`;
     const real = safe.resolve(target, overlay);
     if (real === undefined) return;

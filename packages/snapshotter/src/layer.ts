@@ -4,6 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { DigestingStream, layerMediaType, type BlobStore, type Descriptor, type Digest } from '@hoist/oci';
 import { zstdCompressor } from './compress.js';
 import { ParallelGzip } from './gzip.js';
+import { normalizeEntryName } from './safe-path.js';
 import { readXattrsTree } from './sys.js';
 import { tarBytes, type LayerEntry, type TarWriteOptions } from './tar/writer.js';
 import { walkTree } from './walk.js';
@@ -48,6 +49,14 @@ function compressor(c: LayerCompression, level: number | undefined): Transform |
   return new PassThrough();
 }
 
+/** Entries whose names stay inside the root (so the layer written from them is safe to record as verified). */
+async function* insideRoot(entries: AsyncIterable<LayerEntry>): AsyncGenerator<LayerEntry> {
+  for await (const e of entries) {
+    normalizeEntryName(e.kind === 'opaque' ? e.dir : e.name);
+    yield e;
+  }
+}
+
 /**
  * Write a layer in ONE pass: entries -> tar bytes -> diff_id hash -> compression -> blob temp
  * file (hashing the compressed bytes) -> atomic rename into the blob store.
@@ -59,7 +68,7 @@ export async function writeLayer(blobs: BlobStore, entries: AsyncIterable<LayerE
   const blob = new DigestingStream();
   try {
     await pipeline(
-      Readable.from(tarBytes(entries, opts), { objectMode: false, highWaterMark: 256 * 1024 }),
+      Readable.from(tarBytes(insideRoot(entries), opts), { objectMode: false, highWaterMark: 256 * 1024 }),
       diff,
       compressor(compression, opts.level),
       blob,
@@ -67,6 +76,8 @@ export async function writeLayer(blobs: BlobStore, entries: AsyncIterable<LayerE
       opts.signal ? { signal: opts.signal } : {},
     );
     const { digest, size } = await blobs.adopt(tmp, blob.digest, blob.size);
+    // names checked above, diff_id hashed in the same pass: later pushes need not re-read it
+    await blobs.noteVerifiedLayer(digest, diff.digest);
     return {
       diffId: diff.digest,
       descriptor: { mediaType: opts.mediaType ?? layerMediaType('oci', compression), digest, size },

@@ -34,6 +34,20 @@ export function normalizeEntryName(name: string): string {
   return parts.join('/');
 }
 
+/** The member that marks a directory opaque (its lower content hidden). */
+export const OPAQUE_WHITEOUT = '.wh..wh..opq';
+
+/**
+ * The name a whiteout member `.wh.<name>` deletes, or undefined for other aufs metadata
+ * (`.wh..wh.plnk`, ...). A whiteout of nothing, `.` or `..` is refused. Not for the opaque marker.
+ */
+export function whiteoutTarget(base: string): string | undefined {
+  if (base.startsWith('.wh..wh.')) return undefined;
+  const name = base.slice('.wh.'.length);
+  if (name === '' || name === '.' || name === '..') throw unsafe(`invalid whiteout ${JSON.stringify(base)}`);
+  return name;
+}
+
 export function splitParent(rel: string): { parent: string; base: string } {
   const i = rel.lastIndexOf('/');
   return i < 0 ? { parent: '', base: rel } : { parent: rel.slice(0, i), base: rel.slice(i + 1) };

@@ -97,6 +97,7 @@ export class Snapshotter implements MountHost {
         diffId: layer.diffId,
         ...(layer.signal ? { signal: layer.signal } : {}),
       });
+      await this.blobs.noteVerifiedLayer(layer.descriptor.digest, layer.diffId);
       await this.layout.adoptSnapshot(tmp, { diffId: layer.diffId, descriptor: stripDesc(layer.descriptor) });
     } finally {
       await fsp.rm(tmp, { recursive: true, force: true });

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { digestHex, sha256, writeFileAtomic, type Descriptor, type Digest } from '@hoist/oci';
+import { digestHex, ensurePrivateDir, sha256, writeFileAtomic, type Descriptor, type Digest } from '@hoist/oci';
 import { SnapshotError } from './errors.js';
 
 /**
@@ -41,7 +41,9 @@ export class Layout {
   chain(chainId: Digest): string {
     return path.join(this.root, 'chains', digestHex(chainId));
   }
+  /** The root is private (0700): snapshots hold unpacked images, setuid files and device nodes included. */
   async init(): Promise<void> {
+    await ensurePrivateDir(this.root);
     for (const d of ['snapshots', 'l', 'chains', 'mounts', 'tmp', 'empty']) await fsp.mkdir(path.join(this.root, d), { recursive: true });
   }
   /** A fresh path under tmp/ named so that cleanupStale can tell whose it is. */

@@ -2,6 +2,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { appendLayer, emptyImage, familiarReference, hostPlatform, parseReference, writeImage, parseManifest, parseIndex, isIndexMediaType, type Descriptor } from '@hoist/oci';
 import { runImage } from '@hoist/builder';
+import { LayerChecker } from '@hoist/snapshotter';
 import { importDirectoryLayer, importTarballLayer } from './import-layer.js';
 import { UsageError } from '../errors.js';
 import { openStore } from '../store.js';
@@ -98,7 +99,8 @@ export async function pushCommand(ref: string, dest: string | undefined, root: s
   const desc = await store.resolve(ref);
   if (!desc) throw new UsageError(`image ${ref} is not in the store; see \`hoist images\``);
   const client = makeRegistryClient(progress);
-  await client.push(store, desc, dest ?? ref, { signal });
+  // layers are checked against the config alongside the uploads (once per blob: see LayerChecker)
+  await client.push(store, desc, dest ?? ref, { signal, checks: new LayerChecker(store.blobs) });
   process.stderr.write(`pushed ${dest ?? ref} ${desc.digest}\n`);
   return 0;
 }
@@ -107,7 +109,9 @@ export async function pullCommand(ref: string, root: string | undefined, progres
   const { store } = await openStore(root);
   const { parsePlatform } = await import('@hoist/oci');
   const client = makeRegistryClient(progress);
-  const desc = await client.pull(ref, store, { signal, ...(platform ? { platform: parsePlatform(platform) } : {}) });
+  // every layer is verified against the config's diff_ids while it downloads, before anything is stored as usable
+  const checks = new LayerChecker(store.blobs);
+  const desc = await client.pull(ref, store, { signal, checks, ...(platform ? { platform: parsePlatform(platform) } : {}) });
   if (!parseReference(ref).digest) await store.tag(ref, desc);
   process.stderr.write(`pulled ${ref}\n`);
   process.stdout.write(`${desc.digest}\n`);
