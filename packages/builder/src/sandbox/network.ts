@@ -76,35 +76,31 @@ function unavailable(why: string): BuildError {
   );
 }
 
-/** Resolves when `fd` yields `token`, rejects when the child exits first or the time is up. */
+/** Resolves when `stream` yields `token`; rejects when the child ends first, the time is up or the build is cancelled. */
 function waitFor(child: ChildProcess, stream: Readable, token: string, what: string, signal?: AbortSignal): Promise<void> {
   let errText = '';
   child.stderr?.on('data', (d: Buffer) => (errText = (errText + d.toString()).slice(-4000)));
   return new Promise<void>((resolve, reject) => {
     let seen = '';
-    const timer = setTimeout(() => fail(`${what} did not start within ${START_TIMEOUT_MS / 1000}s`), START_TIMEOUT_MS);
-    const done = (): void => {
+    let settled = false;
+    const settle = (e?: Error): void => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
+      if (e) reject(e);
+      else resolve();
     };
-    const fail = (msg: string): void => {
-      done();
-      reject(unavailable(`${msg}${errText.trim() ? `: ${errText.trim()}` : ''}`));
-    };
-    const onAbort = (): void => {
-      done();
-      reject(new BuildError('CANCELLED', 'build cancelled'));
-    };
+    const fail = (msg: string): void => settle(unavailable(`${msg}${errText.trim() ? `: ${errText.trim()}` : ''}`));
+    const onAbort = (): void => settle(new BuildError('CANCELLED', 'build cancelled'));
+    const timer = setTimeout(() => fail(`${what} did not start within ${START_TIMEOUT_MS / 1000}s`), START_TIMEOUT_MS);
     signal?.addEventListener('abort', onAbort, { once: true });
     stream.on('data', (d: Buffer) => {
       seen += d.toString();
-      if (seen.includes(token)) {
-        done();
-        resolve();
-      }
+      if (seen.includes(token)) settle();
     });
     child.once('error', (e) => fail(`${what} could not start (${e.message})`));
-    child.once('exit', (code) => fail(`${what} exited with code ${code}`));
+    child.once('close', (code) => fail(`${what} exited with code ${code}`));
   });
 }
 
@@ -138,7 +134,9 @@ export async function openSandboxNetwork(opts: OpenNetworkOptions = {}): Promise
     (slirp?.stdio[4] as Readable | undefined)?.destroy();
     slirp?.kill('SIGTERM');
     holder.stdin?.end();
-    await Promise.all([exited(holder), slirp ? exited(slirp) : undefined]);
+    // slirp4netns takes ~20 ms to exit (the kernel tears its tap device down): not worth waiting
+    // for, it is told to go and holds nothing on the host; the namespace holder exits at once
+    await exited(holder);
   };
   try {
     await waitFor(holder, holder.stdout!, 'ready', 'the network namespace holder (unshare --net)', opts.signal);
