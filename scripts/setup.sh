@@ -25,6 +25,9 @@ need openssl openssl
 need tmux tmux
 need tar tar
 need mount mount
+need slirp4netns slirp4netns
+need ip iproute2
+need unshare util-linux
 [ -x /bin/busybox ] || pkgs+=(busybox-static)
 
 if [ ${#pkgs[@]} -gt 0 ]; then

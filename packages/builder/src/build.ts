@@ -6,6 +6,7 @@ import type { CacheRecord } from './cache.js';
 import { isoTime, keyStage, runStage, stagesToRun } from './stage.js';
 import { fetchMissing } from './materialize.js';
 import type { BuildOptions, BuildResult } from './types.js';
+import { checkEntitlements } from './sandbox/entitlements.js';
 
 function platformString(p: Platform): string {
   return `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`;
@@ -55,6 +56,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   if (opts.dockerignore) ctx.contextFilter = createDockerignoreMatcher(opts.dockerignore);
   for (const w of plan.warnings) ctx.emit({ type: 'warning', message: w.message, ...(w.line ? { line: w.line } : {}) });
   const stages = stagesNeeded(plan);
+  checkEntitlements({ plan, stages, allow: opts.allow ?? [], network: opts.network, label: (i, s) => ctx.label(i, s) });
   ctx.emit({ type: 'plan', target: plan.target, stages: stages.map((i) => ({ index: i, steps: plan.stages[i]!.steps.length, ...(plan.stages[i]!.name ? { name: plan.stages[i]!.name! } : {}) })) });
   try {
     // pass 1: every key, nothing executed; pass 2: run only the stages the target really

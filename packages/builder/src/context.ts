@@ -10,6 +10,7 @@ import { detectRuntime, type RuntimeInfo } from './sandbox/runtime.js';
 import type { BuildEvent, BuildOptions, RemoteCache, ResolvedImage } from './types.js';
 import type { PathFilter } from './sources.js';
 import { CacheMounts } from './cache-mounts.js';
+import { sandboxResolvConf } from './sandbox/network.js';
 import type { PreparedCopy } from './copy-step.js';
 
 /** What one stage has produced so far. */
@@ -47,7 +48,7 @@ export class BuildContext {
   /** RUN --mount=type=cache directories and their sharing locks. */
   readonly cacheMounts: CacheMounts;
   private runtimeInfo: RuntimeInfo | undefined;
-  private etcFiles: { hosts: string; resolv: string } | undefined;
+  private etcFiles: { hosts: string; resolv: string; sandboxResolv: string } | undefined;
   contextFilter: PathFilter | undefined;
 
   constructor(
@@ -74,8 +75,8 @@ export class BuildContext {
     return path.join(this.opts.root, 'tmp');
   }
 
-  /** /etc/hosts and /etc/resolv.conf for the sandbox, written once per build. */
-  async etc(): Promise<{ hosts: string; resolv: string }> {
+  /** /etc/hosts and /etc/resolv.conf (host network, and the sandbox network's), written once per build. */
+  async etc(): Promise<{ hosts: string; resolv: string; sandboxResolv: string }> {
     if (this.etcFiles) return this.etcFiles;
     const dir = path.join(this.tmpDir, `etc-${process.pid}`);
     await fsp.mkdir(dir, { recursive: true });
@@ -83,11 +84,13 @@ export class BuildContext {
     await fsp.writeFile(hosts, '127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n');
     const resolv = path.join(dir, 'resolv.conf');
     let text = await fsp.readFile('/etc/resolv.conf', 'utf8').catch(() => '');
+    const sandboxResolv = path.join(dir, 'resolv-sandbox.conf');
+    await fsp.writeFile(sandboxResolv, sandboxResolvConf(text));
     if (/^nameserver\s+127\./m.test(text)) {
       text = (await fsp.readFile('/run/systemd/resolve/resolv.conf', 'utf8').catch(() => '')) || 'nameserver 8.8.8.8\n';
     }
     await fsp.writeFile(resolv, text);
-    this.etcFiles = { hosts, resolv };
+    this.etcFiles = { hosts, resolv, sandboxResolv };
     return this.etcFiles;
   }
 

@@ -9,6 +9,9 @@ export type BuildErrorCode =
   | 'USER_NOT_FOUND'
   | 'SECRET_NOT_FOUND'
   | 'UNSUPPORTED'
+  | 'ENTITLEMENT_REQUIRED'
+  | 'NETWORK_UNAVAILABLE'
+  | 'INVALID_SECURITY_OPT'
   | 'CANCELLED';
 
 export interface StepLocation {

@@ -13,3 +13,6 @@ export * from './sandbox/runtime.js';
 export * from './run-image.js';
 export * from './sandbox/capabilities.js';
 export * from './build-flags.js';
+export * from './sandbox/seccomp.js';
+export * from './sandbox/entitlements.js';
+export { runNetwork, sandboxResolvConf, openSandboxNetwork, SANDBOX_NAMESERVER, type NetworkMode, type DefaultNetwork, type SandboxNetwork } from './sandbox/network.js';

@@ -7,6 +7,8 @@ import { resolveUser } from './rootfs.js';
 import { detectRuntime, runInSandbox } from './sandbox/runtime.js';
 import { promises as fsp } from 'node:fs';
 import { mountLowers } from './materialize.js';
+import { openNetwork, runNetwork, sandboxResolvConf, type DefaultNetwork, type RunNetwork } from './sandbox/network.js';
+import type { SeccompSetting } from './sandbox/seccomp.js';
 
 export interface RunImageOptions {
   store: ImageStore;
@@ -19,7 +21,9 @@ export interface RunImageOptions {
   env?: string[];
   user?: string;
   workdir?: string;
-  network?: 'host' | 'none';
+  /** `default` (also when unset): its own network namespace with outbound access, as RUN. */
+  network?: DefaultNetwork;
+  seccomp?: SeccompSetting;
   runtime?: string;
   platform?: Platform;
   stdout?: (d: Buffer) => void;
@@ -48,22 +52,31 @@ export async function runImage(o: RunImageOptions): Promise<number> {
   const rt = detectRuntime(o.runtime);
   const m = await o.snapshotter.mount(mountLowers(cfg.rootfs.diff_ids));
   const tmp = path.join(o.root, 'tmp', `run-${process.pid}`);
+  const network = runNetwork('default', o.network);
+  let net: RunNetwork | undefined;
   try {
     await fsp.mkdir(tmp, { recursive: true });
     const hosts = path.join(tmp, 'hosts');
     await fsp.writeFile(hosts, '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n');
+    let resolvConf = '/etc/resolv.conf';
+    if (network === 'sandbox') {
+      resolvConf = path.join(tmp, 'resolv.conf');
+      await fsp.writeFile(resolvConf, sandboxResolvConf(await fsp.readFile('/etc/resolv.conf', 'utf8').catch(() => '')));
+    }
     const user = await resolveUser(m.root, o.user ?? c.User ?? '');
     const env = [...(c.Env ?? []), ...(o.env ?? [])];
     if (envGet(env, 'PATH') === undefined) env.unshift(`PATH=${DEFAULT_PATH}`);
     if (envGet(env, 'HOME') === undefined) env.push(`HOME=${user.home}`);
+    net = await openNetwork(network, o.signal ? { signal: o.signal } : {});
     const res = await runInSandbox(
       rt,
       {
         rootfs: m.root,
         hostname: 'hoist',
-        network: o.network ?? 'host',
+        network: net.spec,
         hostsFile: hosts,
-        resolvConf: '/etc/resolv.conf',
+        resolvConf,
+        ...(o.seccomp ? { seccomp: o.seccomp } : {}),
         process: { args, env, cwd: o.workdir ?? (c.WorkingDir || '/'), uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
       },
       {
@@ -77,6 +90,7 @@ export async function runImage(o: RunImageOptions): Promise<number> {
     );
     return res.exitCode;
   } finally {
+    await net?.close();
     await m.release();
     await fsp.rm(tmp, { recursive: true, force: true });
   }

@@ -9,6 +9,7 @@ import type { BuildContext, StageState } from './context.js';
 import { withMountedImage } from './materialize.js';
 import { resolveUser, secureJoin } from './rootfs.js';
 import { runInSandbox } from './sandbox/runtime.js';
+import { openNetwork, runNetwork, type RunNetwork } from './sandbox/network.js';
 import { prepareRunMounts } from './run-mounts.js';
 import { collectSources, digestSources } from './sources.js';
 import { keyStage } from './stage.js';
@@ -66,7 +67,8 @@ export async function runCacheInputs(ctx: BuildContext, step: Step, ins: RunInst
     ...envInputs(state, step),
     user: c.User ?? '',
     cwd: c.WorkingDir || '/',
-    network: ins.network === 'default' ? (ctx.opts.network ?? 'host') : ins.network,
+    // `sandbox` for the default network whatever provides it (slirp4netns today): a stable key
+    network: runNetwork(ins.network, ctx.opts.network),
     security: ins.security,
     mounts: ins.mounts.map((m) => (m.type === 'secret' || m.type === 'ssh' ? { type: m.type, id: m.id, target: m.target, env: 'env' in m ? m.env : undefined } : m)),
     platform: ctx.platform,
@@ -122,7 +124,10 @@ export async function executeRun(
       const cwdAbs = await secureJoin(m.root, cwd);
       await fsp.mkdir(cwdAbs, { recursive: true });
       const mounts = await prepareRunMounts(ctx, stage, ins, m.root, user);
+      const network = runNetwork(ins.network, ctx.opts.network);
+      let net: RunNetwork | undefined;
       try {
+        net = await openNetwork(network, ctx.opts.signal ? { signal: ctx.opts.signal } : {});
         const env = [...runEnv(state, step), ...mounts.env];
         if (script !== undefined) {
           const dir = await makeTempDir(ctx.tmpDir, 'heredoc-');
@@ -145,11 +150,12 @@ export async function executeRun(
           {
             rootfs: m.root,
             hostname: 'buildkitsandbox',
-            network: (ins.network === 'default' ? (ctx.opts.network ?? 'host') : ins.network) === 'none' ? 'none' : 'host',
+            network: net.spec,
             hostsFile: etc.hosts,
-            resolvConf: etc.resolv,
+            resolvConf: network === 'sandbox' ? etc.sandboxResolv : etc.resolv,
             mounts: mounts.mounts,
             privileged: ins.security === 'insecure',
+            ...(ctx.opts.seccomp ? { seccomp: ctx.opts.seccomp } : {}),
             ...(ctx.opts.resources ? { resources: ctx.opts.resources } : {}),
             process: { args, env, cwd, uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
           },
@@ -171,6 +177,7 @@ export async function executeRun(
           );
         }
       } finally {
+        await net?.close();
         await mounts.release();
       }
       const r = await m.commit(commitOptions(ctx));

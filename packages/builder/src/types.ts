@@ -1,5 +1,8 @@
 import type { Descriptor, ImageConfig, ImageStore, Manifest, Parsed, Platform } from '@hoist/oci';
 import type { Snapshotter } from '@hoist/snapshotter';
+import type { Entitlement } from './sandbox/entitlements.js';
+import type { DefaultNetwork } from './sandbox/network.js';
+import type { SeccompSetting } from './sandbox/seccomp.js';
 
 /** A base image, resolved: manifest and config are in the store; layer blobs may not be yet. */
 export interface ResolvedImage {
@@ -76,7 +79,16 @@ export interface BuildOptions {
   noCache?: boolean;
   noCacheFilter?: string[];
   format?: 'oci' | 'docker';
-  network?: 'host' | 'none';
+  /**
+   * RUN's network unless it says `--network=…`: `default` (also when unset) is its own network
+   * namespace with outbound access and no host loopback; `host` shares the host's (and allows
+   * RUN --network=host); `none` has only loopback.
+   */
+  network?: DefaultNetwork;
+  /** Entitlements the caller grants (`--allow`): RUN --network=host, RUN --security=insecure. */
+  allow?: Entitlement[];
+  /** The seccomp filter of RUN steps (`--security-opt seccomp=…`); insecure RUNs have none. */
+  seccomp?: SeccompSetting;
   jobs?: number;
   runtime?: string;
   sourceDateEpoch?: number;

@@ -1,5 +1,5 @@
 import { promises as fsp } from 'node:fs';
-import type { Secret } from '@hoist/builder';
+import { BuildError, parseEntitlements, parseSeccompProfile, type Entitlement, type SeccompSetting, type Secret } from '@hoist/builder';
 import { UsageError } from './errors.js';
 
 /** `K=V` pairs; with `envFallback`, a bare `K` takes its value from the environment (as docker does). */
@@ -45,4 +45,37 @@ export async function readSecrets(list: string[]): Promise<Secret[]> {
     }
   }
   return out;
+}
+
+/** `--security-opt seccomp=unconfined|PATH` (a profile in Docker's format); the last one wins. */
+export async function parseSecurityOpts(list: readonly string[]): Promise<SeccompSetting | undefined> {
+  let setting: SeccompSetting | undefined;
+  for (const opt of list) {
+    const m = /^seccomp[=:](.+)$/.exec(opt);
+    if (!m) throw new UsageError(`--security-opt "${opt}": only seccomp=unconfined or seccomp=PATH (a profile in Docker's format) is supported`);
+    const v = m[1]!;
+    if (v === 'unconfined' || v === 'default' || v === 'builtin') {
+      setting = v === 'unconfined' ? 'unconfined' : 'default';
+      continue;
+    }
+    const text = await fsp.readFile(v, 'utf8').catch(() => {
+      throw new UsageError(`--security-opt seccomp=${v}: cannot read ${v}`);
+    });
+    setting = asUsage(() => parseSeccompProfile(text, v));
+  }
+  return setting;
+}
+
+/** `--allow network.host` / `--allow security.insecure` (repeatable, or comma-separated). */
+export function parseAllow(list: readonly string[]): Entitlement[] {
+  return asUsage(() => parseEntitlements(list));
+}
+
+function asUsage<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof BuildError) throw new UsageError(e.message);
+    throw e;
+  }
 }

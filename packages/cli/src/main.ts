@@ -30,7 +30,9 @@ function program(signal: AbortSignal): Command {
     .option('--no-cache-filter <stage>', 'do not use the cache for this stage (repeatable)', collect, [])
     .addOption(progressOpt())
     .option('--platform <os/arch>', 'target platform')
-    .option('--network <mode>', 'network for RUN: default, host or none')
+    .option('--network <mode>', 'network for RUN: default (own namespace, outbound only, no host loopback), host or none')
+    .option('--allow <entitlement>', 'allow RUN --network=host (network.host) or RUN --security=insecure (security.insecure) (repeatable)', collect, [])
+    .option('--security-opt <opt>', 'seccomp profile of RUN: seccomp=unconfined or seccomp=PATH (Docker format)', collect, [])
     .addOption(new Option('--format <format>', 'image format').choices(['oci', 'docker']).default('oci'))
     .option('--jobs <n>', 'stages built at the same time (default: number of CPUs)')
     .option('--secret <spec>', 'secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR (repeatable)', collect, [])
@@ -76,11 +78,12 @@ function program(signal: AbortSignal): Command {
     .option('-u, --user <user>', 'user[:group]')
     .option('-w, --workdir <dir>', 'working directory')
     .option('--entrypoint <cmd>', 'override the ENTRYPOINT ("" clears it)')
-    .option('--network <mode>', 'host or none', 'host')
+    .option('--network <mode>', 'default (own namespace, outbound only, no host loopback), host or none', 'default')
+    .option('--security-opt <opt>', 'seccomp=unconfined or seccomp=PATH (Docker format)', collect, [])
     .option('--runtime <name>', 'OCI runtime')
     .option('--root <dir>', 'store directory')
     .addHelpText('after', '\nExamples:\n  hoist run hello\n  hoist run busybox sh -c "echo hi"\n')
-    .action(async (ref: string, cmd: string[], o: { env: string[]; user?: string; workdir?: string; network?: string; runtime?: string; entrypoint?: string; root?: string }) => {
+    .action(async (ref: string, cmd: string[], o: { env: string[]; user?: string; workdir?: string; network?: string; runtime?: string; entrypoint?: string; securityOpt: string[]; root?: string }) => {
       const { runCommand } = await import('./commands/images.js');
       process.exitCode = await runCommand(ref, cmd, o.root ?? root(), o, signal);
     });

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS } from './capabilities.js';
+import { allCurrentCapabilities, DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS } from './capabilities.js';
+import { seccompFor, type SeccompSetting } from './seccomp.js';
 
 export interface SandboxMount {
   destination: string;
@@ -23,29 +24,27 @@ export interface SandboxOptions {
   rootfs: string;
   process: SandboxProcess;
   hostname: string;
-  network: 'host' | 'none';
+  /** The host's namespace, a new empty one, or one prepared by network.ts (joined by path). */
+  network: 'host' | 'none' | { netns: string };
   /** Host files bind-mounted read-only at /etc/hosts and /etc/resolv.conf. */
   hostsFile: string;
   resolvConf: string;
   mounts?: SandboxMount[];
   resources?: { memoryBytes?: number; cpus?: number; pidsLimit?: number };
   cgroupsPath?: string;
-  /** Insecure RUNs (`--security=insecure`) get all capabilities and no masked paths. */
+  /** Insecure RUNs (`--security=insecure`) get all capabilities, no masked paths and no seccomp filter. */
   privileged?: boolean;
+  /** The seccomp filter (default: Docker's default profile; ignored when privileged). */
+  seccomp?: SeccompSetting;
 }
 
-const ALL_CAPS_EXTRA = [
-  'CAP_DAC_READ_SEARCH', 'CAP_LINUX_IMMUTABLE', 'CAP_NET_BROADCAST', 'CAP_NET_ADMIN', 'CAP_IPC_LOCK', 'CAP_IPC_OWNER',
-  'CAP_SYS_MODULE', 'CAP_SYS_RAWIO', 'CAP_SYS_PTRACE', 'CAP_SYS_PACCT', 'CAP_SYS_ADMIN', 'CAP_SYS_BOOT', 'CAP_SYS_NICE',
-  'CAP_SYS_RESOURCE', 'CAP_SYS_TIME', 'CAP_SYS_TTY_CONFIG', 'CAP_LEASE', 'CAP_AUDIT_CONTROL', 'CAP_MAC_OVERRIDE',
-  'CAP_MAC_ADMIN', 'CAP_SYSLOG', 'CAP_WAKE_ALARM', 'CAP_BLOCK_SUSPEND', 'CAP_AUDIT_READ',
-];
 
 /** An OCI runtime spec (config.json) for one sandboxed process, as Docker would configure it. */
 export function generateSpec(o: SandboxOptions): Record<string, unknown> {
-  const caps = o.privileged ? [...DEFAULT_CAPABILITIES, ...ALL_CAPS_EXTRA] : [...DEFAULT_CAPABILITIES];
-  const namespaces: Array<{ type: string }> = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }];
+  const caps = o.privileged ? allCurrentCapabilities() : [...DEFAULT_CAPABILITIES];
+  const namespaces: Array<{ type: string; path?: string }> = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }];
   if (o.network === 'none') namespaces.push({ type: 'network' });
+  else if (o.network !== 'host') namespaces.push({ type: 'network', path: o.network.netns });
   const mounts: SandboxMount[] = [
     { destination: '/proc', type: 'proc' as 'bind', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
@@ -70,6 +69,8 @@ export function generateSpec(o: SandboxOptions): Record<string, unknown> {
     resources: resources(o),
   };
   if (o.cgroupsPath) linux.cgroupsPath = o.cgroupsPath;
+  const seccomp = o.privileged ? undefined : seccompFor(o.seccomp, caps);
+  if (seccomp) linux.seccomp = seccomp;
   return {
     ociVersion: '1.0.2',
     process: {

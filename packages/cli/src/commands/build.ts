@@ -7,7 +7,7 @@ import { openStore } from '../store.js';
 import { StoreThenRegistry } from '../image-source.js';
 import { plainPrinter, type ProgressMode } from '../progress.js';
 import { makeRegistryClient } from '../registry.js';
-import { parseKeyValues, readSecrets } from '../args.js';
+import { parseAllow, parseKeyValues, parseSecurityOpts, readSecrets } from '../args.js';
 import { wireCache } from './build-cache.js';
 import { TtyProgress } from '../tty-progress.js';
 import { loadConfig } from '../config.js';
@@ -41,6 +41,10 @@ export interface BuildFlags {
   explainCache?: boolean;
   /** `--output`/`-o` specs (see commands/outputs.ts). */
   output?: string[];
+  /** `--allow` entitlements. */
+  allow?: string[];
+  /** `--security-opt seccomp=…`. */
+  securityOpt?: string[];
 }
 
 /** Locate the Dockerfile and its ignore file as Docker does (`<name>.dockerignore` wins). */
@@ -78,8 +82,10 @@ export async function buildCommand(context: string, f: BuildFlags, signal: Abort
   const tty = mode === 'tty' ? new TtyProgress(process.stderr) : undefined;
   const registry = makeRegistryClient(mode, tty ? { onTransfer: (id, text) => tty.transfer(id, text) } : {});
   const print = tty ? tty.onEvent : plainPrinter((s) => process.stderr.write(s), mode);
-  const network = f.network === undefined || f.network === 'default' ? 'host' : f.network;
-  if (network !== 'host' && network !== 'none') throw new UsageError(`--network must be default, host or none, not "${f.network}"`);
+  const network = f.network ?? 'default';
+  if (network !== 'default' && network !== 'host' && network !== 'none') throw new UsageError(`--network must be default, host or none, not "${f.network}"`);
+  const allow = parseAllow(f.allow ?? []);
+  const seccomp = await parseSecurityOpts(f.securityOpt ?? []);
   if (f.format && f.format !== 'oci' && f.format !== 'docker') throw new UsageError(`--format must be oci or docker, not "${f.format}"`);
   const jobs = f.jobs ? Number(f.jobs) : undefined;
   if (jobs !== undefined && !(Number.isInteger(jobs) && jobs > 0)) throw new UsageError(`--jobs must be a positive integer, not "${f.jobs}"`);
@@ -109,6 +115,8 @@ export async function buildCommand(context: string, f: BuildFlags, signal: Abort
     noCacheFilter: f.noCacheFilter,
     format: (f.format as 'oci' | 'docker' | undefined) ?? 'oci',
     network,
+    allow,
+    ...(seccomp ? { seccomp } : {}),
     ...(jobs ? { jobs } : {}),
     ...((f.runtime ?? loadConfig().runtime) ? { runtime: (f.runtime ?? loadConfig().runtime)! } : {}),
     ...(sde !== undefined && /^\d+$/.test(sde) ? { sourceDateEpoch: Number(sde) } : {}),

@@ -7,6 +7,7 @@ import { importDirectoryLayer, importTarballLayer } from './import-layer.js';
 import { UsageError } from '../errors.js';
 import { openStore } from '../store.js';
 import { makeRegistryClient } from '../registry.js';
+import { parseSecurityOpts } from '../args.js';
 import type { ProgressMode } from '../progress.js';
 
 export async function imagesCommand(root: string | undefined, json: boolean): Promise<number> {
@@ -73,10 +74,11 @@ export async function importCommand(source: string, ref: string, root: string | 
   return 0;
 }
 
-export async function runCommand(ref: string, cmd: string[], root: string | undefined, o: { env: string[]; user?: string; workdir?: string; network?: string; runtime?: string; entrypoint?: string }, signal: AbortSignal): Promise<number> {
+export async function runCommand(ref: string, cmd: string[], root: string | undefined, o: { env: string[]; user?: string; workdir?: string; network?: string; runtime?: string; entrypoint?: string; securityOpt?: string[] }, signal: AbortSignal): Promise<number> {
+  const network = o.network ?? 'default';
+  if (network !== 'default' && network !== 'host' && network !== 'none') throw new UsageError(`--network must be default, host or none, not "${o.network}"`);
+  const seccomp = await parseSecurityOpts(o.securityOpt ?? []);
   const opened = await openStore(root);
-  const network = o.network ?? 'host';
-  if (network !== 'host' && network !== 'none') throw new UsageError(`--network must be host or none, not "${o.network}"`);
   return runImage({
     store: opened.store,
     snapshotter: await opened.snapshotter(),
@@ -85,6 +87,7 @@ export async function runCommand(ref: string, cmd: string[], root: string | unde
     command: cmd,
     env: o.env,
     network,
+    ...(seccomp ? { seccomp } : {}),
     inheritStdio: true,
     signal,
     ...(o.user ? { user: o.user } : {}),
