@@ -1,12 +1,23 @@
-import { formatReference, parseReference, type Descriptor, type ImageStore, type Platform } from '@hoist/oci';
+import { formatReference, pairLayers, parseReference, type Descriptor, type ImageStore, type Platform } from '@hoist/oci';
 import type { ImageSource, ResolvedImage } from '@hoist/builder';
-import type { RegistryClient } from '@hoist/registry-client';
+import type { LayerChecks, RegistryClient } from '@hoist/registry-client';
+
+export interface StoreThenRegistryOptions {
+  store: ImageStore;
+  registry: () => RegistryClient;
+  pull?: 'missing' | 'always';
+  /** Registry mirrors for docker.io (`--registry-mirror`, config `registryMirrors`), tried in order. */
+  mirrors?: string[];
+  /** How layers are verified against the config's diff_ids (the snapshotter's LayerChecker). */
+  checks: LayerChecks;
+}
 
 /**
  * Base images for a build: the local store first (imported or built images, and earlier pulls),
  * then the registry named in the reference. From a registry only the manifest and config are
- * fetched up front; layers come when a step runs on them or the image is exported, and the
- * image is tagged locally once all its layers are here.
+ * fetched up front; layers come when a step runs on them or the image is exported, each one
+ * verified against its diff_id while it downloads, and the image is tagged locally once all
+ * its layers are here and verified (as `hoist pull` does: a bad base is never tagged).
  */
 export class StoreThenRegistry implements ImageSource {
   private readonly pending = new Map<string, Descriptor>();
@@ -14,13 +25,19 @@ export class StoreThenRegistry implements ImageSource {
   /** Where a docker.io image was actually found (a mirror), for its layer downloads. */
   private readonly fetchFrom = new Map<string, string>();
 
-  constructor(
-    private readonly store: ImageStore,
-    private readonly registry: () => RegistryClient,
-    private readonly pull: 'missing' | 'always' = 'missing',
-    /** Registry mirrors for docker.io (`--registry-mirror`, config `registryMirrors`), tried in order. */
-    private readonly mirrors: string[] = [],
-  ) {}
+  private readonly store: ImageStore;
+  private readonly registry: () => RegistryClient;
+  private readonly pull: 'missing' | 'always';
+  private readonly mirrors: string[];
+  private readonly checks: LayerChecks;
+
+  constructor(o: StoreThenRegistryOptions) {
+    this.store = o.store;
+    this.registry = o.registry;
+    this.pull = o.pull ?? 'missing';
+    this.mirrors = o.mirrors ?? [];
+    this.checks = o.checks;
+  }
 
   private async resolveRemote(full: string, opts: { platform: Platform; signal?: AbortSignal }): Promise<Awaited<ReturnType<RegistryClient['resolve']>>> {
     const o = { platform: opts.platform, ...(opts.signal ? { signal: opts.signal } : {}) };
@@ -60,17 +77,24 @@ export class StoreThenRegistry implements ImageSource {
   }
 
   async fetchLayers(img: ResolvedImage, layers: Descriptor[], opts: { signal?: AbortSignal }): Promise<void> {
-    for (const l of layers) {
-      if (await this.store.blobs.has(l.digest)) continue;
-      await this.registry().fetchBlob(this.fetchFrom.get(img.ref) ?? img.ref, l, this.store, opts.signal ? { signal: opts.signal } : {});
+    const wanted = new Set(layers.map((l) => l.digest));
+    const total = img.manifest.value.layers.length;
+    for (const pair of pairLayers(img.manifest.value, img.config.value)) {
+      if (!wanted.has(pair.layer.digest) || (await this.store.blobs.has(pair.layer.digest))) continue;
+      await this.registry().fetchLayer(this.fetchFrom.get(img.ref) ?? img.ref, pair, this.store.blobs, { checks: this.checks, total, ...(opts.signal ? { signal: opts.signal } : {}) });
     }
     await this.tagIfComplete(img);
   }
 
+  /** Tag a pulled base once every layer is in the store and known to match its diff_id. */
   private async tagIfComplete(img: ResolvedImage): Promise<void> {
     const top = this.pending.get(img.ref);
     if (!top) return;
-    for (const l of img.manifest.value.layers) if (!(await this.store.blobs.has(l.digest))) return;
+    for (const pair of pairLayers(img.manifest.value, img.config.value)) {
+      if (!(await this.store.blobs.has(pair.layer.digest))) return;
+      // a blob that came another way (a cache import) is checked once here; a mismatch throws
+      if (!(await this.checks.known(pair.layer, pair.diffId))) await this.checks.verify(pair.layer, pair.diffId);
+    }
     await this.store.tag(img.ref, top);
     this.pending.delete(img.ref);
   }

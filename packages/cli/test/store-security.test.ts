@@ -154,6 +154,27 @@ describe('pull, push and fsck verify layers against the image config', () => {
     expect(ok.code).toBe(0);
   });
 
+  it.each([
+    ['wrong-diffid', /its image config says diff_id sha256:1{64}/],
+    ['escape', /layer member path escapes the root/],
+  ])('a build FROM %s fails and leaves the base untagged; a good base is tagged', async (repo, message) => {
+    const root = path.join(work, `build-${repo}`);
+    const ctx = path.join(work, `ctx-${repo}`);
+    await fsp.mkdir(ctx, { recursive: true });
+    await fsp.writeFile(path.join(ctx, 'Dockerfile'), `FROM ${reg.host}/${repo}:1\nRUN true\n`);
+    const r = await hoist(['build', '--root', root, '--progress', 'plain', ctx]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/ERROR: /);
+    expect(r.stderr).toMatch(message);
+    noStack(r.stderr);
+    expect(JSON.parse((await hoist(['images', '--root', root, '--json'])).stdout)).toEqual([]);
+    await fsp.writeFile(path.join(ctx, 'Dockerfile'), `FROM ${reg.host}/fine:1\nCOPY Dockerfile /\n`);
+    expect((await hoist(['build', '--root', root, '--progress', 'quiet', ctx])).code).toBe(0);
+    const names = (JSON.parse((await hoist(['images', '--root', root, '--json'])).stdout) as Array<{ ref: string }>).map((i) => i.ref);
+    expect(names).toContain(`${reg.host}/fine:1`);
+    expect(names.some((n) => n.includes(repo))).toBe(false);
+  });
+
   it('hoist push refuses a local image whose layer does not match its config; the registry gets no manifest', async () => {
     const root = path.join(work, 'push');
     expect((await hoist(['images', '--root', root])).code).toBe(0);

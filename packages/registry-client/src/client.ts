@@ -293,6 +293,15 @@ export class RegistryClient {
   }
 
   /**
+   * Fetch one layer of a resolved image into the store, verified against its diff_id in the
+   * same pass as the download (or from the store, when the blob is there already).
+   */
+  async fetchLayer(ref: string | Reference, pair: LayerPair, blobs: BlobStore, opts: { checks: LayerChecks; total: number; signal?: AbortSignal }): Promise<void> {
+    const signal = opts.signal ?? new AbortController().signal;
+    await fetchCheckedLayer(this.ctx, toRef(ref), { pair, total: opts.total, blobs, checks: opts.checks, signal });
+  }
+
+  /**
    * Push a manifest or index from the store to `ref` (`registry/repo:tag` or `@digest`): blobs
    * already there are skipped, blobs known in other repositories of the registry are mounted,
    * the rest uploaded; then the manifest's exact bytes.

@@ -2,6 +2,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { build, parseCpus, parseMemory, parsePidsLimit, parseSsh, type BuildEvent, type BuildOptions } from '@hoist/builder';
 import { formatReference, parsePlatform, parseReference } from '@hoist/oci';
+import { LayerChecker } from '@hoist/snapshotter';
 import { UsageError } from '../errors.js';
 import { openStore } from '../store.js';
 import { StoreThenRegistry } from '../image-source.js';
@@ -102,7 +103,13 @@ export async function buildCommand(context: string, f: BuildFlags, signal: Abort
     result = await build({
     store: opened.store,
     snapshotter,
-    images: new StoreThenRegistry(opened.store, () => registry, f.pull ? 'always' : 'missing', [...(f.registryMirror ?? []), ...(loadConfig().registryMirrors ?? [])]),
+    images: new StoreThenRegistry({
+      store: opened.store,
+      registry: () => registry,
+      pull: f.pull ? 'always' : 'missing',
+      mirrors: [...(f.registryMirror ?? []), ...(loadConfig().registryMirrors ?? [])],
+      checks: new LayerChecker(opened.store.blobs),
+    }),
     root: opened.root,
     contextDir,
     dockerfile: { path: df.path, text: df.text },
