@@ -15,3 +15,5 @@ export { readTar, ByteSource, DEFAULT_MAX_LAYER_BYTES, type ReadLimits, type Tar
 export { encodeHeader, type TarHeader, type EntryType } from './tar/format.js';
 export { overlayOptions, MOUNT_DATA_MAX } from './overlay.js';
 export { readXattrsTree } from './sys.js';
+export { cleanupStaleWork, type StaleCleanup } from './stale.js';
+export { mountsUnder, unmount } from './overlay.js';
