@@ -5,6 +5,7 @@ import { BuildError } from './errors.js';
 import { DEFAULT_PATH, envGet } from './config-ops.js';
 import { resolveUser } from './rootfs.js';
 import { detectRuntime, runInSandbox } from './sandbox/runtime.js';
+import { SandboxSession } from './sandbox/session.js';
 import { promises as fsp } from 'node:fs';
 import { mountLowers } from './materialize.js';
 
@@ -48,6 +49,7 @@ export async function runImage(o: RunImageOptions): Promise<number> {
   const rt = detectRuntime(o.runtime);
   const m = await o.snapshotter.mount(mountLowers(cfg.rootfs.diff_ids));
   const tmp = path.join(o.root, 'tmp', `run-${process.pid}`);
+  const session = new SandboxSession(o.root);
   try {
     await fsp.mkdir(tmp, { recursive: true });
     const hosts = path.join(tmp, 'hosts');
@@ -68,7 +70,7 @@ export async function runImage(o: RunImageOptions): Promise<number> {
       },
       {
         stateDir: path.join(o.root, 'runtime', rt.name),
-        bundleParent: path.join(o.root, 'tmp', 'bundles'),
+        bundleParent: await session.bundles(),
         ...(o.stdout ? { stdout: o.stdout } : {}),
         ...(o.stderr ? { stderr: o.stderr } : {}),
         ...(o.inheritStdio ? { inheritStdio: true } : {}),
@@ -77,6 +79,7 @@ export async function runImage(o: RunImageOptions): Promise<number> {
     );
     return res.exitCode;
   } finally {
+    await session.close();
     await m.release();
     await fsp.rm(tmp, { recursive: true, force: true });
   }
