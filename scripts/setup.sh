@@ -25,6 +25,8 @@ need openssl openssl
 need tmux tmux
 need tar tar
 need mount mount
+need setpriv util-linux
+need pgrep procps
 [ -x /bin/busybox ] || pkgs+=(busybox-static)
 
 if [ ${#pkgs[@]} -gt 0 ]; then
