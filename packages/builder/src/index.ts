@@ -11,4 +11,4 @@ export * from './sandbox/runtime.js';
 export * from './run-image.js';
 export * from './sandbox/capabilities.js';
 export * from './build-flags.js';
-export { reclaimStore, reclaimProcess, processGone, type ReclaimReport } from './sandbox/reclaim.js';
+export { reclaimStore, reclaimProcess, processGone, type ReclaimReport, type ReclaimOptions } from './sandbox/reclaim.js';

@@ -63,7 +63,7 @@ describe('reclaimStore', () => {
     }
     expect((await mountsUnder(root)).length).toBe(4);
 
-    const report = await reclaimStore(root, cgroups);
+    const report = await reclaimStore(root, { cgroupFs: cgroups });
 
     expect(report.pids).toEqual([dead]);
     const state = async (pid: number): Promise<Record<string, boolean>> => {
@@ -83,7 +83,7 @@ describe('reclaimStore', () => {
   it('reclaims nothing of its own process', async () => {
     const mine = path.join(root, 'tmp', `etc-${process.pid}`, 'hosts');
     await touch(mine);
-    const report = await reclaimStore(root, cgroups);
+    const report = await reclaimStore(root, { cgroupFs: cgroups });
     expect(report.pids).toEqual([]);
     expect(await exists(mine)).toBe(true);
   });

@@ -95,7 +95,16 @@ async function reclaimEntries(dir: string, pid: number, report: ReclaimReport): 
  * containers (and every process in them), cgroups, bundles, secrets, mounts and temp files.
  * The caller knows the process is gone (see `reclaimStore`, and the watchdog).
  */
-export async function reclaimProcess(root: string, pid: number, report: ReclaimReport = emptyReport(), cgroupFs = CGROUP_FS): Promise<ReclaimReport> {
+export interface ReclaimOptions {
+  /** Where the cgroup hierarchies are mounted (tests use a fake). */
+  cgroupFs?: string;
+  /** Add to this report. */
+  report?: ReclaimReport;
+}
+
+export async function reclaimProcess(root: string, pid: number, opts: ReclaimOptions = {}): Promise<ReclaimReport> {
+  const report = opts.report ?? emptyReport();
+  const cgroupFs = opts.cgroupFs ?? CGROUP_FS;
   if (!report.pids.includes(pid)) report.pids.push(pid);
   await reclaimContainers(root, pid, report);
   for (const dir of await containerCgroups(isContainerOf(pid), cgroupFs)) {
@@ -131,11 +140,11 @@ async function ownersIn(root: string, cgroupFs: string): Promise<Set<number>> {
  * process's included, is never touched. Runs at every start of a command that opens the store,
  * and before `prune` and `fsck`.
  */
-export async function reclaimStore(root: string, cgroupFs = CGROUP_FS): Promise<ReclaimReport> {
+export async function reclaimStore(root: string, opts: Pick<ReclaimOptions, 'cgroupFs'> = {}): Promise<ReclaimReport> {
   const report = emptyReport();
-  for (const pid of await ownersIn(root, cgroupFs)) {
+  for (const pid of await ownersIn(root, opts.cgroupFs ?? CGROUP_FS)) {
     if (pid === process.pid || !processGone(pid)) continue;
-    await reclaimProcess(root, pid, report, cgroupFs);
+    await reclaimProcess(root, pid, { ...opts, report });
   }
   return report;
 }
