@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 const pkgs = ['oci', 'parser', 'snapshotter', 'registry-client', 'builder', 'exporter', 'cache', 'testkit', 'cli'];
 const moduleNameMapper = { '^(\\.{1,2}/.*)\\.js$': '$1' };
 for (const p of pkgs) moduleNameMapper[`^@hoist/${p}$`] = `<rootDir>/packages/${p}/src/index.ts`;
+moduleNameMapper['^@hoist/builder/reclaim$'] = '<rootDir>/packages/builder/src/sandbox/reclaim.ts';
 export default {
   testEnvironment: 'node',
   extensionsToTreatAsEsm: ['.ts'],

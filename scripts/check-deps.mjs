@@ -37,7 +37,8 @@ export function violations() {
     for (const d of declared) if (!allowed.includes(d)) errs.push(`packages/${pkg}/package.json depends on @hoist/${d}, which the design forbids`);
     for (const f of files(join(dir, 'src'))) {
       const text = readFileSync(f, 'utf8');
-      for (const m of text.matchAll(/from\s+['"]@hoist\/([\w-]+)['"]|import\(\s*['"]@hoist\/([\w-]+)['"]\s*\)/g)) {
+      // a subpath (`@hoist/builder/reclaim`) counts as its package
+      for (const m of text.matchAll(/from\s+['"]@hoist\/([\w-]+)(?:\/[\w./-]+)?['"]|import\(\s*['"]@hoist\/([\w-]+)(?:\/[\w./-]+)?['"]\s*\)/g)) {
         const dep = m[1] ?? m[2];
         if (!allowed.includes(dep)) errs.push(`${f.slice(root.length + 1)} imports @hoist/${dep}: ${pkg} may only import ${allowed.join(', ') || 'nothing from hoist'}`);
         else if (!declared.includes(dep)) errs.push(`${f.slice(root.length + 1)} imports @hoist/${dep} but packages/${pkg}/package.json does not declare it`);

@@ -28,6 +28,8 @@ need mount mount
 need slirp4netns slirp4netns
 need ip iproute2
 need unshare util-linux
+need setpriv util-linux
+need pgrep procps
 [ -x /bin/busybox ] || pkgs+=(busybox-static)
 
 if [ ${#pkgs[@]} -gt 0 ]; then

@@ -54,7 +54,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const ctx = new BuildContext(opts, plan, platform);
   for (const [ref, img] of resolved) ctx.bases.set(ref, img);
   if (opts.dockerignore) ctx.contextFilter = createDockerignoreMatcher(opts.dockerignore);
-  for (const w of plan.warnings) ctx.emit({ type: 'warning', message: w.message, ...(w.line ? { line: w.line } : {}) });
+  // as BuildKit shows its checks: the rule's name, then what it found
+  for (const w of plan.warnings) ctx.emit({ type: 'warning', message: `${w.code}: ${w.message}`, ...(w.line ? { line: w.line } : {}) });
   const stages = stagesNeeded(plan);
   checkEntitlements({ plan, stages, allow: opts.allow ?? [], network: opts.network, label: (i, s) => ctx.label(i, s) });
   ctx.emit({ type: 'plan', target: plan.target, stages: stages.map((i) => ({ index: i, steps: plan.stages[i]!.steps.length, ...(plan.stages[i]!.name ? { name: plan.stages[i]!.name! } : {}) })) });

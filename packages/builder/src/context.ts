@@ -7,6 +7,7 @@ import type { Plan, Step } from '@hoist/parser';
 import { CacheStore, type CacheRecord } from './cache.js';
 import type { Descriptor } from '@hoist/oci';
 import { detectRuntime, type RuntimeInfo } from './sandbox/runtime.js';
+import { SandboxSession } from './sandbox/session.js';
 import type { BuildEvent, BuildOptions, RemoteCache, ResolvedImage } from './types.js';
 import type { PathFilter } from './sources.js';
 import { CacheMounts } from './cache-mounts.js';
@@ -47,6 +48,8 @@ export class BuildContext {
   readonly stats = { executed: 0, cached: 0, runSteps: 0, layersFetched: 0 };
   /** RUN --mount=type=cache directories and their sharing locks. */
   readonly cacheMounts: CacheMounts;
+  /** Watchdog and private tmpfs (bundles, secrets) of this build's RUN sandboxes. */
+  readonly sandbox: SandboxSession;
   private runtimeInfo: RuntimeInfo | undefined;
   private etcFiles: { hosts: string; resolv: string; sandboxResolv: string } | undefined;
   contextFilter: PathFilter | undefined;
@@ -59,6 +62,7 @@ export class BuildContext {
     this.cache = new CacheStore(path.join(opts.root, 'cache', 'keys'));
     this.limit = pLimit(Math.max(1, opts.jobs ?? availableParallelism()));
     this.cacheMounts = new CacheMounts(opts.root, this.tmpDir);
+    this.sandbox = new SandboxSession(opts.root);
   }
 
   emit(ev: BuildEvent): void {
@@ -97,7 +101,11 @@ export class BuildContext {
   async cleanup(): Promise<void> {
     for (const p of this.preparedCopies.values()) await p.release().catch(() => undefined);
     this.preparedCopies.clear();
-    await fsp.rm(path.join(this.tmpDir, `etc-${process.pid}`), { recursive: true, force: true });
+    try {
+      await fsp.rm(path.join(this.tmpDir, `etc-${process.pid}`), { recursive: true, force: true });
+    } finally {
+      await this.sandbox.close();
+    }
   }
 
   /**

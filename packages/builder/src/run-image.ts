@@ -5,6 +5,7 @@ import { BuildError } from './errors.js';
 import { DEFAULT_PATH, envGet } from './config-ops.js';
 import { resolveUser } from './rootfs.js';
 import { detectRuntime, runInSandbox } from './sandbox/runtime.js';
+import { SandboxSession } from './sandbox/session.js';
 import { promises as fsp } from 'node:fs';
 import { mountLowers } from './materialize.js';
 import { openNetwork, runNetwork, sandboxResolvConf, type DefaultNetwork, type RunNetwork } from './sandbox/network.js';
@@ -54,6 +55,7 @@ export async function runImage(o: RunImageOptions): Promise<number> {
   const tmp = path.join(o.root, 'tmp', `run-${process.pid}`);
   const network = runNetwork('default', o.network);
   let net: RunNetwork | undefined;
+  const session = new SandboxSession(o.root);
   try {
     await fsp.mkdir(tmp, { recursive: true });
     const hosts = path.join(tmp, 'hosts');
@@ -81,7 +83,7 @@ export async function runImage(o: RunImageOptions): Promise<number> {
       },
       {
         stateDir: path.join(o.root, 'runtime', rt.name),
-        bundleParent: path.join(o.root, 'tmp', 'bundles'),
+        bundleParent: await session.bundles(),
         ...(o.stdout ? { stdout: o.stdout } : {}),
         ...(o.stderr ? { stderr: o.stderr } : {}),
         ...(o.inheritStdio ? { inheritStdio: true } : {}),
@@ -91,6 +93,7 @@ export async function runImage(o: RunImageOptions): Promise<number> {
     return res.exitCode;
   } finally {
     await net?.close();
+    await session.close();
     await m.release();
     await fsp.rm(tmp, { recursive: true, force: true });
   }

@@ -139,7 +139,7 @@ export async function prepareRunMounts(
         if (m.env) env.push(`${m.env}=${secret.data.toString()}`);
         if (m.target || !m.env) {
           const target = m.target ?? `/run/secrets/${m.id}`;
-          const dir = await makeTempDir(ctx.tmpDir, 'secret-');
+          const dir = await makeTempDir(await ctx.sandbox.dir(), 'secret-');
           const file = path.join(dir, 'secret');
           await fsp.writeFile(file, secret.data, { mode: m.mode ?? 0o400 });
           await fsp.chown(file, m.uid ?? user.uid, m.gid ?? user.gid);

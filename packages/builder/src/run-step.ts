@@ -161,7 +161,7 @@ export async function executeRun(
           },
           {
             stateDir: path.join(ctx.opts.root, 'runtime', rt.name),
-            bundleParent: path.join(ctx.tmpDir, 'bundles'),
+            bundleParent: await ctx.sandbox.bundles(),
             stdout: onData('stdout'),
             stderr: onData('stderr'),
             ...(ctx.opts.signal ? { signal: ctx.opts.signal } : {}),

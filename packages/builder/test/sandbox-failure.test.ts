@@ -116,7 +116,7 @@ describe('failures', () => {
     expect(fsck.code).toBe(0);
   }, 60_000);
 
-  it('SIGTERM during a RUN stops the sandbox, unmounts everything and exits non-zero', async () => {
+  it('SIGTERM during a RUN stops the sandbox, unmounts everything and exits 143', async () => {
     const ctx = await writeContext(path.join(work, 'ctx-sigterm'), { Dockerfile: `FROM ${busybox}\nRUN echo sleeping && sleep 30\n` });
     const b = startBuild(store, ctx, ['-t', 'sigterm:1']);
     const t0 = Date.now();
@@ -128,9 +128,7 @@ describe('failures', () => {
     b.child.kill('SIGTERM');
     const res = await b.done;
     expect(during).toHaveLength(1);
-    expect(Date.now() - t0).toBeLessThan(15_000);
-    expect(res.code).not.toBe(0);
-    expect(res.code).not.toBeNull();
+    expect(res.code).toBe(143);
     expect(res.stderr).toMatch(/SIGTERM/);
     expect(await mountsUnder(store)).toEqual([]);
     expect(await runcContainers(store)).toEqual([]);

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { reportError } from './report.js';
 import { ExitError } from './errors.js';
 import { guardPipes } from './pipes.js';
@@ -256,35 +257,44 @@ function program(signal: AbortSignal): Command {
   return p;
 }
 
-async function main(): Promise<void> {
-  const ac = new AbortController();
-  let interrupted = 0;
+/**
+ * Ctrl-C / SIGTERM abort the command, which stops its sandboxes and unmounts what it mounted;
+ * the exit code is then 128 + the signal's number (130, 143) as in a shell. Further signals
+ * never cut that cleanup short: they are noted once and the cleanup goes on.
+ */
+function onSignals(ac: AbortController): () => NodeJS.Signals | undefined {
+  let received: NodeJS.Signals | undefined;
+  let noted = false;
   const onSignal = (sig: NodeJS.Signals): void => {
-    interrupted++;
-    if (interrupted > 1) process.exit(130);
+    if (received) {
+      if (!noted) process.stderr.write(`hoist: ${sig}: still cleaning up, please wait...\n`);
+      noted = true;
+      return;
+    }
+    received = sig;
     process.stderr.write(`\nhoist: ${sig}: stopping (cleaning up sandboxes and mounts)...\n`);
     ac.abort();
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, onSignal);
+  return () => received;
+}
+
+async function main(): Promise<void> {
+  const ac = new AbortController();
+  const received = onSignals(ac);
   // a reader that went away (| head) cancels the command; nothing more is reported
   const pipes = guardPipes(() => ac.abort());
   try {
     await program(ac.signal).parseAsync(process.argv);
   } catch (e) {
-    if (pipes.exitCode !== undefined) return;
-    if (e instanceof CommanderError) {
-      process.exitCode = e.exitCode === 0 ? 0 : 2;
-      return;
-    }
-    if (e instanceof ExitError) {
-      process.exitCode = e.exitCode;
-      return;
-    }
-    process.exitCode = reportError(e, (s) => process.stderr.write(s));
+    if (pipes.exitCode !== undefined) process.exitCode = pipes.exitCode;
+    else if (e instanceof CommanderError) process.exitCode = e.exitCode === 0 ? 0 : 2;
+    else if (e instanceof ExitError) process.exitCode = e.exitCode;
+    else process.exitCode = reportError(e, (s) => process.stderr.write(s));
   }
+  const sig = received();
   if (pipes.exitCode !== undefined) process.exitCode = pipes.exitCode;
-  else if (ac.signal.aborted && !process.exitCode) process.exitCode = 130;
+  else if (sig) process.exitCode = 128 + (osConstants.signals[sig] ?? 0);
 }
 
 await main();

@@ -1,6 +1,7 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { acquireStoreLease, ensurePrivateDir, ImageStore } from '@hoist/oci';
+import { reclaimStore, type ReclaimReport } from '@hoist/builder/reclaim';
 import { Snapshotter } from '@hoist/snapshotter';
 import { loadConfig } from './config.js';
 
@@ -28,6 +29,7 @@ export async function openStore(rootFlag?: string): Promise<OpenedStore> {
   const root = storeRoot(rootFlag);
   await ensurePrivateDir(root);
   holdLease(root, 'shared');
+  await reclaimLeftovers(root);
   const store = await ImageStore.open(path.join(root, 'oci'));
   let snaps: Promise<Snapshotter> | undefined;
   return {
@@ -46,4 +48,25 @@ export function holdLease(root: string, mode: 'shared' | 'exclusive'): void {
   const lease = acquireStoreLease(root, mode);
   held.add(key);
   process.once('exit', () => lease.release());
+}
+
+/**
+ * Reclaim what killed hoist processes left in the store and on the host (containers still
+ * running, cgroups, bundles, secrets, mounts, temp files), never a live process's work. A
+ * failure here never fails the command: it is reported and the next start tries again.
+ */
+export async function reclaimLeftovers(root: string): Promise<ReclaimReport | undefined> {
+  try {
+    return await reclaimStore(root);
+  } catch (e) {
+    process.stderr.write(`hoist: warning: could not reclaim what a crashed hoist process left in ${root}: ${(e as Error).message}\n`);
+    return undefined;
+  }
+}
+
+/** One line about a reclaim, or '' when there was nothing to reclaim. */
+export function reclaimSummary(r: ReclaimReport | undefined): string {
+  if (!r || r.pids.length === 0) return '';
+  const parts = [`${r.containers} container(s)`, `${r.cgroups} cgroup(s)`, `${r.unmounted} mount(s)`, `${r.paths} file(s) and dir(s)`];
+  return `reclaimed what crashed process(es) ${r.pids.join(', ')} left: ${parts.join(', ')}\n`;
 }

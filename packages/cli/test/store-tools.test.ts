@@ -195,8 +195,9 @@ describe('hoist save, load, prune, fsck, du', () => {
   it('stray temp files: fsck reports them with the fix, prune removes those older than an hour', async () => {
     const tmpDir = path.join(root, 'oci', 'tmp');
     await fsp.mkdir(tmpDir, { recursive: true });
-    const old = path.join(tmpDir, 'blob-4194000-0123456789abcdef');
-    const recent = path.join(tmpDir, 'blob-4194001-0123456789abcdef');
+    // names without a pid: a dead process's temp files (named with its pid) go at the next start
+    const old = path.join(tmpDir, 'upload-old');
+    const recent = path.join(tmpDir, 'upload-recent');
     await fsp.writeFile(old, 'half a blob');
     await fsp.writeFile(recent, 'another half');
     const twoHoursAgo = new Date(Date.now() - 2 * 3600_000);

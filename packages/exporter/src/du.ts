@@ -61,7 +61,8 @@ export async function diskUsage(paths: StorePaths): Promise<DiskUsage> {
   for (const sub of ['snapshots', 'chains']) snapshots.bytes += await treeSize(path.join(paths.snapshots, sub));
   const mounts = await readdirOrEmpty(paths.cacheMounts);
   const cacheMounts = { count: mounts.length, bytes: await treeSize(paths.cacheMounts) };
-  const tempFiles = await listTempFiles(paths);
+  // tmp/ is counted whole below
+  const tempFiles = (await listTempFiles(paths)).filter((t) => !t.path.startsWith(paths.tmp + path.sep));
   const scratch = await readdirOrEmpty(paths.tmp);
   const temp = {
     count: tempFiles.length + scratch.length,

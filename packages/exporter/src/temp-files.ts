@@ -1,6 +1,6 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { readdirOrEmpty, treeSize } from './fs-tools.js';
+import { pidAlive, pidInName, readdirOrEmpty, treeSize } from './fs-tools.js';
 import type { StorePaths } from './store-paths.js';
 
 export const TEMP_MAX_AGE_MS = 60 * 60 * 1000;
@@ -12,8 +12,10 @@ export interface TempEntry {
 }
 
 /**
- * Temp leftovers of the store: `oci/tmp/*` (blobs being written) and `.tmp-*` files of atomic
- * writes beside `index.json`, `oci-layout` and the cache records.
+ * Temp leftovers of the store: `oci/tmp/*` (blobs being written), `.tmp-*` files of atomic
+ * writes beside `index.json`, `oci-layout` and the cache records, and the builder's scratch
+ * space `tmp/*` except what a live process owns (its name carries the pid; names without one
+ * come from older versions).
  */
 export async function listTempFiles(paths: StorePaths, now = Date.now()): Promise<TempEntry[]> {
   const out: TempEntry[] = [];
@@ -25,6 +27,10 @@ export async function listTempFiles(paths: StorePaths, now = Date.now()): Promis
   const tmp = path.join(paths.oci, 'tmp');
   for (const n of await readdirOrEmpty(tmp)) await add(path.join(tmp, n));
   for (const n of await readdirOrEmpty(paths.oci)) if (n.startsWith('.tmp-')) await add(path.join(paths.oci, n));
+  for (const n of await readdirOrEmpty(paths.tmp)) {
+    const pid = pidInName(n);
+    if (pid === undefined || (pid !== process.pid && !pidAlive(pid))) await add(path.join(paths.tmp, n));
+  }
   for (const shard of await readdirOrEmpty(paths.cacheKeys)) {
     const dir = path.join(paths.cacheKeys, shard);
     for (const n of await readdirOrEmpty(dir)) if (n.startsWith('.tmp-')) await add(path.join(dir, n));

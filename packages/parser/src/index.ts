@@ -4,6 +4,7 @@ export { ParseError, formatParseError, type ParseErrorCode } from './errors.js';
 export { parse, parseSyntax, type ParseOptions } from './parse.js';
 export { outline } from './outline.js';
 export { plan } from './plan.js';
+export { looksLikeSecret, SECRETS_RULE } from './secret-names.js';
 export { stagesNeeded } from './graph.js';
 export { formatPlan, planToJson, type PlanFormat } from './format.js';
 export { MAX_EXPANDED_WORD, processWord, processWords, ShellError, type ShellOptions, type EnvLookup } from './shell.js';

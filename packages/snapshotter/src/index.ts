@@ -17,3 +17,5 @@ export { overlayOptions, MOUNT_DATA_MAX } from './overlay.js';
 export { readXattrsTree } from './sys.js';
 export { checkLayer, MemberChecker, type CheckLayerOptions, type LayerCheckResult } from './verify.js';
 export { LayerChecker, describeLayerError, type ContentCheck } from './layer-checks.js';
+export { cleanupStaleWork, type StaleCleanup } from './stale.js';
+export { mountsUnder, unmount } from './overlay.js';

@@ -7,9 +7,10 @@ import { applyLayer, type ApplyOptions, type ApplyResult } from './apply.js';
 import { SnapshotError, throwIfAborted } from './errors.js';
 import { layerTar, type LayerTarOptions } from './layer.js';
 import { Mounted, type Driver, type MountHost } from './mounted.js';
-import { mountOverlay, mountsUnder, probeOverlay, unmount } from './overlay.js';
+import { mountOverlay, probeOverlay, unmount } from './overlay.js';
+import { cleanupStaleWork } from './stale.js';
 import { stampTree } from './stamps.js';
-import { Layout, chainIds, pidAlive, pidOf, type SnapshotRecord } from './store.js';
+import { Layout, chainIds, pidAlive, type SnapshotRecord } from './store.js';
 import { run } from './sys.js';
 import type { ReadLimits } from './tar/reader.js';
 
@@ -237,22 +238,7 @@ export class Snapshotter implements MountHost {
    * dirs under `tmp/` whose owning process is gone. Live processes' work is never touched.
    */
   async cleanupStale(): Promise<{ unmounted: number; removed: number }> {
-    let unmounted = 0;
-    let removed = 0;
-    for (const parent of [this.layout.mounts, this.layout.tmp]) {
-      for (const name of await fsp.readdir(parent).catch(() => [] as string[])) {
-        const pid = pidOf(name);
-        if (pid === undefined || pidAlive(pid)) continue;
-        const dir = path.join(parent, name);
-        for (const mp of await mountsUnder(dir)) {
-          await unmount(mp);
-          unmounted++;
-        }
-        await fsp.rm(dir, { recursive: true, force: true });
-        removed++;
-      }
-    }
-    return { unmounted, removed };
+    return cleanupStaleWork(this.root, (pid) => !pidAlive(pid));
   }
 
   /** Every layer known here (unpacked, committed, or recorded for the copy driver). */

@@ -12,7 +12,8 @@ export interface RuntimeInfo {
 
 const SEARCH_PATH = (process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin').split(':');
 
-function which(bin: string): string | undefined {
+/** The path of a runtime binary (`runc`, `crun` or a path), if it is installed. */
+export function findRuntime(bin: string): string | undefined {
   if (bin.includes('/')) return existsSync(bin) ? bin : undefined;
   for (const dir of SEARCH_PATH) {
     const p = path.join(dir, bin);
@@ -41,7 +42,7 @@ export function detectRuntime(preferred?: string): RuntimeInfo {
   const tried: string[] = [];
   const candidates = preferred ? [preferred] : ['runc', 'crun'];
   for (const c of candidates) {
-    const p = which(c);
+    const p = findRuntime(c);
     if (!p) {
       tried.push(`${c}: not installed`);
       continue;
@@ -72,7 +73,7 @@ export interface RunResult {
 export interface RunOptions {
   /** Where the runtime keeps its state (`--root`). */
   stateDir: string;
-  /** Where the bundle (config.json) is written; removed afterwards. */
+  /** Where the bundle (config.json) is written, a private dir (see private-dir.ts); removed afterwards. */
   bundleParent: string;
   stdout?: (chunk: Buffer) => void;
   stderr?: (chunk: Buffer) => void;
@@ -88,10 +89,11 @@ export interface RunOptions {
 export async function runInSandbox(rt: RuntimeInfo, sb: SandboxOptions, opts: RunOptions): Promise<RunResult> {
   const id = `hoist-${process.pid}-${randomBytes(6).toString('hex')}`;
   const bundle = path.join(opts.bundleParent, id);
-  await fsp.mkdir(bundle, { recursive: true });
+  // config.json holds the process environment (secrets of RUN --mount=type=secret,env=…): root only
+  await fsp.mkdir(bundle, { recursive: true, mode: 0o700 });
   await fsp.mkdir(opts.stateDir, { recursive: true });
   const spec = generateSpec({ ...sb, cgroupsPath: sb.cgroupsPath ?? `/hoist/${id}` });
-  await fsp.writeFile(path.join(bundle, 'config.json'), JSON.stringify(spec));
+  await fsp.writeFile(path.join(bundle, 'config.json'), JSON.stringify(spec), { mode: 0o600 });
   const args = ['--root', opts.stateDir, 'run', '--bundle', bundle, id];
   let stderrText = '';
   try {

@@ -1,7 +1,7 @@
 import * as readline from 'node:readline';
 import { formatSize, parseSize, pruneStore, storePaths, type PruneReport } from '@hoist/exporter';
 import { UsageError } from '../errors.js';
-import { holdLease, storeRoot } from '../store.js';
+import { holdLease, reclaimLeftovers, reclaimSummary, storeRoot } from '../store.js';
 import { exportErrors } from './outputs.js';
 
 export interface PruneFlags {
@@ -71,9 +71,10 @@ export async function pruneCommand(f: PruneFlags, signal: AbortSignal): Promise<
     }
   }
   if (!f.dryRun) holdLease(paths.root, 'exclusive');
+  const reclaimed = f.dryRun ? undefined : await reclaimLeftovers(paths.root);
   return exportErrors(async () => {
     const r = await pruneStore(paths, { all: !!f.all, dryRun: !!f.dryRun, signal, ...(keepStorage !== undefined ? { keepStorage } : {}) });
-    process.stdout.write(f.json ? JSON.stringify(r, null, 2) + '\n' : summary(r));
+    process.stdout.write(f.json ? JSON.stringify(r, null, 2) + '\n' : reclaimSummary(reclaimed) + summary(r));
     return 0;
   });
 }

@@ -1,0 +1,68 @@
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+
+/** Where the cgroup hierarchies are mounted. */
+export const CGROUP_FS = '/sys/fs/cgroup';
+
+/**
+ * Every cgroup directory of the container `id`: runc's cgroupfs driver puts a container with
+ * `cgroupsPath: /hoist/<id>` at `<hierarchy>/hoist/<id>` in each v1 hierarchy (cpu, memory,
+ * …, and `unified` on hybrid hosts), or at `/sys/fs/cgroup/hoist/<id>` on a pure v2 host.
+ */
+export async function containerCgroups(match: (name: string) => boolean, fsRoot = CGROUP_FS): Promise<string[]> {
+  const parents = [path.join(fsRoot, 'hoist')];
+  for (const h of await fsp.readdir(fsRoot).catch(() => [] as string[])) parents.push(path.join(fsRoot, h, 'hoist'));
+  const out: string[] = [];
+  for (const parent of parents) {
+    for (const name of await fsp.readdir(parent).catch(() => [] as string[])) {
+      if (!match(name)) continue;
+      const dir = path.join(parent, name);
+      if ((await fsp.stat(dir).catch(() => undefined))?.isDirectory()) out.push(dir);
+    }
+  }
+  return out;
+}
+
+async function procsOf(dir: string): Promise<number[]> {
+  const text = await fsp.readFile(path.join(dir, 'cgroup.procs'), 'utf8').catch(() => '');
+  return text.split('\n').filter(Boolean).map(Number).filter((n) => Number.isSafeInteger(n) && n > 0);
+}
+
+/** A frozen process cannot die: thaw the cgroup first (v1 freezer, v2 cgroup.freeze), where that file exists. */
+async function thaw(dir: string): Promise<void> {
+  await fsp.writeFile(path.join(dir, 'freezer.state'), 'THAWED', { flag: 'r+' }).catch(() => undefined);
+  await fsp.writeFile(path.join(dir, 'cgroup.freeze'), '0', { flag: 'r+' }).catch(() => undefined);
+}
+
+/**
+ * Kill what still runs in a container's cgroup (its owner is gone), then remove the cgroup and
+ * any child cgroups. True when the directory is gone.
+ */
+export async function removeCgroup(dir: string, attempts = 100): Promise<boolean> {
+  for (const name of await fsp.readdir(dir).catch(() => [] as string[])) {
+    const child = path.join(dir, name);
+    if ((await fsp.lstat(child).catch(() => undefined))?.isDirectory()) await removeCgroup(child, attempts);
+  }
+  await thaw(dir);
+  for (let i = 0; i < attempts; i++) {
+    const pids = await procsOf(dir);
+    if (pids.length === 0) {
+      try {
+        await fsp.rmdir(dir);
+        return true;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return true;
+        // EBUSY: the last process is still exiting
+      }
+    }
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return false;
+}

@@ -1,0 +1,41 @@
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+
+/** Upper bound of the private tmpfs (pages are only used as files fill it). */
+const TMPFS_SIZE = '64m';
+
+export interface PrivateDir {
+  path: string;
+  /** True when it is a tmpfs (else a 0700 directory on the store's disk). */
+  tmpfs: boolean;
+  release(): Promise<void>;
+}
+
+/**
+ * A directory only root can enter (0700), on a tmpfs of its own when this process may mount
+ * one: what runs a sandbox keeps its bundles (config.json holds the environment, secrets
+ * included) and secret files there, in memory, never on disk. Named `sandbox-<pid>-<hex>`
+ * below `tmpRoot` so that the next hoist start unmounts and removes it if this process is
+ * killed (see reclaim.ts).
+ */
+export async function createPrivateDir(tmpRoot: string): Promise<PrivateDir> {
+  await fsp.mkdir(tmpRoot, { recursive: true });
+  const dir = path.join(tmpRoot, `sandbox-${process.pid}-${randomBytes(6).toString('hex')}`);
+  await fsp.mkdir(dir, { mode: 0o700 });
+  const m = spawnSync('mount', ['-t', 'tmpfs', '-o', `mode=0700,size=${TMPFS_SIZE},nosuid,nodev,noexec`, 'tmpfs', dir], { stdio: 'ignore' });
+  const tmpfs = m.status === 0;
+  if (!tmpfs) await fsp.chmod(dir, 0o700);
+  return {
+    path: dir,
+    tmpfs,
+    release: async () => {
+      if (tmpfs) {
+        const u = spawnSync('umount', [dir], { stdio: 'ignore' });
+        if (u.status !== 0) spawnSync('umount', ['-l', dir], { stdio: 'ignore' });
+      }
+      await fsp.rm(dir, { recursive: true, force: true });
+    },
+  };
+}
