@@ -252,7 +252,23 @@ function program(signal: AbortSignal): Command {
   return p;
 }
 
+/** Not root: run the command in a user namespace (rootless.ts). Undefined: run it here. */
+async function rootless(): Promise<number | undefined> {
+  if ((process.geteuid?.() ?? 0) === 0) return undefined;
+  try {
+    const { reexecRootless } = await import('./rootless.js');
+    return await reexecRootless(process.argv.slice(2), (s) => process.stderr.write(s));
+  } catch (e) {
+    return reportError(e, (s) => process.stderr.write(s));
+  }
+}
+
 async function main(): Promise<void> {
+  const code = await rootless();
+  if (code !== undefined) {
+    process.exitCode = code;
+    return;
+  }
   const ac = new AbortController();
   let interrupted = 0;
   const onSignal = (sig: NodeJS.Signals): void => {
