@@ -1,0 +1,199 @@
+/**
+ * Rootless builds (issue 10, mode 1), for real: fresh unprivileged users (useradd; one with
+ * /etc/subuid and /etc/subgid ranges, one without) run the built CLI with no flag, their store
+ * in $XDG_DATA_HOME/hoist. Bases are imported from tarballs that root makes, the same files root
+ * imports, so root and rootless builds can be compared digest for digest.
+ */
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { createTestUser, debianTarball, hoist, run, startRegistry, tempDir, REPO_ROOT, type RunningRegistry, type TestUser } from '@hoist/testkit';
+
+const HELLO = path.join(REPO_ROOT, 'fixtures', 'hello');
+const APP = path.join(REPO_ROOT, 'fixtures', 'apps', 'debian-multistage');
+const SDE = { SOURCE_DATE_EPOCH: '1700000000' };
+
+async function must(p: Promise<{ code: number; stdout: string; stderr: string }>, what: string): Promise<string> {
+  const r = await p;
+  if (r.code !== 0) throw new Error(`${what} failed (exit ${r.code}): ${r.stderr}`);
+  return r.stdout;
+}
+
+/** Owner and name of every member of a gzip layer blob, from GNU tar's listing. */
+async function layerOwners(blob: string): Promise<Map<string, string>> {
+  const out = await must(run('tar', ['--numeric-owner', '-tvzf', blob]), 'tar -tv');
+  const m = new Map<string, string>();
+  for (const line of out.split('\n').filter(Boolean)) {
+    const f = line.split(/\s+/);
+    m.set(f.slice(5).join(' ').replace(/\/$/, ''), f[1]!);
+  }
+  return m;
+}
+
+describe('rootless: an ordinary user builds with no flag', () => {
+  let registry: RunningRegistry;
+  let work: string;
+  let rootStore: string;
+  let user: TestUser;
+  let single: TestUser;
+  let storeOf: (u: TestUser) => string;
+
+  beforeAll(async () => {
+    [registry, work, rootStore] = await Promise.all([startRegistry(), tempDir('rootless'), tempDir('rootless-root')]);
+    await fsp.chmod(work, 0o755);
+    // bases as tarballs: busybox (owners 0 and 1000, as fixtures/base/busybox.sh makes it),
+    // the same tree owned by root only, and debootstrap's Debian (shared test cache)
+    await must(run('bash', [path.join(REPO_ROOT, 'fixtures', 'base', 'busybox.sh'), '--rootfs', path.join(work, 'bb')]), 'busybox.sh');
+    await must(run('tar', ['--numeric-owner', '--sort=name', '-C', path.join(work, 'bb'), '-cf', path.join(work, 'busybox.tar'), '.']), 'tar');
+    await must(run('tar', ['--numeric-owner', '--sort=name', '--owner=0', '--group=0', '-C', path.join(work, 'bb'), '-cf', path.join(work, 'rootbox.tar'), '.']), 'tar');
+    const deb = await debianTarball();
+    await fsp.link(deb, path.join(work, 'debian.tar')).catch(() => fsp.copyFile(deb, path.join(work, 'debian.tar')));
+    [user, single] = await Promise.all([createTestUser({ subids: true }), createTestUser({ subids: false })]);
+    storeOf = (u) => path.join(u.home, '.local', 'share', 'hoist');
+    for (const [tar, ref] of [['busybox.tar', 'busybox:latest'], ['debian.tar', 'debian:bookworm']]) {
+      await must(user.hoist(['import', path.join(work, tar!), ref!], { env: SDE }), `import ${ref} as ${user.name}`);
+      await must(hoist(['import', '--root', rootStore, path.join(work, tar!), ref!], { env: SDE }), `import ${ref} as root`);
+    }
+    await must(single.hoist(['import', path.join(work, 'rootbox.tar'), 'rootbox:latest']), 'import rootbox');
+    await must(single.hoist(['import', path.join(work, 'busybox.tar'), 'busybox:latest']), 'import busybox');
+  }, 600_000);
+
+  afterAll(async () => {
+    await registry?.stop();
+    await user?.remove();
+    await single?.remove();
+    await fsp.rm(work, { recursive: true, force: true });
+    await fsp.rm(rootStore, { recursive: true, force: true });
+  });
+
+  it('builds fixtures/hello, names the mode, runs it, and gets the digest root gets', async () => {
+    const r = await user.hoist(['build', '--progress', 'plain', '-t', 'hello:1', HELLO], { env: SDE });
+    expect(r.stderr).not.toMatch(/WARNING/);
+    expect(r.code).toBe(0);
+    const [sub] = user.subuids;
+    expect(r.stderr).toContain(`isolation: rootless (runc in a user namespace: uid 0 = host uid ${user.uid}, uids 1-65536 = host ${sub!.start}-${sub!.start + 65535})`);
+    expect(r.stderr).toContain('snapshots: overlay (kernel overlayfs inside the user namespace, userxattr)');
+    expect((await fsp.stat(path.join(storeOf(user), 'oci'))).uid).toBe(user.uid);
+    const asRoot = await hoist(['build', '--root', rootStore, '-q', HELLO], { env: SDE });
+    expect(asRoot.code).toBe(0);
+    expect(r.stdout.trim()).toBe(asRoot.stdout.trim());
+    const out = await user.hoist(['run', 'hello:1']);
+    expect(out.stdout).toBe('Hello from hoist!\nbuilt by hoist as uid 0\nrunning as app\n');
+    expect(out.code).toBe(0);
+  });
+
+  it('builds the Debian multi-stage app (useradd, chown) with the same digest as root, then fully cached', async () => {
+    const r = await user.hoist(['build', '--progress', 'plain', '-t', 'app:1', APP], { env: SDE });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/RUN useradd --create-home/);
+    const asRoot = await hoist(['build', '--root', rootStore, '-q', APP], { env: SDE });
+    expect(asRoot.code).toBe(0);
+    expect(r.stdout.trim()).toBe(asRoot.stdout.trim());
+
+    const again = await user.hoist(['build', '--progress', 'plain', '-t', 'app:1', APP], { env: SDE });
+    expect(again.code).toBe(0);
+    expect(again.stderr).toMatch(/\(0 steps run, \d+ cached\)/);
+    expect(again.stdout).toBe(r.stdout);
+    const ran = await user.hoist(['run', '--entrypoint', '', 'app:1', 'sh', '-c', 'id -u; stat -c %u:%g /var/lib/app']);
+    expect(ran.stdout).toBe('1001\n1001:1001\n');
+  });
+
+  it('a file a RUN chowns to 42 is uid 42 in the layer tar, whatever host id it has on disk', async () => {
+    const ctx = await fsp.mkdtemp(path.join(work, 'own-'));
+    await fsp.writeFile(path.join(ctx, 'Dockerfile'), 'FROM busybox\nRUN mkdir /data && touch /data/f && chown 42:43 /data/f && chown 1000:1000 /data\n');
+    await fsp.chmod(ctx, 0o755);
+    const r = await user.hoist(['build', '-q', '-t', 'own:1', ctx]);
+    expect(r.code).toBe(0);
+    const inspect = JSON.parse(await must(user.hoist(['inspect', 'own:1']), 'inspect')) as { manifest: { layers: Array<{ digest: string }> }; config: { rootfs: { diff_ids: string[] } } };
+    const blob = path.join(storeOf(user), 'oci', 'blobs', 'sha256', inspect.manifest.layers.at(-1)!.digest.slice(7));
+    const owners = await layerOwners(blob);
+    expect(owners.get('data/f')).toBe('42/43');
+    expect(owners.get('data')).toBe('1000/1000');
+    // on disk, the snapshot holds the file as the 42nd subordinate id
+    const diffId = inspect.config.rootfs.diff_ids.at(-1)!.slice(7);
+    const st = await fsp.stat(path.join(storeOf(user), 'snapshots', 'snapshots', diffId, 'diff', 'data', 'f'));
+    expect(st.uid).toBe(user.subuids[0]!.start + 41);
+  });
+
+  it('uses cache mounts and secrets', async () => {
+    const ctx = await fsp.mkdtemp(path.join(work, 'mounts-'));
+    await fsp.writeFile(path.join(ctx, 'secret.txt'), 's3cret');
+    await fsp.writeFile(
+      path.join(ctx, 'Dockerfile'),
+      'FROM busybox\nRUN --mount=type=cache,target=/cache echo run >> /cache/log && wc -l < /cache/log > /runs\n' +
+        'RUN --mount=type=secret,id=tok test "$(cat /run/secrets/tok)" = s3cret && touch /secret-seen\n',
+    );
+    await run('chmod', ['-R', 'a+rX', ctx]);
+    const a = await user.hoist(['build', '-q', '--no-cache', '--secret', `id=tok,src=${path.join(ctx, 'secret.txt')}`, '-t', 'mounts:1', ctx]);
+    expect(a.stderr).toBe('');
+    expect(a.code).toBe(0);
+    const b = await user.hoist(['build', '-q', '--no-cache', '--secret', `id=tok,src=${path.join(ctx, 'secret.txt')}`, '-t', 'mounts:1', ctx]);
+    expect(b.code).toBe(0);
+    const out = await user.hoist(['run', 'mounts:1', 'sh', '-c', 'cat /runs; ls /secret-seen; test ! -e /run/secrets/tok && echo no-secret']);
+    expect(out.stdout).toBe('2\n/secret-seen\nno-secret\n');
+  });
+
+  it('pushes to the test registry', async () => {
+    const ref = `${registry.host}/rootless/hello:1`;
+    const r = await user.hoist(['push', 'hello:1', ref]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain(`pushed ${ref}`);
+    const local = JSON.parse(await must(user.hoist(['inspect', 'hello:1']), 'inspect')) as { descriptor: { digest: string } };
+    const remote = await must(run('skopeo', ['inspect', '--tls-verify=false', '--format', '{{.Digest}}', `docker://${ref}`]), 'skopeo');
+    expect(remote.trim()).toBe(local.descriptor.digest);
+  });
+
+  it('refuses --memory with the reason and builds nothing', async () => {
+    const r = await user.hoist(['build', '--memory', '64m', '--pids-limit', '50', HELLO]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^ERROR: --memory, --pids-limit need a cgroup hoist may manage, but hoist runs rootless \(in a user namespace\) and .*Build without these flags, or run hoist as root\n$/);
+    expect(r.stdout).toBe('');
+  });
+
+  it('explains a user namespace the environment refuses: exit 1, no stack trace', async () => {
+    const bin = await fsp.mkdtemp(path.join(work, 'fakebin-'));
+    await fsp.writeFile(path.join(bin, 'unshare'), '#!/bin/sh\necho "unshare: unshare failed: Operation not permitted" >&2\nexit 1\n', { mode: 0o755 });
+    await fsp.chmod(bin, 0o755);
+    const r = await user.hoist(['build', HELLO], { env: { PATH: `${bin}:${process.env.PATH}` } });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^ERROR: cannot create a user namespace for the rootless build \(unshare: unshare failed: Operation not permitted\)\. .*allow unprivileged user namespaces, or run hoist as root\n$/);
+  });
+
+  describe('without /etc/subuid and /etc/subgid lines', () => {
+    it('a simple build works, with the warning of what cannot', async () => {
+      const ctx = await fsp.mkdtemp(path.join(work, 'single-'));
+      await fsp.writeFile(path.join(ctx, 'Dockerfile'), 'FROM rootbox\nRUN echo "hi from $(id -u)" > /hi\n');
+      await fsp.chmod(ctx, 0o755);
+      const r = await single.hoist(['build', '--progress', 'plain', '-t', 'single:1', ctx]);
+      expect(r.code).toBe(0);
+      expect(r.stderr).toContain(`WARNING: rootless build with a single id: ${single.name} has no range in /etc/subuid. Only uid/gid 0 exist in the build`);
+      expect(r.stderr).toContain(`usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${single.name}`);
+      expect(r.stderr).toContain(`isolation: rootless (runc in a user namespace with one id: uid 0 = host uid ${single.uid}; no /etc/subuid range)`);
+      const out = await single.hoist(['run', 'single:1', 'cat', '/hi']);
+      expect(out.stdout).toBe('hi from 0\n');
+    });
+
+    it('a chown to another id fails with a clear message, leaving nothing behind', async () => {
+      const ctx = await fsp.mkdtemp(path.join(work, 'single-chown-'));
+      await fsp.writeFile(path.join(ctx, 'Dockerfile'), 'FROM rootbox\nRUN touch /x && chown 42 /x\n');
+      await fsp.chmod(ctx, 0o755);
+      const r = await single.hoist(['build', '--progress', 'plain', ctx]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/chown: \/x: Invalid argument/);
+      expect(r.stderr).toMatch(/ERROR: .*exit code: 1 \(runtime runc\)\. This build runs rootless with a single id: only uid\/gid 0 exist, so chown to another id, useradd, apt-get and USER fail/);
+      const store = storeOf(single);
+      expect(await fsp.readdir(path.join(store, 'snapshots', 'mounts'))).toEqual([]);
+      expect(await fsp.readdir(path.join(store, 'snapshots', 'tmp'))).toEqual([]);
+      expect((await fsp.readdir(path.join(store, 'tmp'))).filter((n) => n !== 'bundles')).toEqual([]);
+    });
+
+    it('a base with files of other owners is refused, naming the file and the fix', async () => {
+      const ctx = await fsp.mkdtemp(path.join(work, 'single-base-'));
+      await fsp.writeFile(path.join(ctx, 'Dockerfile'), 'FROM busybox\nRUN true\n');
+      await fsp.chmod(ctx, 0o755);
+      const r = await single.hoist(['build', ctx]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/ERROR: layer member "\.\/home\/app\/?" belongs to 1000:1000, an id this user namespace does not map\. .*usermod --add-subuids/);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    });
+  });
+});
