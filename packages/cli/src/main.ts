@@ -279,6 +279,11 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // the terminal went away, or (rootless) the parent hoist died: the kernel's parent-death
+  // signal comes once per exiting thread of that parent, so repeats never force an exit
+  process.on('SIGHUP', (sig) => {
+    if (!ac.signal.aborted) onSignal(sig);
+  });
   try {
     await program(ac.signal).parseAsync(process.argv);
   } catch (e) {

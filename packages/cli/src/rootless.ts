@@ -13,10 +13,13 @@ import type { IdRange } from '@hoist/oci';
  * them, so layers and digests are the same as root's. Mounts die with the namespace.
  *
  * Node cannot unshare(2) or execve(2) itself, so this process stays as a thin parent:
- *   unshare --user --mount -- sh -c '<handshake>' … setpriv --pdeathsig TERM -- node hoist …
+ *   unshare --user --mount -- sh -c '<handshake>' … setpriv --pdeathsig HUP -- node hoist …
  * The child (the same pid throughout) says "r" on fd 3 once the namespace exists; the parent
  * then writes its id maps with newuidmap/newgidmap (setuid, from Debian's `uidmap`), answers
  * "g", and the child execs hoist with stderr restored from fd 4 (a terminal stays a terminal).
+ * If this parent dies (even by SIGKILL), the child gets SIGHUP and stops as on Ctrl-C, cleaning
+ * up (setpriv sets the parent-death signal after the exec that gave it its capabilities, which
+ * would have cleared it).
  * Measured: the handshake costs ~15 ms per command.
  */
 
@@ -72,7 +75,7 @@ export async function reexecRootless(args: string[], write: (s: string) => void)
 function spawnChild(plan: RootlessPlan, args: string[]): ChildProcess {
   const hoist = [process.execPath, ...process.execArgv, process.argv[1]!, ...args];
   const unshareArgs = ['--user', '--mount', '--propagation', 'private', ...(plan.mapping === 'single' ? ['--map-root-user'] : [])];
-  return spawn('unshare', [...unshareArgs, '--', 'sh', '-c', HANDSHAKE, 'hoist', 'setpriv', '--pdeathsig', 'TERM', '--', ...hoist], {
+  return spawn('unshare', [...unshareArgs, '--', 'sh', '-c', HANDSHAKE, 'hoist', 'setpriv', '--pdeathsig', 'HUP', '--', ...hoist], {
     stdio: ['inherit', 'inherit', 'pipe', 'pipe', 2],
     env: { ...process.env, HOIST_USERNS_CHILD: '1' },
   });

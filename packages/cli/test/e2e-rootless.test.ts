@@ -158,6 +158,33 @@ describe('rootless: an ordinary user builds with no flag', () => {
     expect(r.stderr).toMatch(/^ERROR: cannot create a user namespace for the rootless build \(unshare: unshare failed: Operation not permitted\)\. .*allow unprivileged user namespaces, or run hoist as root\n$/);
   });
 
+  it('when the parent hoist is killed (SIGKILL), the build in the namespace stops and cleans up', async () => {
+    const ctx = await fsp.mkdtemp(path.join(work, 'killed-'));
+    await fsp.writeFile(path.join(ctx, 'Dockerfile'), 'FROM busybox\nRUN echo "sleeping-$((6*7))" && sleep 600\n');
+    await fsp.chmod(ctx, 0o755);
+    const child = user.spawnHoist(['build', '--no-cache', '--progress', 'plain', ctx]);
+    child.stdin.end();
+    let stderr = '';
+    child.stdout.resume();
+    // 'close' comes when every holder of the pipes is gone: the parent AND the child in the namespace
+    const closed = new Promise<void>((resolve) => child.on('close', () => resolve()));
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (stderr.includes('sleeping-42')) child.kill('SIGKILL'); // the RUN's output, not its label
+    });
+    await closed;
+    expect(stderr).toContain('hoist: SIGHUP: stopping (cleaning up sandboxes and mounts)...');
+    expect(stderr).toMatch(/ERROR: failed to solve: .*build cancelled/);
+    const store = storeOf(user);
+    expect(await fsp.readdir(path.join(store, 'snapshots', 'mounts'))).toEqual([]);
+    expect(await fsp.readdir(path.join(store, 'runtime', 'runc'))).toEqual([]);
+    expect((await fsp.readdir(path.join(store, 'tmp'))).filter((n) => n !== 'bundles')).toEqual([]);
+    expect(await fsp.readdir(path.join(store, 'tmp', 'bundles'))).toEqual([]);
+    // nothing of the user's still runs (the exited child may wait as a zombie for init to reap it)
+    const ps = await run('ps', ['-o', 'stat=,cmd=', '-u', String(user.uid)]);
+    expect(ps.stdout.split('\n').filter((l) => l && !l.startsWith('Z'))).toEqual([]);
+  });
+
   describe('without /etc/subuid and /etc/subgid lines', () => {
     it('a simple build works, with the warning of what cannot', async () => {
       const ctx = await fsp.mkdtemp(path.join(work, 'single-'));

@@ -1,3 +1,4 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
@@ -18,6 +19,8 @@ export interface TestUser {
   run(cmd: string, args: string[], opts?: { env?: NodeJS.ProcessEnv; input?: string; cwd?: string }): Promise<RunResult>;
   /** Run the built hoist CLI as this user (no --root: its default store, $XDG_DATA_HOME/hoist). */
   hoist(args: string[], opts?: { env?: NodeJS.ProcessEnv; input?: string; cwd?: string }): Promise<RunResult>;
+  /** Start the built hoist CLI as this user and return the process (its pid is hoist's: setpriv and env exec). */
+  spawnHoist(args: string[], opts?: { env?: NodeJS.ProcessEnv }): ChildProcessWithoutNullStreams;
   /** userdel -r: the user, its home and its /etc/subuid and /etc/subgid lines go. */
   remove(): Promise<void>;
 }
@@ -73,11 +76,9 @@ async function describe(name: string): Promise<TestUser> {
     };
     return Object.entries(base).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`);
   };
+  const argv = (cmd: string, args: string[], extra?: NodeJS.ProcessEnv): string[] => [`--reuid=${uid}`, `--regid=${gid}`, '--init-groups', '--', 'env', '-i', ...env(extra), cmd, ...args];
   const asUser = (cmd: string, args: string[], o: { env?: NodeJS.ProcessEnv; input?: string; cwd?: string } = {}): Promise<RunResult> =>
-    run('setpriv', [`--reuid=${uid}`, `--regid=${gid}`, '--init-groups', '--', 'env', '-i', ...env(o.env), cmd, ...args], {
-      cwd: o.cwd ?? home,
-      ...(o.input !== undefined ? { input: o.input } : {}),
-    });
+    run('setpriv', argv(cmd, args, o.env), { cwd: o.cwd ?? home, ...(o.input !== undefined ? { input: o.input } : {}) });
   return {
     name,
     uid,
@@ -86,6 +87,7 @@ async function describe(name: string): Promise<TestUser> {
     subuids,
     run: asUser,
     hoist: (args, o) => asUser(process.execPath, [HOIST_BIN, ...args], o),
+    spawnHoist: (args, o) => spawn('setpriv', argv(process.execPath, [HOIST_BIN, ...args], o?.env), { cwd: home, stdio: ['pipe', 'pipe', 'pipe'] }),
     remove: async () => {
       const r = await run('userdel', ['-r', name]);
       // "mail spool not found" is only a note; a user that still exists is a failure
