@@ -25,6 +25,9 @@ need openssl openssl
 need tmux tmux
 need tar tar
 need mount mount
+# rootless builds (a non-root user): subordinate ids mapped by the setuid newuidmap/newgidmap;
+# unshare and setpriv come with util-linux (essential)
+need newuidmap uidmap
 [ -x /bin/busybox ] || pkgs+=(busybox-static)
 
 if [ ${#pkgs[@]} -gt 0 ]; then

@@ -36,6 +36,7 @@ describe('rootless: an ordinary user builds with no flag', () => {
   let user: TestUser;
   let single: TestUser;
   let storeOf: (u: TestUser) => string;
+  let helloAsRoot = '';
 
   beforeAll(async () => {
     [registry, work, rootStore] = await Promise.all([startRegistry(), tempDir('rootless'), tempDir('rootless-root')]);
@@ -75,10 +76,22 @@ describe('rootless: an ordinary user builds with no flag', () => {
     expect((await fsp.stat(path.join(storeOf(user), 'oci'))).uid).toBe(user.uid);
     const asRoot = await hoist(['build', '--root', rootStore, '-q', HELLO], { env: SDE });
     expect(asRoot.code).toBe(0);
-    expect(r.stdout.trim()).toBe(asRoot.stdout.trim());
+    helloAsRoot = asRoot.stdout.trim();
+    expect(r.stdout.trim()).toBe(helloAsRoot);
     const out = await user.hoist(['run', 'hello:1']);
     expect(out.stdout).toBe('Hello from hoist!\nbuilt by hoist as uid 0\nrunning as app\n');
     expect(out.code).toBe(0);
+  });
+
+  it('with the copy snapshot driver too (HOIST_SNAPSHOTTER=copy), the digest root gets', async () => {
+    const store = path.join(user.home, 'copy-store');
+    await must(user.hoist(['import', '--root', store, path.join(work, 'busybox.tar'), 'busybox:latest'], { env: SDE }), 'import');
+    const r = await user.hoist(['build', '--root', store, '--progress', 'plain', '-t', 'hello:copy', HELLO], { env: { ...SDE, HOIST_SNAPSHOTTER: 'copy' } });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/isolation: rootless .*; snapshots: copy\n/);
+    expect(r.stdout.trim()).toBe(helloAsRoot);
+    const out = await user.hoist(['run', '--root', store, 'hello:copy'], { env: { HOIST_SNAPSHOTTER: 'copy' } });
+    expect(out.stdout).toBe('Hello from hoist!\nbuilt by hoist as uid 0\nrunning as app\n');
   });
 
   it('builds the Debian multi-stage app (useradd, chown) with the same digest as root, then fully cached', async () => {

@@ -45,30 +45,38 @@ export class Snapshotter implements MountHost {
   private readonly inflight = new Map<string, Promise<void>>();
   private readonly active = new Set<Mounted>();
 
-  private constructor(
-    readonly root: string,
-    readonly blobs: BlobStore,
-    readonly driver: Driver,
-    readonly overlayXattrs: OverlayXattrs,
-    private readonly limits: ReadLimits,
-  ) {
-    this.layout = new Layout(root);
+  readonly root: string;
+  readonly blobs: BlobStore;
+  readonly driver: Driver;
+  readonly overlayXattrs: OverlayXattrs;
+  private readonly limits: ReadLimits;
+  /** The driver was chosen by probing (not asked for). */
+  private readonly probed: boolean;
+
+  private constructor(o: { root: string; blobs: BlobStore; driver: Driver; overlayXattrs: OverlayXattrs; limits: ReadLimits; probed: boolean }) {
+    this.root = o.root;
+    this.blobs = o.blobs;
+    this.driver = o.driver;
+    this.overlayXattrs = o.overlayXattrs;
+    this.limits = o.limits;
+    this.probed = o.probed;
+    this.layout = new Layout(o.root);
   }
 
   static async open(opts: SnapshotterOptions): Promise<Snapshotter> {
     const root = path.resolve(opts.root);
     const layout = new Layout(root);
     await layout.init();
-    const xattrs = opts.overlayXattrs ?? (await layout.overlayXattrs());
-    const driver = opts.driver ?? ((await probeOverlay(layout.tmpPath('probe'), xattrs)) ? 'overlay' : 'copy');
-    const s = new Snapshotter(root, opts.blobs, driver, xattrs, opts.limits ?? {});
+    const overlayXattrs = opts.overlayXattrs ?? (await layout.overlayXattrs());
+    const driver = opts.driver ?? ((await probeOverlay(layout.tmpPath('probe'), overlayXattrs)) ? 'overlay' : 'copy');
+    const s = new Snapshotter({ root, blobs: opts.blobs, driver, overlayXattrs, limits: opts.limits ?? {}, probed: opts.driver === undefined });
     await s.cleanupStale().catch(() => undefined);
     return s;
   }
 
   /** The driver as progress output names it. */
   describe(): string {
-    if (this.driver === 'copy') return 'copy (no overlayfs mount possible here)';
+    if (this.driver === 'copy') return this.probed ? 'copy (overlayfs cannot be mounted here)' : 'copy';
     return this.overlayXattrs === 'user' ? 'overlay (kernel overlayfs inside the user namespace, userxattr)' : 'overlay (kernel overlayfs)';
   }
 
