@@ -9,8 +9,6 @@ export type BuildErrorCode =
   | 'USER_NOT_FOUND'
   | 'SECRET_NOT_FOUND'
   | 'UNSUPPORTED'
-  /** Not root, and the user namespace rootless builds need cannot be made here. */
-  | 'ROOTLESS_UNAVAILABLE'
   /** --memory/--cpus/--pids-limit where this process cannot manage cgroups (rootless). */
   | 'LIMITS_UNAVAILABLE'
   | 'CANCELLED';

@@ -11,6 +11,5 @@ export * from './sandbox/runtime.js';
 export * from './run-image.js';
 export * from './sandbox/capabilities.js';
 export * from './build-flags.js';
-export * from './sandbox/rootless.js';
 export * from './sandbox/isolation.js';
 export * from './sandbox/userns-spec.js';

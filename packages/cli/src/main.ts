@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
-import { reportError } from './report.js';
 import { ExitError } from './errors.js';
 import type { ProgressMode } from './progress.js';
 
@@ -259,6 +258,7 @@ async function rootless(): Promise<number | undefined> {
     const { reexecRootless } = await import('./rootless.js');
     return await reexecRootless(process.argv.slice(2), (s) => process.stderr.write(s));
   } catch (e) {
+    const { reportError } = await import('./report.js');
     return reportError(e, (s) => process.stderr.write(s));
   }
 }
@@ -295,6 +295,8 @@ async function main(): Promise<void> {
       process.exitCode = e.exitCode;
       return;
     }
+    // loaded only here: it imports every package, which a rootless parent process never needs
+    const { reportError } = await import('./report.js');
     process.exitCode = reportError(e, (s) => process.stderr.write(s));
   }
   if (ac.signal.aborted && !process.exitCode) process.exitCode = 130;

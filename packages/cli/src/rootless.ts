@@ -1,8 +1,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:os';
 import type { Duplex } from 'node:stream';
-import { BuildError, planRootless, readHostFacts, type RootlessPlan } from '@hoist/builder';
 import type { IdRange } from '@hoist/oci';
+import { RootlessError } from './errors.js';
+import { planRootless, readHostFacts, type RootlessPlan } from './rootless-host.js';
 
 /**
  * Rootless mode (issue 10, mode 1), the way rootlesskit and `buildah unshare` do it: a hoist
@@ -20,7 +21,8 @@ import type { IdRange } from '@hoist/oci';
  * If this parent dies (even by SIGKILL), the child gets SIGHUP and stops as on Ctrl-C, cleaning
  * up (setpriv sets the parent-death signal after the exec that gave it its capabilities, which
  * would have cleared it).
- * Measured: the handshake costs ~15 ms per command.
+ * This parent loads only Node built-ins and these two small modules (report.js and the
+ * packages load in the child): a fully cached build pays one extra Node start (~50 ms).
  */
 
 /** Commands that never touch the store: they run as the user, no namespace. */
@@ -64,7 +66,7 @@ const HANDSHAKE = 'printf r >&3; read -r go <&3 || exit 125; [ "$go" = g ] || ex
 export async function reexecRootless(args: string[], write: (s: string) => void): Promise<number | undefined> {
   const euid = process.geteuid?.() ?? 0;
   if (process.env.HOIST_USERNS_CHILD === '1' && euid !== 0) {
-    throw new BuildError('ROOTLESS_UNAVAILABLE', 'hoist was started in a user namespace but is not its root (the id maps were not written); run it again, or as root');
+    throw new RootlessError('hoist was started in a user namespace but is not its root (the id maps were not written); run it again, or as root');
   }
   if (!wantsUserNamespace(args, euid)) return undefined;
   const plan = planRootless(readHostFacts());
@@ -118,7 +120,7 @@ function runChild(plan: RootlessPlan, args: string[]): Promise<number> {
 }
 
 /** Write the child's uid and gid maps; an error to report when newuidmap/newgidmap refuse. */
-function writeIdMaps(plan: Extract<RootlessPlan, { mapping: 'subids' }>, pid: number): BuildError | undefined {
+function writeIdMaps(plan: Extract<RootlessPlan, { mapping: 'subids' }>, pid: number): RootlessError | undefined {
   for (const [tool, ranges, file] of [[plan.newuidmap, plan.uidMap, '/etc/subuid'], [plan.newgidmap, plan.gidMap, '/etc/subgid']] as const) {
     const r = spawnSync(tool, idMapArgs(pid, ranges), { encoding: 'utf8' });
     if (r.status !== 0) {
@@ -138,6 +140,6 @@ function namespaceRefused(stderr: string): string {
   );
 }
 
-function unavailable(message: string): BuildError {
-  return new BuildError('ROOTLESS_UNAVAILABLE', message);
+function unavailable(message: string): RootlessError {
+  return new RootlessError(message);
 }

@@ -3,14 +3,16 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import type { IdRange } from '@hoist/oci';
-import { BuildError } from '../errors.js';
+import { RootlessError } from './errors.js';
 
 /**
  * Everything rootless hoist needs to know about the host, in one place: the user's subordinate
  * ids (/etc/subuid, /etc/subgid), newuidmap/newgidmap (Debian package `uidmap`), and whether
  * unprivileged user namespaces are allowed. `readHostFacts` reads them; `planRootless` (pure)
  * decides the id mapping or explains what is missing. Whether overlayfs mounts inside the
- * namespace is probed there, by the snapshotter (it knows its own mount options).
+ * namespace is probed there, by the snapshotter (it knows its own mount options); the
+ * namespace's own maps are read by @hoist/oci's currentUserNamespace.
+ * Only Node built-ins here: the parent process that sets up the namespace stays small.
  */
 
 export interface SubIdRange {
@@ -75,7 +77,7 @@ export function subIdFix(user: string): string {
 /** Refuse when the kernel does not let this user create a user namespace; say which switch to flip. */
 function checkUsernsAllowed(f: HostFacts): void {
   const fix = (what: string): never => {
-    throw new BuildError('ROOTLESS_UNAVAILABLE', `hoist runs as ${f.user} (uid ${f.uid}), not root, and builds in a user namespace; ${what}, or run hoist as root`);
+    throw new RootlessError(`hoist runs as ${f.user} (uid ${f.uid}), not root, and builds in a user namespace; ${what}, or run hoist as root`);
   };
   if (f.maxUserNamespaces === 0) fix('but user namespaces are disabled here (user.max_user_namespaces = 0). As root: sysctl -w user.max_user_namespaces=28633');
   if (f.unprivilegedUsernsClone === 0) fix('but this kernel forbids unprivileged user namespaces (kernel.unprivileged_userns_clone = 0). As root: sysctl -w kernel.unprivileged_userns_clone=1');
