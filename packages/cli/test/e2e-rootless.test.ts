@@ -110,6 +110,47 @@ describe('rootless: an ordinary user builds with no flag', () => {
     expect(ran.stdout).toBe('1001\n1001:1001\n');
   });
 
+  it('apt-get installs from a local repository, dropping to _apt (sandboxed)', async () => {
+    const ctx = await fsp.mkdtemp(path.join(work, 'apt-'));
+    // offline: a one-package repository made inside the build, fetched by apt's copy: method
+    const df = [
+      'FROM debian:bookworm',
+      'RUN rm -f /etc/apt/sources.list /etc/apt/sources.list.d/* \\',
+      ' && mkdir -p /repo /tmp/pkg/DEBIAN /tmp/pkg/usr/share/hello-rootless \\',
+      " && printf 'Package: hello-rootless\\nVersion: 1.0\\nArchitecture: all\\nMaintainer: t <t@example.org>\\nDescription: t\\n' > /tmp/pkg/DEBIAN/control \\",
+      ' && echo hi > /tmp/pkg/usr/share/hello-rootless/hi && dpkg-deb --root-owner-group --build /tmp/pkg /repo/h_1.0_all.deb >/dev/null \\',
+      ' && { cat /tmp/pkg/DEBIAN/control; echo "Filename: ./h_1.0_all.deb"; echo "Size: $(stat -c %s /repo/h_1.0_all.deb)"; \\',
+      '      echo "SHA256: $(sha256sum /repo/h_1.0_all.deb | cut -d" " -f1)"; } > /repo/Packages \\',
+      " && echo 'deb [trusted=yes] copy:/repo ./' > /etc/apt/sources.list.d/local.list \\",
+      ' && apt-get update && apt-get install -y hello-rootless',
+      '',
+    ].join('\n');
+    await fsp.writeFile(path.join(ctx, 'Dockerfile'), df);
+    await fsp.chmod(ctx, 0o755);
+    const r = await user.hoist(['build', '--progress', 'plain', '-t', 'apt:1', ctx]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain('Setting up hello-rootless (1.0)');
+    // apt warns "Download is performed unsandboxed as root" when it cannot drop to _apt
+    expect(r.stderr).not.toMatch(/unsandboxed/i);
+    const out = await user.hoist(['run', 'apt:1', 'cat', '/usr/share/hello-rootless/hi']);
+    expect(out.stdout).toBe('hi\n');
+  });
+
+  it('--network none gets its own network namespace; the default is the host network', async () => {
+    const ctx = await fsp.mkdtemp(path.join(work, 'net-'));
+    await fsp.writeFile(path.join(ctx, 'Dockerfile'), 'FROM busybox\nRUN --network=none ls /sys/class/net > /none\nRUN ls /sys/class/net > /host\n');
+    await fsp.chmod(ctx, 0o755);
+    const r = await user.hoist(['build', '-q', '-t', 'net:1', ctx]);
+    expect(r.code).toBe(0);
+    const out = await user.hoist(['run', 'net:1', 'cat', '/none', '/host']);
+    const hostNets = (await fsp.readdir('/sys/class/net')).sort();
+    expect(out.stdout).toBe(`lo\n${hostNets.join('\n')}\n`);
+    // --network none for the whole build: the default RUN gets no network either
+    const none = await user.hoist(['build', '-q', '--network', 'none', '-t', 'net:2', ctx]);
+    expect(none.code).toBe(0);
+    expect((await user.hoist(['run', 'net:2', 'cat', '/host'])).stdout).toBe('lo\n');
+  });
+
   it('a file a RUN chowns to 42 is uid 42 in the layer tar, whatever host id it has on disk', async () => {
     const ctx = await fsp.mkdtemp(path.join(work, 'own-'));
     await fsp.writeFile(path.join(ctx, 'Dockerfile'), 'FROM busybox\nRUN mkdir /data && touch /data/f && chown 42:43 /data/f && chown 1000:1000 /data\n');
