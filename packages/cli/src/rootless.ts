@@ -70,8 +70,14 @@ export async function reexecRootless(args: string[], write: (s: string) => void)
   }
   if (!wantsUserNamespace(args, euid)) return undefined;
   const plan = planRootless(readHostFacts());
-  if (WARN_FOR.has(commandOf(args) ?? '')) for (const w of plan.warnings) write(`WARNING: ${w}\n`);
+  if (WARN_FOR.has(commandOf(args) ?? '')) for (const w of plan.warnings) write(warningLine(w, args));
   return runChild(plan, args);
+}
+
+/** A warning as the progress mode prints them: a JSON event with --progress json, else a WARNING line. */
+export function warningLine(message: string, args: string[]): string {
+  const json = args.some((a, i) => a === '--progress=json' || (a === '--progress' && args[i + 1] === 'json'));
+  return json ? `${JSON.stringify({ time: new Date().toISOString(), type: 'warning', message })}\n` : `WARNING: ${message}\n`;
 }
 
 function spawnChild(plan: RootlessPlan, args: string[]): ChildProcess {

@@ -1,5 +1,5 @@
 /** The rootless detection and planning (one module: the host's subordinate ids, newuidmap, sysctls) and the re-exec decisions. */
-import { commandOf, idMapArgs, wantsUserNamespace } from '../src/rootless.js';
+import { commandOf, idMapArgs, wantsUserNamespace, warningLine } from '../src/rootless.js';
 import { parseSubIds, planRootless, type HostFacts } from '../src/rootless-host.js';
 import type { RootlessError } from '../src/errors.js';
 
@@ -117,6 +117,13 @@ describe('rootless re-exec decisions', () => {
     for (const cmd of ['version', 'plan', 'login', 'logout', 'help']) expect(wantsUserNamespace([cmd], 1001)).toBe(false);
     expect(wantsUserNamespace(['build', '--help'], 1001)).toBe(false);
     expect(wantsUserNamespace([], 1001)).toBe(false);
+  });
+
+  it('prints the warning as the progress mode does', () => {
+    expect(warningLine('w', ['build', '.'])).toBe('WARNING: w\n');
+    for (const args of [['build', '--progress', 'json', '.'], ['build', '--progress=json', '.']]) {
+      expect(JSON.parse(warningLine('w', args))).toEqual({ time: expect.any(String), type: 'warning', message: 'w' });
+    }
   });
 
   it('writes newuidmap arguments as pid and triples', () => {
