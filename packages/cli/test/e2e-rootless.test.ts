@@ -203,6 +203,12 @@ describe('rootless: an ordinary user builds with no flag', () => {
     expect(r.stdout).toBe('');
   });
 
+  it('a store of root is refused with the reason and the fix', async () => {
+    const r = await user.hoist(['build', '--root', rootStore, HELLO]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^ERROR: EACCES: permission denied, .*\nhint: hoist runs rootless .* pass --root DIR of your own, or unset HOIST_ROOT\n$/);
+  });
+
   it('explains a user namespace the environment refuses: exit 1, no stack trace', async () => {
     const bin = await fsp.mkdtemp(path.join(work, 'fakebin-'));
     await fsp.writeFile(path.join(bin, 'unshare'), '#!/bin/sh\necho "unshare: unshare failed: Operation not permitted" >&2\nexit 1\n', { mode: 0o755 });
