@@ -7,6 +7,12 @@ import { isoTime, keyStage, runStage, stagesToRun } from './stage.js';
 import { fetchMissing } from './materialize.js';
 import type { BuildOptions, BuildResult } from './types.js';
 import { checkEntitlements } from './sandbox/entitlements.js';
+import { checkLimitsAllowed, describeIsolation } from './sandbox/isolation.js';
+
+function limitFlags(r: BuildOptions['resources']): string[] {
+  const named: Array<[unknown, string]> = [[r?.memoryBytes, '--memory'], [r?.cpus, '--cpus'], [r?.pidsLimit, '--pids-limit']];
+  return named.filter(([v]) => v !== undefined).map(([, n]) => n);
+}
 
 function platformString(p: Platform): string {
   return `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`;
@@ -18,6 +24,8 @@ function platformString(p: Platform): string {
  * complete blobs; the image is tagged last, so a failed build leaves no image behind.
  */
 export async function build(opts: BuildOptions): Promise<BuildResult> {
+  checkLimitsAllowed(limitFlags(opts.resources));
+  opts.progress?.({ type: 'info', message: `isolation: ${describeIsolation()}; snapshots: ${opts.snapshotter.describe()}` });
   const platform: Platform = opts.platform ?? { os: 'linux', architecture: hostArch() };
   const df = parse(opts.dockerfile.text, { file: opts.dockerfile.path });
   const planArgs = { buildArgs: opts.buildArgs ?? {}, platform: platformString(platform), ...(opts.target ? { target: opts.target } : {}) };

@@ -12,6 +12,8 @@ export type BuildErrorCode =
   | 'ENTITLEMENT_REQUIRED'
   | 'NETWORK_UNAVAILABLE'
   | 'INVALID_SECURITY_OPT'
+  /** --memory/--cpus/--pids-limit where this process cannot manage cgroups (rootless). */
+  | 'LIMITS_UNAVAILABLE'
   | 'CANCELLED';
 
 export interface StepLocation {

@@ -10,6 +10,7 @@ import { withMountedImage } from './materialize.js';
 import { resolveUser, secureJoin } from './rootfs.js';
 import { runInSandbox } from './sandbox/runtime.js';
 import { openNetwork, runNetwork, type RunNetwork } from './sandbox/network.js';
+import { singleIdHint } from './sandbox/isolation.js';
 import { prepareRunMounts } from './run-mounts.js';
 import { collectSources, digestSources } from './sources.js';
 import { keyStage } from './stage.js';
@@ -172,7 +173,7 @@ export async function executeRun(
           const shown = ins.command.form === 'exec' ? JSON.stringify(ins.command.args) : ins.command.command;
           throw new BuildError(
             'STEP_FAILED',
-            `process "${shown}" did not complete successfully: exit code: ${res.exitCode}${res.signal ? ` (signal ${res.signal})` : ''} (runtime ${rt.name})`,
+            `process "${shown}" did not complete successfully: exit code: ${res.exitCode}${res.signal ? ` (signal ${res.signal})` : ''} (runtime ${rt.name})${singleIdHint()}`,
             { outputTail: tail.slice(-TAIL_LINES), exitCode: res.exitCode },
           );
         }

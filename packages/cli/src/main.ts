@@ -2,7 +2,6 @@
 import { Command, CommanderError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { reportError } from './report.js';
 import { ExitError } from './errors.js';
 import { guardPipes } from './pipes.js';
 import type { ProgressMode } from './progress.js';
@@ -257,10 +256,28 @@ function program(signal: AbortSignal): Command {
   return p;
 }
 
+/** Not root: run the command in a user namespace (rootless.ts). Undefined: run it here. */
+async function rootless(): Promise<number | undefined> {
+  if ((process.geteuid?.() ?? 0) === 0) return undefined;
+  try {
+    const { reexecRootless } = await import('./rootless.js');
+    return await reexecRootless(process.argv.slice(2), (s) => process.stderr.write(s));
+  } catch (e) {
+    return reportLazily(e);
+  }
+}
+
+/** report.js imports every package, which a rootless parent process never needs: loaded on errors only. */
+async function reportLazily(e: unknown): Promise<number> {
+  const { reportError } = await import('./report.js');
+  return reportError(e, (s) => process.stderr.write(s));
+}
+
 /**
- * Ctrl-C / SIGTERM abort the command, which stops its sandboxes and unmounts what it mounted;
- * the exit code is then 128 + the signal's number (130, 143) as in a shell. Further signals
- * never cut that cleanup short: they are noted once and the cleanup goes on.
+ * Ctrl-C / SIGTERM / SIGHUP abort the command, which stops its sandboxes and unmounts what it
+ * mounted; the exit code is then 128 + the signal's number (130, 143, 129) as in a shell.
+ * Further signals never cut that cleanup short: they are noted once and the cleanup goes on
+ * (a rootless child gets SIGHUP once per exiting thread of a dead parent).
  */
 function onSignals(ac: AbortController): () => NodeJS.Signals | undefined {
   let received: NodeJS.Signals | undefined;
@@ -280,6 +297,11 @@ function onSignals(ac: AbortController): () => NodeJS.Signals | undefined {
 }
 
 async function main(): Promise<void> {
+  const code = await rootless();
+  if (code !== undefined) {
+    process.exitCode = code;
+    return;
+  }
   const ac = new AbortController();
   const received = onSignals(ac);
   // a reader that went away (| head) cancels the command; nothing more is reported
@@ -290,7 +312,7 @@ async function main(): Promise<void> {
     if (pipes.exitCode !== undefined) process.exitCode = pipes.exitCode;
     else if (e instanceof CommanderError) process.exitCode = e.exitCode === 0 ? 0 : 2;
     else if (e instanceof ExitError) process.exitCode = e.exitCode;
-    else process.exitCode = reportError(e, (s) => process.stderr.write(s));
+    else process.exitCode = await reportLazily(e);
   }
   const sig = received();
   if (pipes.exitCode !== undefined) process.exitCode = pipes.exitCode;

@@ -4,7 +4,7 @@ import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ImageStore, type Digest } from '@hoist/oci';
-import { Snapshotter, type Driver, type Mounted } from '@hoist/snapshotter';
+import { Snapshotter, type Driver, type Mounted, type OverlayXattrs } from '@hoist/snapshotter';
 
 /** The `zstd` binary (Debian package zstd) is optional: zstd tests skip without it. */
 export const HAS_ZSTD = spawnSync('zstd', ['--version']).status === 0;
@@ -30,10 +30,10 @@ export function sh(cmd: string, opts: { cwd?: string } = {}): string {
   return execFileSync('sh', ['-c', cmd], { cwd: opts.cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 256 * 1024 * 1024 });
 }
 
-export async function openStore(driver?: Driver): Promise<{ dir: string; store: ImageStore; snaps: Snapshotter }> {
+export async function openStore(driver?: Driver, overlayXattrs?: OverlayXattrs): Promise<{ dir: string; store: ImageStore; snaps: Snapshotter }> {
   const dir = await tmpdir('store-');
   const store = await ImageStore.open(dir);
-  const snaps = await Snapshotter.open({ root: path.join(dir, 'snapshots'), blobs: store.blobs, ...(driver ? { driver } : {}) });
+  const snaps = await Snapshotter.open({ root: path.join(dir, 'snapshots'), blobs: store.blobs, ...(driver ? { driver } : {}), ...(overlayXattrs ? { overlayXattrs } : {}) });
   return { dir, store, snaps };
 }
 
