@@ -8,6 +8,8 @@ import { fetchMissing } from './materialize.js';
 import type { BuildOptions, BuildResult } from './types.js';
 import { checkEntitlements } from './sandbox/entitlements.js';
 import { checkLimitsAllowed, describeIsolation } from './sandbox/isolation.js';
+import { effectiveDefaultNetwork, tunUsable } from './sandbox/network.js';
+import { currentUserNamespace } from '@hoist/oci';
 
 function limitFlags(r: BuildOptions['resources']): string[] {
   const named: Array<[unknown, string]> = [[r?.memoryBytes, '--memory'], [r?.cpus, '--cpus'], [r?.pidsLimit, '--pids-limit']];
@@ -23,9 +25,12 @@ function platformString(p: Platform): string {
  * (independent stages in parallel), write the image, tag it. The store only ever gains
  * complete blobs; the image is tagged last, so a failed build leaves no image behind.
  */
-export async function build(opts: BuildOptions): Promise<BuildResult> {
-  checkLimitsAllowed(limitFlags(opts.resources));
-  opts.progress?.({ type: 'info', message: `isolation: ${describeIsolation()}; snapshots: ${opts.snapshotter.describe()}` });
+export async function build(requested: BuildOptions): Promise<BuildResult> {
+  checkLimitsAllowed(limitFlags(requested.resources));
+  requested.progress?.({ type: 'info', message: `isolation: ${describeIsolation()}; snapshots: ${requested.snapshotter.describe()}` });
+  const net = effectiveDefaultNetwork(requested.network, { rootless: currentUserNamespace() !== undefined, tunUsable: () => tunUsable() });
+  if (net.warning) requested.progress?.({ type: 'warning', message: net.warning });
+  const opts: BuildOptions = { ...requested, network: net.network };
   const platform: Platform = opts.platform ?? { os: 'linux', architecture: hostArch() };
   const df = parse(opts.dockerfile.text, { file: opts.dockerfile.path });
   const planArgs = { buildArgs: opts.buildArgs ?? {}, platform: platformString(platform), ...(opts.target ? { target: opts.target } : {}) };

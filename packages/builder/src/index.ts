@@ -15,7 +15,7 @@ export * from './sandbox/capabilities.js';
 export * from './build-flags.js';
 export * from './sandbox/seccomp.js';
 export * from './sandbox/entitlements.js';
-export { runNetwork, sandboxResolvConf, openSandboxNetwork, SANDBOX_NAMESERVER, type NetworkMode, type DefaultNetwork, type SandboxNetwork } from './sandbox/network.js';
+export { runNetwork, effectiveDefaultNetwork, tunUsable, sandboxResolvConf, openSandboxNetwork, SANDBOX_NAMESERVER, type NetworkMode, type DefaultNetwork, type SandboxNetwork } from './sandbox/network.js';
 export { reclaimStore, reclaimProcess, processGone, type ReclaimReport, type ReclaimOptions } from './sandbox/reclaim.js';
 export * from './sandbox/isolation.js';
 export * from './sandbox/userns-spec.js';
