@@ -2,7 +2,6 @@
 import type { Dockerfile, Node, StageAst } from './ast.js';
 import type { BaseImageInfo, Instruction, ParseWarning, Plan, PlanOptions, Stage, StageBase, Step } from './plan-types.js';
 import { fail, ParseError } from './errors.js';
-import { secretNameWarnings } from './secret-names.js';
 import { at, parseInstruction } from './instructions.js';
 import { expander } from './expand-word.js';
 import { DEFAULT_PLATFORM, isValidPlatform, platformArgs, PLATFORM_ARGS, PROXY_ARGS, resolveGlobalArgs } from './args.js';
@@ -223,7 +222,8 @@ export function plan(df: Dockerfile, options: PlanOptions = {}): Plan {
     throw new ParseError({ code: 'StageCycle', file: df.file, line, column: culpritColumn(df, cycle.stage, line), message: `circular dependency detected on stage: ${stageLabel(df, cycle.stage)}`, hint: 'a stage cannot copy from itself or from a stage that depends on it' });
   }
   checkForwardSources(df, stages, target);
-  const warnings: ParseWarning[] = [...df.warnings, ...secretNameWarnings(df)];
+  // BuildKit's build checks (NoEmptyContinuation, SecretsUsedInArgOrEnv, ...) come from lint()
+  const warnings: ParseWarning[] = [];
   // Like BuildKit: a build-arg counts as used when a global ARG or an ARG in a stage that the
   // target needs declares it.
   const usedArgs = new Set<string>(globals.declared.keys());
