@@ -7,6 +7,7 @@ import { isoTime, keyStage, runStage, stagesToRun } from './stage.js';
 import { fetchMissing } from './materialize.js';
 import type { BuildOptions, BuildResult } from './types.js';
 import { checkEntitlements } from './sandbox/entitlements.js';
+import { runBuildChecks } from './checks.js';
 
 function platformString(p: Platform): string {
   return `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`;
@@ -54,9 +55,10 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const ctx = new BuildContext(opts, plan, platform);
   for (const [ref, img] of resolved) ctx.bases.set(ref, img);
   if (opts.dockerignore) ctx.contextFilter = createDockerignoreMatcher(opts.dockerignore);
-  // as BuildKit shows its checks: the rule's name, then what it found
-  for (const w of plan.warnings) ctx.emit({ type: 'warning', message: `${w.code}: ${w.message}`, ...(w.line ? { line: w.line } : {}) });
   const stages = stagesNeeded(plan);
+  // as BuildKit shows its checks: the rule's name, then what it found
+  runBuildChecks({ df, buildArgs: planArgs.buildArgs, platform: planArgs.platform, stages, ...(opts.dockerignore !== undefined ? { dockerignore: opts.dockerignore } : {}), baseImages, baseRefs: o.baseRefs, resolved }, (ev) => ctx.emit(ev));
+  for (const w of plan.warnings) ctx.emit({ type: 'warning', message: `${w.code}: ${w.message}`, ...(w.line ? { line: w.line } : {}) });
   checkEntitlements({ plan, stages, allow: opts.allow ?? [], network: opts.network, label: (i, s) => ctx.label(i, s) });
   ctx.emit({ type: 'plan', target: plan.target, stages: stages.map((i) => ({ index: i, steps: plan.stages[i]!.steps.length, ...(plan.stages[i]!.name ? { name: plan.stages[i]!.name! } : {}) })) });
   try {

@@ -12,6 +12,7 @@ export type BuildErrorCode =
   | 'ENTITLEMENT_REQUIRED'
   | 'NETWORK_UNAVAILABLE'
   | 'INVALID_SECURITY_OPT'
+  | 'LINT_VIOLATION'
   | 'CANCELLED';
 
 export interface StepLocation {

@@ -1,5 +1,6 @@
 /** `plan(df, options)`: typed stages -> the step DAG the builder runs. Pure. */
 import type { Dockerfile, Node, StageAst } from './ast.js';
+import { CHECK_BUILD_ARG } from './checks/config.js';
 import type { BaseImageInfo, Instruction, ParseWarning, Plan, PlanOptions, Stage, StageBase, Step } from './plan-types.js';
 import { fail, ParseError } from './errors.js';
 import { at, parseInstruction } from './instructions.js';
@@ -229,7 +230,7 @@ export function plan(df: Dockerfile, options: PlanOptions = {}): Plan {
   const usedArgs = new Set<string>(globals.declared.keys());
   for (const i of stagesNeeded({ stages, target })) for (const k of walk.usedArgs[i] ?? []) usedArgs.add(k);
   for (const k of Object.keys(buildArgs)) {
-    if (!usedArgs.has(k) && !PROXY_ARGS.includes(k) && !PLATFORM_ARGS.includes(k)) {
+    if (!usedArgs.has(k) && !PROXY_ARGS.includes(k) && !PLATFORM_ARGS.includes(k) && k !== CHECK_BUILD_ARG) {
       warnings.push({ code: 'UnusedBuildArg', message: `build-arg ${k} was provided but not consumed by any ARG instruction` });
     }
   }

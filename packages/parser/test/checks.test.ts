@@ -8,7 +8,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { baseImagePlatformWarning, lint, lintSyntax, parse, parseSyntax, ParseError, RULE_NAMES, type BaseImageInfo, type CheckWarning } from '@hoist/parser';
+import { baseImagePlatformWarning, lint, lintSyntax, parse, parseSyntax, plan, ParseError, RULE_NAMES, ruleInfo, type BaseImageInfo, type CheckWarning } from '@hoist/parser';
 
 const dir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'fixtures', 'checks');
 
@@ -59,5 +59,65 @@ describe('build checks (fixtures/checks)', () => {
     expect(got).toEqual(spec.warnings);
     if (name.startsWith('bad')) expect(got.some((w) => w.rule === rule)).toBe(true);
     else expect(got).toEqual([]);
+  });
+});
+
+/** BuildKit's testRuleCheckOption: the directive, the build arg that replaces it, error=true. */
+describe('check configuration', () => {
+  const body = 'FROM scratch as base\ncopy Dockerfile .\n';
+  const rulesOf = (text: string, buildArgs: Record<string, string> = {}): { rules: string[]; error?: string } => {
+    const r = lint(parse(text), { buildArgs });
+    return { rules: r.warnings.map((w) => w.rule), ...(r.error !== undefined ? { error: r.error } : {}) };
+  };
+
+  test('without a directive both rules warn, and nothing is an error', () => {
+    expect(rulesOf(body)).toEqual({ rules: ['FromAsCasing', 'ConsistentInstructionCasing'] });
+  });
+
+  test.each([['#check=skip=all\n'], ['#check=skip=all;error=true\n'], ['#check=skip=ConsistentInstructionCasing,FromAsCasing\n'], ['#check=skip=ConsistentInstructionCasing,FromAsCasing;error=true\n']])(
+    '%s skips every warning and so fails nothing',
+    (directive) => {
+      expect(rulesOf(directive + body)).toEqual({ rules: [] });
+    },
+  );
+
+  test('skip one rule: the other still warns; with error=true it is BuildKit\'s lint violation', () => {
+    expect(rulesOf('#check=skip=ConsistentInstructionCasing\n' + body)).toEqual({ rules: ['FromAsCasing'] });
+    expect(rulesOf('#check=skip=ConsistentInstructionCasing;error=true\n' + body)).toEqual({ rules: ['FromAsCasing'], error: 'lint violation found for rules: FromAsCasing' });
+  });
+
+  test('BUILDKIT_DOCKERFILE_CHECK replaces the directive', () => {
+    expect(rulesOf('#check=skip=all\n' + body, { BUILDKIT_DOCKERFILE_CHECK: 'skip=ConsistentInstructionCasing;error=true' })).toEqual({
+      rules: ['FromAsCasing'],
+      error: 'lint violation found for rules: FromAsCasing',
+    });
+    expect(rulesOf('#check=error=true\n' + body, { BUILDKIT_DOCKERFILE_CHECK: 'skip=all' })).toEqual({ rules: [] });
+  });
+
+  test('the build arg is consumed: no UnusedBuildArg warning for it', () => {
+    expect(plan(parse(body), { buildArgs: { BUILDKIT_DOCKERFILE_CHECK: 'skip=all', OTHER: '1' } }).warnings.map((w) => w.message)).toEqual([
+      'build-arg OTHER was provided but not consumed by any ARG instruction',
+    ]);
+  });
+
+  test('a bad option is a ParseError naming where it came from', () => {
+    expect(() => lint(parse('#check=skip=all;bogus\n' + body))).toThrow('failed to parse check options in the "# check=" directive: invalid check option "bogus"');
+    expect(() => lint(parse(body), { buildArgs: { BUILDKIT_DOCKERFILE_CHECK: 'error=maybe' } })).toThrow(
+      'failed to parse check options in --build-arg BUILDKIT_DOCKERFILE_CHECK: failed to parse check option "error=maybe": invalid syntax',
+    );
+  });
+
+  test('experimental rules run only when enabled; InvalidBaseImagePlatform has no doc link, the others BuildKit\'s', () => {
+    const text = '# bar the bar\nARG foo=1\nFROM scratch\n';
+    expect(rulesOf(text)).toEqual({ rules: [] });
+    expect(rulesOf('#check=experimental=all\n' + text)).toEqual({ rules: ['InvalidDefinitionDescription'] });
+    expect(ruleInfo('InvalidBaseImagePlatform').url).toBeUndefined();
+    expect(ruleInfo('JSONArgsRecommended').url).toBe('https://docs.docker.com/go/dockerfile/rule/json-args-recommended/');
+  });
+
+  test('a build checks only the stages it needs (stages option); --call=check all of them', () => {
+    const text = 'FROM scratch AS a\n\nFROM a AS b\nENV testkey value\n\nFROM a AS c\n';
+    expect(lint(parse(text), { stages: [0, 2] }).warnings).toEqual([]);
+    expect(lint(parse(text)).warnings.map((w) => [w.rule, w.line])).toEqual([['LegacyKeyValueFormat', 4]]);
   });
 });
