@@ -121,3 +121,21 @@ describe('check configuration', () => {
     expect(lint(parse(text)).warnings.map((w) => [w.rule, w.line])).toEqual([['LegacyKeyValueFormat', 4]]);
   });
 });
+
+describe('a # check= comment right above an instruction', () => {
+  test('skips rules for that instruction only (BuildKit merges it into the file config)', () => {
+    const text = 'FROM scratch\n# check=skip=JSONArgsRecommended\nCMD echo a\nENTRYPOINT echo b\n# check=skip=all\nFROM scratch as b\nMAINTAINER me\n';
+    expect(lint(parse(text)).warnings.map((w) => [w.rule, w.line])).toEqual([
+      ['JSONArgsRecommended', 4],
+      ['MaintainerDeprecated', 7],
+    ]);
+  });
+
+  test('a blank line or an empty # between comment and instruction detaches it', () => {
+    const text = 'FROM scratch\n# check=skip=JSONArgsRecommended\n\nCMD echo a\n# check=skip=JSONArgsRecommended\n#\nENTRYPOINT echo b\n';
+    expect(lint(parse(text)).warnings.map((w) => [w.rule, w.line])).toEqual([
+      ['JSONArgsRecommended', 4],
+      ['JSONArgsRecommended', 7],
+    ]);
+  });
+});

@@ -11,7 +11,7 @@ import { cleanPath } from '../state.js';
 import { keywordAsWritten } from './syntax.js';
 import { expandTracked, suggest } from './words.js';
 import { stateFromBase, stateFromParent, type CheckState } from './stage-state.js';
-import type { Reporter } from './report.js';
+import type { At, Reporter } from './report.js';
 
 export interface DispatchContext {
   df: Dockerfile;
@@ -28,7 +28,7 @@ interface Here {
   s: CheckState;
   cmd: Command;
   r: Reporter;
-  at: { line: number; endLine: number };
+  at: At;
 }
 
 /** Expands a word in the stage's env, reporting UndefinedVar for what is not defined. */
@@ -60,7 +60,8 @@ function dispatchArg(h: Here, args: Array<{ name: string; value?: string }>): vo
 
 function usedOnce(h: Here, name: string): void {
   const prev = h.s.once.get(name.toLowerCase());
-  if (prev) h.r.warn('MultipleInstructionsDisallowed', prev, name);
+  // reported at the earlier instruction (the one that has no effect), as BuildKit does
+  if (prev) h.r.warn('MultipleInstructionsDisallowed', { ...prev, ...(h.at.comments ? { comments: h.at.comments } : {}) }, name);
   h.s.once.set(name.toLowerCase(), h.at);
 }
 
@@ -165,7 +166,8 @@ export function dispatchChecks(c: DispatchContext, inScope: Set<number>, r: Repo
     const b = baseOf(c, i);
     const s = 'stage' in b ? stateFromParent(finals[b.stage]!) : stateFromBase(b.image ? c.baseImages[b.image] : undefined, b.scratch);
     for (const cmd of st.commands) {
-      dispatch({ c, s, cmd, r: inScope.has(i) ? r : silent, at: { line: cmd.node.startLine, endLine: cmd.node.endLine } });
+      const at: At = { line: cmd.node.startLine, endLine: cmd.node.endLine, ...(cmd.node.comments ? { comments: cmd.node.comments } : {}) };
+      dispatch({ c, s, cmd, r: inScope.has(i) ? r : silent, at });
     }
     finals[i] = s;
   });

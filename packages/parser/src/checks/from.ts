@@ -3,7 +3,7 @@ import type { Dockerfile, StageAst } from '../ast.js';
 import { PLATFORM_ARGS, parsePlatform } from '../args.js';
 import { isValidReference } from '../refs.js';
 import { expandTracked, suggest, type Expansion } from './words.js';
-import type { Reporter } from './report.js';
+import type { At, Reporter } from './report.js';
 
 export interface FromContext {
   df: Dockerfile;
@@ -20,12 +20,17 @@ function declaredNames(c: FromContext): Set<string> {
   return names;
 }
 
-function undeclared(x: Expansion, names: Set<string>, at: { line: number; endLine: number }, r: Reporter): void {
+function undeclared(x: Expansion, names: Set<string>, at: At, r: Reporter): void {
   for (const v of x.unmatched) if (!names.has(v)) r.warn('UndefinedArgInFrom', at, v, suggest(v, names));
 }
 
+/** A FROM's location, with the comments above it (they may hold a `check=` for this stage). */
+function fromAt(st: StageAst): At {
+  return { line: st.node.startLine, endLine: st.node.endLine, ...(st.node.comments ? { comments: st.node.comments } : {}) };
+}
+
 function checkPlatform(st: StageAst, c: FromContext, names: Set<string>, r: Reporter): void {
-  const at = { line: st.node.startLine, endLine: st.node.endLine };
+  const at = fromAt(st);
   const x = expandTracked(st.platform!, (n) => c.globalEnv.get(n), { escape: c.df.escape });
   if (x === undefined) return;
   undeclared(x, names, at, r);
@@ -42,7 +47,7 @@ function checkPlatform(st: StageAst, c: FromContext, names: Set<string>, r: Repo
 export function fromChecks(c: FromContext, r: Reporter): void {
   const names = declaredNames(c);
   for (const st of c.df.stages) {
-    const at = { line: st.node.startLine, endLine: st.node.endLine };
+    const at = fromAt(st);
     const base = expandTracked(st.baseName, (n) => c.globalEnv.get(n), { escape: c.df.escape });
     if (base !== undefined) undeclared(base, names, at, r);
     if (st.platform !== undefined) checkPlatform(st, c, names, r);

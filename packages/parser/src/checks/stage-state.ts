@@ -1,6 +1,7 @@
 /** What the dispatch checks track through a stage, as BuildKit's dispatch state holds it. */
 import type { BaseImageInfo } from '../plan-types.js';
 import { DEFAULT_PATH } from '../state.js';
+import type { At } from './report.js';
 
 export interface CheckState {
   /** Variables visible to expansion; `undefined` when the base image's env is unknown. */
@@ -12,7 +13,7 @@ export interface CheckState {
   /** An absolute-or-not WORKDIR was set in this build (base images do not count). */
   workdirSet: boolean;
   /** Line of the last CMD / ENTRYPOINT / HEALTHCHECK in this stage. */
-  once: Map<string, { line: number; endLine: number }>;
+  once: Map<string, At>;
 }
 
 export function stateFromBase(info: BaseImageInfo | undefined, scratch: boolean): CheckState {

@@ -29,7 +29,7 @@ function fromParts(node: Node): FromParts {
 
 function checkFrom(f: FromParts, r: Reporter): void {
   const cmd = keywordAsWritten(f.node);
-  const at = { line: f.node.startLine, endLine: f.node.endLine };
+  const at = { line: f.node.startLine, endLine: f.node.endLine, ...(f.node.comments ? { comments: f.node.comments } : {}) };
   if (f.name !== undefined && !isLower(f.name)) r.warn('StageNameCasing', at, f.name);
   if (f.as !== undefined && (isLower(cmd) || isUpper(cmd)) && !(isLower(cmd) ? isLower(f.as) : isUpper(f.as))) {
     r.warn('FromAsCasing', at, cmd, f.as);
@@ -69,7 +69,7 @@ function checkCasing(stageNodes: Node[], r: Reporter): void {
 function checkDescription(n: Node, keys: string[], r: Reporter): void {
   const last = n.comments?.[n.comments.length - 1];
   if (last === undefined || keys.length === 0 || keys.includes(last.split(' ')[0]!)) return;
-  r.warn('InvalidDefinitionDescription', { line: n.startLine, endLine: n.endLine }, keywordAsWritten(n).toUpperCase(), keys.length > 1 ? '<arg_key>' : keys[0]!);
+  r.warn('InvalidDefinitionDescription', { line: n.startLine, endLine: n.endLine, ...(n.comments ? { comments: n.comments } : {}) }, keywordAsWritten(n).toUpperCase(), keys.length > 1 ? '<arg_key>' : keys[0]!);
 }
 
 export function syntaxChecks(lexed: { nodes: Node[]; warnings: ParseWarning[] }, r: Reporter): void {
@@ -90,7 +90,7 @@ export function syntaxChecks(lexed: { nodes: Node[]; warnings: ParseWarning[] },
       froms.push(f);
       checkFrom(f, r);
     } else if (n.keyword === 'maintainer') {
-      r.warn('MaintainerDeprecated', { line: n.startLine, endLine: n.endLine });
+      r.warn('MaintainerDeprecated', { line: n.startLine, endLine: n.endLine, ...(n.comments ? { comments: n.comments } : {}) });
     }
   }
   checkStageNames(froms, r);
