@@ -104,6 +104,17 @@ describe('build checks (CLI)', () => {
     expect(out.warnings[0]!.url).toBe('https://docs.docker.com/go/dockerfile/rule/copy-ignored-file/');
   });
 
+  it('--check uses base images already in the store (env for UndefinedVar, platform) and pulls none', async () => {
+    const ctx = await context('bases', 'FROM busybox\nENV PATH=$PAHT:/tmp/bin\n\nFROM localhost:1/not-here/img AS other\nENV X=$NOPE\n');
+    const r = await hoist(['build', '--root', root, '--check', '--platform', 'linux/arm64', ctx]);
+    expect(r.code).toBe(0);
+    const found = [...r.stdout.matchAll(/^WARNING: (\w+).*\n(.*)\n.*:(\d+)$/gm)].map((m) => [m[1], m[2], Number(m[3])]);
+    expect(found).toEqual([
+      ['InvalidBaseImagePlatform', 'Base image busybox was pulled with platform "linux/amd64", expected "linux/arm64" for current build', 1],
+      ['UndefinedVar', "Usage of undefined variable '$PAHT' (did you mean $PATH?)", 2],
+    ]);
+  });
+
   it('a build shows the warnings in plain progress and as json events; error=true fails it before any step', async () => {
     const ctx = await context('build', 'FROM busybox as base\nCOPY Dockerfile /\n');
     const plain = await hoist(['build', '--root', root, '--progress=plain', '--platform', 'linux/arm64', ctx]);

@@ -3,7 +3,8 @@
  * way buildx prints them. Exit 0 with or without warnings, 1 when `# check=error=true` (or
  * BUILDKIT_DOCKERFILE_CHECK) makes a failed check an error, 2 for a Dockerfile that does not parse.
  */
-import { formatParseError, lint, lintSyntax, parse, parseSyntax, plan, ParseError, stagesNeeded, type CheckWarning, type LintResult } from '@hoist/parser';
+import { baseImagePlatformWarning, formatParseError, lint, lintSyntax, parse, parseSyntax, plan, ParseError, stagesNeeded, violationMessage, type CheckWarning, type LintResult } from '@hoist/parser';
+import { localBases } from './check-bases.js';
 import { UsageError } from '../errors.js';
 import { parseKeyValues } from '../args.js';
 
@@ -70,13 +71,28 @@ function printJson(res: LintResult, src: { path: string; text: string }, write: 
   write(JSON.stringify(out, null, 2) + '\n');
 }
 
-function lintFile(src: { path: string; text: string; dockerignore?: string }, f: CheckFlags): LintResult {
+const HOST_ARCH: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
+
+async function lintFile(src: { path: string; text: string; dockerignore?: string }, f: CheckFlags): Promise<LintResult> {
   const buildArgs = parseKeyValues(f.buildArg, '--build-arg', true);
   const df = parse(src.text, { file: src.path });
-  const opts = { buildArgs, ...(f.platform ? { platform: f.platform } : {}), ...(src.dockerignore !== undefined ? { dockerignore: src.dockerignore } : {}) };
+  const platform = f.platform ?? `linux/${HOST_ARCH[process.arch] ?? process.arch}`;
+  const opts = { buildArgs, platform, ...(src.dockerignore !== undefined ? { dockerignore: src.dockerignore } : {}) };
   // as BuildKit: no --target checks every stage, a target only the stages it needs
-  const stages = f.target ? stagesNeeded(plan(df, { ...opts, target: f.target })) : undefined;
-  return lint(df, { ...opts, ...(stages ? { stages } : {}) });
+  const stages = f.target ? stagesNeeded(plan(df, { ...opts, target: f.target })) : df.stages.map((_, i) => i);
+  const bases = await localBases(f.root, df, opts);
+  const res = lint(df, { ...opts, stages, baseImages: bases.infos });
+  const warnings: CheckWarning[] = [...res.warnings];
+  for (const b of bases.refs) {
+    const actual = bases.platforms.get(b.ref);
+    if (actual === undefined || !stages.includes(b.stage)) continue;
+    const node = df.stages[b.stage]!.node;
+    const w = baseImagePlatformWarning(df, res.config, { image: b.ref, expected: b.platform ?? platform, actual, line: node.startLine, endLine: node.endLine });
+    if (w) warnings.push(w);
+  }
+  warnings.sort((a, b) => a.line - b.line);
+  const error = violationMessage(res.config, warnings);
+  return { config: res.config, warnings, ...(error !== undefined ? { error } : {}) };
 }
 
 export interface CheckFlags {
@@ -84,14 +100,16 @@ export interface CheckFlags {
   buildArg: string[];
   target?: string;
   platform?: string;
+  /** The store: base images found there inform UndefinedVar and InvalidBaseImagePlatform. */
+  root?: string;
 }
 
 /** `src`: the Dockerfile as `readDockerfile` found it (path shown, text, ignore file). */
-export function checkCommand(src: { path: string; text: string; dockerignore?: string }, f: CheckFlags, call: CallSpec): number {
+export async function checkCommand(src: { path: string; text: string; dockerignore?: string }, f: CheckFlags, call: CallSpec): Promise<number> {
   const out = (s: string): void => void process.stdout.write(s);
   let res: LintResult;
   try {
-    res = lintFile(src, f);
+    res = await lintFile(src, f);
   } catch (e) {
     if (!(e instanceof ParseError)) throw e;
     // the checks on the syntax layer still run, as BuildKit reports warnings before the error
