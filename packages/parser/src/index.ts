@@ -11,4 +11,4 @@ export { MAX_EXPANDED_WORD, processWord, processWords, ShellError, type ShellOpt
 export { dumpBuildkit, goQuote } from './dump.js';
 export { createDockerignoreMatcher, createPathMatcher, parseDockerignore, dockerignoreCandidates, type DockerignoreMatcher, type DockerignorePattern } from './dockerignore.js';
 export { goPathMatcher, hasWildcards } from './path-glob.js';
-export { lint, lintSyntax, baseImagePlatformWarning, parseCheckOptions, violationMessage, CHECK_BUILD_ARG, RULE_NAMES, ruleInfo, type LintOptions, type LintResult, type CheckConfig, type CheckWarning, type RuleName, type RuleInfo } from './checks/index.js';
+export { lint, lintSyntax, baseImagePlatformWarning, parseCheckOptions, violationMessage, CHECK_BUILD_ARG, RULE_NAMES, ruleInfo, type LintOptions, type LintResult, type CheckConfig, type CheckWarning, type RuleName, type RuleInfo } from './checks/lint.js';
