@@ -15,6 +15,7 @@ function limitFlags(r: BuildOptions['resources']): string[] {
   const named: Array<[unknown, string]> = [[r?.memoryBytes, '--memory'], [r?.cpus, '--cpus'], [r?.pidsLimit, '--pids-limit']];
   return named.filter(([v]) => v !== undefined).map(([, n]) => n);
 }
+import { runBuildChecks } from './checks.js';
 
 function platformString(p: Platform): string {
   return `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`;
@@ -67,9 +68,10 @@ export async function build(requested: BuildOptions): Promise<BuildResult> {
   const ctx = new BuildContext(opts, plan, platform);
   for (const [ref, img] of resolved) ctx.bases.set(ref, img);
   if (opts.dockerignore) ctx.contextFilter = createDockerignoreMatcher(opts.dockerignore);
-  // as BuildKit shows its checks: the rule's name, then what it found
-  for (const w of plan.warnings) ctx.emit({ type: 'warning', message: `${w.code}: ${w.message}`, ...(w.line ? { line: w.line } : {}) });
   const stages = stagesNeeded(plan);
+  // as BuildKit shows its checks: the rule's name, then what it found
+  runBuildChecks({ df, buildArgs: planArgs.buildArgs, platform: planArgs.platform, stages, ...(opts.dockerignore !== undefined ? { dockerignore: opts.dockerignore } : {}), baseImages, baseRefs: o.baseRefs, resolved }, (ev) => ctx.emit(ev));
+  for (const w of plan.warnings) ctx.emit({ type: 'warning', message: `${w.code}: ${w.message}`, ...(w.line ? { line: w.line } : {}) });
   checkEntitlements({ plan, stages, allow: opts.allow ?? [], network: opts.network, label: (i, s) => ctx.label(i, s) });
   ctx.emit({ type: 'plan', target: plan.target, stages: stages.map((i) => ({ index: i, steps: plan.stages[i]!.steps.length, ...(plan.stages[i]!.name ? { name: plan.stages[i]!.name! } : {}) })) });
   try {

@@ -14,6 +14,7 @@ export type BuildErrorCode =
   | 'INVALID_SECURITY_OPT'
   /** --memory/--cpus/--pids-limit where this process cannot manage cgroups (rootless). */
   | 'LIMITS_UNAVAILABLE'
+  | 'LINT_VIOLATION'
   | 'CANCELLED';
 
 export interface StepLocation {

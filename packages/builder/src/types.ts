@@ -23,7 +23,7 @@ export type BuildEvent =
   | { type: 'plan'; stages: Array<{ index: number; name?: string; steps: number }>; target: number }
   | { type: 'step'; id: string; label: string; status: 'start' | 'cached' | 'done' | 'error'; ms?: number }
   | { type: 'log'; id: string; stream: 'stdout' | 'stderr'; data: string }
-  | { type: 'warning'; message: string; line?: number }
+  | { type: 'warning'; message: string; line?: number; rule?: string; url?: string }
   | { type: 'info'; message: string };
 
 /**

@@ -48,8 +48,10 @@ function program(signal: AbortSignal): Command {
     .option('-o, --output <spec>', 'also write the result: type=oci|docker|tar,dest=FILE|- or type=oci|local,dest=DIR, type=registry (= --push), type=image (default) (repeatable)', collect, [])
     .option('--pull', 'always pull base images')
     .option('-q, --quiet', 'print only the image digest')
+    .option('--call <fn>', 'what to do: build (default) or check (BuildKit\'s build checks only; check,format=json for JSON)')
+    .option('--check', 'shorthand for --call=check')
     .option('--root <dir>', 'store directory')
-    .addHelpText('after', '\nExamples:\n  hoist build -t app:1 .\n  hoist build -f docker/Dockerfile --build-arg VERSION=2 -t localhost:5000/app:2 --push .\n  hoist build --cache-from type=registry,ref=reg.example/app:cache --cache-to type=registry,ref=reg.example/app:cache,mode=max -t app .\n  hoist build -o type=docker,dest=app.tar -t app:1 .       (docker load -i app.tar)\n  hoist build -o type=local,dest=rootfs/ .\n')
+    .addHelpText('after', '\nExamples:\n  hoist build -t app:1 .\n  hoist build --check .                    (lint: exit 1 on a failed check with # check=error=true)\n  hoist build -f docker/Dockerfile --build-arg VERSION=2 -t localhost:5000/app:2 --push .\n  hoist build --cache-from type=registry,ref=reg.example/app:cache --cache-to type=registry,ref=reg.example/app:cache,mode=max -t app .\n  hoist build -o type=docker,dest=app.tar -t app:1 .       (docker load -i app.tar)\n  hoist build -o type=local,dest=rootfs/ .\n')
     .action(async (context: string, o: Record<string, unknown>) => {
       const { buildCommand } = await import('./commands/build.js');
       // commander turns --no-cache into cache=false
