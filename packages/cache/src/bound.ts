@@ -20,9 +20,12 @@ export function parseDuration(value: string, what: string): number {
   return Math.round(total);
 }
 
-/** A timestamp as the format writes it: ISO 8601 UTC, whole seconds. */
+/**
+ * A timestamp as the format writes it: ISO 8601 UTC with milliseconds (builds seconds apart
+ * must still order: max-entries keeps the most recent).
+ */
 export function stamp(t: Date): string {
-  return t.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  return t.toISOString();
 }
 
 /** When a record was last used: `lastUsed`, else (version 2 records) when it was created. */

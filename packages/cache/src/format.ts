@@ -33,7 +33,7 @@ export interface CacheEntry {
   inputDigests?: Record<string, string>;
   /** The parent key: lets another machine explain a miss against this record. */
   parent?: string;
-  /** When a build last ran or hit this step (ISO 8601, seconds); missing in version 2. */
+  /** When a build last ran or hit this step (ISO 8601 with milliseconds); missing in version 2. */
   lastUsed?: string;
 }
 

@@ -14,7 +14,7 @@ const at = (h: number): Date => new Date(Date.UTC(2026, 0, 1) + h * H);
 const rec = (k: string, lastUsedHour?: number): CacheEntry => ({
   key: k.repeat(64),
   created: '2026-01-01T00:00:00Z',
-  ...(lastUsedHour !== undefined ? { lastUsed: at(lastUsedHour).toISOString().replace('.000Z', 'Z') } : {}),
+  ...(lastUsedHour !== undefined ? { lastUsed: at(lastUsedHour).toISOString() } : {}),
 });
 
 describe('durations and bounds in --cache-to', () => {
@@ -43,7 +43,7 @@ describe('merge and bound', () => {
     const existing = [rec('a', 1), rec('b', 2), rec('c')];
     const merged = mergeRecords({ existing, fresh: [{ ...rec('d'), lastUsed: 'stale' }], used: new Set(['b'.repeat(64)]), now: at(10) });
     const byKey = Object.fromEntries(merged.map((r) => [r.key[0], r.lastUsed]));
-    expect(byKey).toEqual({ a: '2026-01-01T01:00:00Z', b: '2026-01-01T10:00:00Z', c: '2026-01-01T00:00:00Z', d: '2026-01-01T10:00:00Z' });
+    expect(byKey).toEqual({ a: '2026-01-01T01:00:00.000Z', b: '2026-01-01T10:00:00.000Z', c: '2026-01-01T00:00:00Z', d: '2026-01-01T10:00:00.000Z' });
   });
 
   it('ttl drops records unused for longer; max-entries keeps the most recently used', () => {
@@ -89,7 +89,7 @@ describe('local cache directory, bounded', () => {
     const keys = found!.config.records.map((r) => r.key).sort();
     expect(keys).toEqual([sha256('shared'), sha256('step-4'), sha256('step-5')].map((d) => d.slice(7)).sort());
     expect(found!.config.version).toBe(3);
-    expect(found!.config.records.find((r) => r.key === sha256('step-4').slice(7))?.lastUsed).toBe('2026-01-01T04:00:00Z');
+    expect(found!.config.records.find((r) => r.key === sha256('step-4').slice(7))?.lastUsed).toBe('2026-01-01T04:00:00.000Z');
   });
 
   it('an unbounded export keeps everything; prune --older-than drops by last use and removes every stray blob', async () => {
