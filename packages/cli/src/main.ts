@@ -212,7 +212,10 @@ function program(signal: AbortSignal): Command {
       process.exitCode = await duCommand({ ...o, root: o.root ?? root() });
     });
 
-  const cache = p.command('cache').description('Inspect and prune exported build caches (in a registry or a local directory)');
+  const cache = p
+    .command('cache')
+    .description('Inspect and prune exported build caches (in a registry or a local directory)')
+    .addHelpText('after', '\nExamples:\n  hoist cache du --registry reg.example/app:cache\n  hoist cache prune --registry reg.example/app:cache --older-than 14d\n');
   cache
     .command('du')
     .description('Show a build cache: entries, bytes, last use, and orphans a prune would reclaim')

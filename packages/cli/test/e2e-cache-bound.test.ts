@@ -214,6 +214,20 @@ describe('bounded registry cache', () => {
     }
   }, 300_000);
 
+  it('a local cache directory: du counts the blobs earlier exports left, prune removes them, a bounded export leaves none', async () => {
+    const dir = path.join(work, 'local-cache');
+    const args = ['--cache-from', `type=local,src=${dir}`, '--cache-to', `type=local,dest=${dir},mode=max`];
+    for (let i = 0; i < 2; i++) expect((await runner(`l${i}`, await context(`ctx-l${i}`, `local ${i}`), args)).code).toBe(0);
+    const du = JSON.parse((await hoist(['cache', 'du', '--local', dir, '--json'])).stdout) as { records: number; orphans: { count: number } };
+    // the first export's config and manifest (the second build hit the unchanged steps, so their layers are shared)
+    expect(du).toMatchObject({ records: STEPS + CHANGING, orphans: { count: 2 } });
+    const prune = await hoist(['cache', 'prune', '--local', dir, '--json']);
+    expect(JSON.parse(prune.stdout)).toMatchObject({ entries: STEPS + CHANGING, dropped: 0, deletedBlobs: 2 });
+    const bounded = await runner('l2', await context('ctx-l2', 'local 2'), ['--cache-from', `type=local,src=${dir}`, '--cache-to', `type=local,dest=${dir},mode=max,max-entries=${STEPS}`]);
+    expect(bounded.stderr).toMatch(new RegExp(`exported cache \\(${STEPS} records, mode=max, max-entries=${STEPS}\\) to .*; ${2 * CHANGING} records dropped, ${2 * CHANGING + 2} blobs deleted`));
+    expect(JSON.parse((await hoist(['cache', 'du', '--local', dir, '--json'])).stdout)).toMatchObject({ records: STEPS, orphans: { count: 0 } });
+  }, 300_000);
+
   it('cache du/prune without a cache named, or with a bad --older-than, is a usage error', async () => {
     const none = await hoist(['cache', 'du']);
     expect([none.code, none.stderr]).toEqual([2, expect.stringMatching(/hoist cache du: which cache\? Give --registry REF .* or --local DIR/)]);
