@@ -12,6 +12,8 @@ import { CacheSource, parseCacheConfig } from './source.js';
 export interface RegistryArtifact {
   ref: string;
   manifest: Manifest & { digest: Digest };
+  /** The manifest's size in bytes. */
+  size: number;
   config: CacheConfig;
 }
 
@@ -31,7 +33,7 @@ export async function readRegistryCache(client: RegistryClient, ref: string, sig
   }
   const manifest = { ...parseManifest(fetched.raw).value, digest: fetched.descriptor.digest };
   const raw = await client.fetchBlobBytes(full, manifest.config, signal ? { signal } : {});
-  return { ref: full, manifest, config: parseCacheConfig(raw, manifest.config, full) };
+  return { ref: full, manifest, size: fetched.raw.length, config: parseCacheConfig(raw, manifest.config, full) };
 }
 
 /**

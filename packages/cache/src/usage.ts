@@ -37,7 +37,6 @@ function uses(config: CacheConfig): Pick<CacheUsage, 'newestUse' | 'oldestUse'> 
 export async function registryCacheUsage(client: RegistryClient, ref: string, signal?: AbortSignal): Promise<CacheUsage> {
   const a = await readRegistryCache(client, ref, signal);
   if (!a) throw new CacheError('CACHE_INVALID', `${ref}: no build cache there`);
-  const raw = (await client.getManifest(atDigest(parseReference(a.ref), a.manifest.digest), signal ? { signal } : {})).raw;
   const current = new Set([a.manifest.config.digest, ...a.manifest.layers.map((l) => l.digest)]);
   const orphanBlobs = new Map<string, number>();
   let count = 0;
@@ -49,7 +48,7 @@ export async function registryCacheUsage(client: RegistryClient, ref: string, si
     for (const b of [m.config, ...m.layers]) if (!current.has(b.digest)) orphanBlobs.set(b.digest, b.size);
   }
   const orphanBytes = [...orphanBlobs.values()].reduce((x, y) => x + y, 0);
-  return { where: a.ref, version: a.config.version, mode: a.config.mode, records: a.config.records.length, bytes: artifactBytes(a.manifest, raw.length), ...uses(a.config), orphans: { count, bytes: orphanBytes } };
+  return { where: a.ref, version: a.config.version, mode: a.config.mode, records: a.config.records.length, bytes: artifactBytes(a.manifest, a.size), ...uses(a.config), orphans: { count, bytes: orphanBytes } };
 }
 
 /** `hoist cache du --local DIR`. */
