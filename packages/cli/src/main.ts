@@ -43,8 +43,8 @@ function program(signal: AbortSignal): Command {
     .option('--explain-cache', 'for each step that misses the cache, say which input changed')
     .option('--runtime <name>', 'OCI runtime (runc or crun; default: the first that works)')
     .option('--registry-mirror <host>', 'pull docker.io images through this mirror first (repeatable)', collect, [])
-    .option('--cache-from <spec>', 'import build cache: type=registry,ref=REF or type=local,src=DIR (repeatable)', collect, [])
-    .option('--cache-to <spec>', 'export build cache: type=registry,ref=REF[,mode=min|max] or type=local,dest=DIR[,mode=…] (repeatable)', collect, [])
+    .option('--cache-from <spec>', 'import build cache: type=registry,ref=REF or type=local,src=DIR (repeatable; the first that has a step wins)', collect, [])
+    .option('--cache-to <spec>', 'export build cache: type=registry,ref=REF[,mode=min|max][,ttl=DURATION][,max-entries=N] or type=local,dest=DIR[,…] (repeatable)', collect, [])
     .option('-o, --output <spec>', 'also write the result: type=oci|docker|tar,dest=FILE|- or type=oci|local,dest=DIR, type=registry (= --push), type=image (default) (repeatable)', collect, [])
     .option('--pull', 'always pull base images')
     .option('-q, --quiet', 'print only the image digest')
@@ -211,6 +211,35 @@ function program(signal: AbortSignal): Command {
     .action(async (o: { json?: boolean; root?: string }) => {
       const { duCommand } = await import('./commands/du.js');
       process.exitCode = await duCommand({ ...o, root: o.root ?? root() });
+    });
+
+  const cache = p
+    .command('cache')
+    .description('Inspect and prune exported build caches (in a registry or a local directory)')
+    .addHelpText('after', '\nExamples:\n  hoist cache du --registry reg.example/app:cache\n  hoist cache prune --registry reg.example/app:cache --older-than 14d\n');
+  cache
+    .command('du')
+    .description('Show a build cache: entries, bytes, last use, and orphans a prune would reclaim')
+    .option('--registry <ref>', 'the cache artifact in a registry (as given to --cache-to type=registry,ref=REF)')
+    .option('--local <dir>', 'a cache directory (as given to --cache-to type=local,dest=DIR)')
+    .option('--json', 'machine-readable output')
+    .addHelpText('after', '\nExamples:\n  hoist cache du --registry reg.example/app:cache\n  hoist cache du --local /ci/cache --json\n')
+    .action(async (o: { registry?: string; local?: string; json?: boolean }) => {
+      const { cacheDuCommand } = await import('./commands/cache.js');
+      process.exitCode = await cacheDuCommand(o, signal);
+    });
+  cache
+    .command('prune')
+    .description('Drop old entries of a build cache and delete what nothing references any more (replaced artifacts, their blobs)')
+    .option('--registry <ref>', 'the cache artifact in a registry; deletes through the registry API (needs deletes enabled there)')
+    .option('--local <dir>', 'a cache directory')
+    .option('--older-than <duration>', 'drop entries no build used for this long (168h, 7d, 1h30m)')
+    .option('--keep <n>', 'keep only the N most recently used entries')
+    .option('--json', 'machine-readable report')
+    .addHelpText('after', '\nExamples:\n  hoist cache prune --registry reg.example/app:cache\n  hoist cache prune --registry reg.example/app:cache --older-than 14d\n  hoist cache prune --local /ci/cache --keep 200\n')
+    .action(async (o: { registry?: string; local?: string; olderThan?: string; keep?: string; json?: boolean }) => {
+      const { cachePruneCommand } = await import('./commands/cache.js');
+      process.exitCode = await cachePruneCommand(o, signal);
     });
 
   p.command('plan')

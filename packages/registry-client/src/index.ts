@@ -10,3 +10,4 @@ export { MANIFEST_ACCEPT } from './manifests.js';
 export { parseChallenges, type Challenge } from './auth.js';
 export { DEFAULT_RETRY, type RetryPolicy } from './retry.js';
 export { login, logout, type LoginOptions } from './login.js';
+export type { DeleteResult } from './delete.js';
