@@ -1,9 +1,11 @@
 import { formatReference, layerCompression, layerMediaType, parseReference, writeImage, type Image, type Platform } from '@hoist/oci';
 import { BuildError } from './errors.js';
 import { createDockerignoreMatcher, outline, parse, plan as makePlan, stagesNeeded, type BaseImageInfo } from '@hoist/parser';
-import { BuildContext, type StageState } from './context.js';
+import { BuildSession } from './session.js';
+import type { StageState } from './state.js';
 import type { CacheRecord } from './cache.js';
-import { isoTime, keyStage, runStage, stagesToRun } from './stage.js';
+import { Solver } from './solver.js';
+import { isoTime } from './step.js';
 import { fetchMissing } from './materialize.js';
 import type { BuildOptions, BuildResult } from './types.js';
 import { checkEntitlements } from './sandbox/entitlements.js';
@@ -51,7 +53,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     baseImages[ref] = info;
   }
   const plan = makePlan(df, { ...planArgs, baseImages });
-  const ctx = new BuildContext(opts, plan, platform);
+  const ctx = new BuildSession(opts, plan, platform);
   for (const [ref, img] of resolved) ctx.bases.set(ref, img);
   if (opts.dockerignore) ctx.contextFilter = createDockerignoreMatcher(opts.dockerignore);
   // as BuildKit shows its checks: the rule's name, then what it found
@@ -59,16 +61,17 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const stages = stagesNeeded(plan);
   checkEntitlements({ plan, stages, allow: opts.allow ?? [], network: opts.network, label: (i, s) => ctx.label(i, s) });
   ctx.emit({ type: 'plan', target: plan.target, stages: stages.map((i) => ({ index: i, steps: plan.stages[i]!.steps.length, ...(plan.stages[i]!.name ? { name: plan.stages[i]!.name! } : {}) })) });
+  const solver = new Solver(ctx);
   try {
     // pass 1: every key, nothing executed; pass 2: run only the stages the target really
     // needs, all started at once so independent stages run in parallel (bounded by --jobs)
-    await Promise.all(stages.map((i) => keyStage(ctx, i)));
-    const toRun = await stagesToRun(ctx, plan.target);
-    const all = [...new Set([...toRun, plan.target])].map((i) => runStage(ctx, i));
+    await Promise.all(stages.map((i) => solver.key(i)));
+    const toRun = await solver.stagesToRun(plan.target);
+    const all = [...new Set([...toRun, plan.target])].map((i) => solver.run(i));
     const results = await Promise.allSettled(all);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
-    const final = await runStage(ctx, plan.target);
+    const final = await solver.run(plan.target);
     const history = final.img.config.history ?? [];
     const created = opts.sourceDateEpoch !== undefined ? isoTime(ctx) : (history.at(-1)?.created ?? final.lastCreated);
     const img = { ...final.img, config: { ...final.img.config, created } };
@@ -82,10 +85,10 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     const tags: string[] = [];
     // a lazy result is not tagged locally: its blobs are not all here (fsck would flag it)
     for (const t of remoteLayers.length > 0 ? [] : (opts.tags ?? [])) tags.push(await opts.store.tag(formatReference(parseReference(t)), written.descriptor));
-    const cacheRecords = await exportableRecords(ctx, { stages, toRun, final });
+    const cacheRecords = await exportableRecords(solver, { stages, toRun, final });
     return { descriptor: written.descriptor, manifest: written.manifest, config: img.config, tags, stats: { ...ctx.stats }, cacheRecords, remoteLayers };
   } finally {
-    await ctx.cleanup();
+    await solver.cleanup().finally(() => ctx.cleanup());
   }
 }
 
@@ -94,10 +97,10 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
  * and the stages it is built FROM); `max`, those of every stage the target needs, whether it
  * ran in this build or was entirely cached (then its records are the ones pass 1 found).
  */
-async function exportableRecords(ctx: BuildContext, b: { stages: number[]; toRun: number[]; final: StageState }): Promise<BuildResult['cacheRecords']> {
+async function exportableRecords(solver: Solver, b: { stages: number[]; toRun: number[]; final: StageState }): Promise<BuildResult['cacheRecords']> {
   const max = new Map<string, CacheRecord>();
   for (const i of b.stages) {
-    const st = b.toRun.includes(i) || i === ctx.plan.target ? await runStage(ctx, i) : await keyStage(ctx, i);
+    const st = b.toRun.includes(i) || i === solver.session.plan.target ? await solver.run(i) : await solver.key(i);
     for (const r of st.records) max.set(r.key, r);
   }
   return { min: [...b.final.records], max: [...max.values()] };

@@ -1,34 +1,21 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import type { Descriptor, Digest } from '@hoist/oci';
-import { createPathMatcher, type CopyInstruction, type Stage, type Step } from '@hoist/parser';
+import { createPathMatcher, type CopyInstruction } from '@hoist/parser';
 import type { Mounted } from '@hoist/snapshotter';
-import type { BuildContext, StageState } from './context.js';
+import type { BuildSession } from './session.js';
+import { stageInput, type PreparedCopy, type StageInputs, type StageState } from './state.js';
 import { materialize, mountLowers, withMountedImage } from './materialize.js';
-import { keyStage, runStage } from './stage.js';
 import { collectSources, collectWithParents, digestSources, type PathFilter, type SourceItem } from './sources.js';
 import { fetchGit, parseGitRef } from './git-source.js';
 import { copyInto } from './copy.js';
 import { resolveChown } from './rootfs.js';
-import { commitOptions } from './run-step.js';
+import { commitOptions } from './commit-options.js';
 import { fetchUrl, isUrl } from './fetch-url.js';
 import { archiveKind, unpackArchive, type ArchiveKind } from './archive.js';
 import { makeTempDir } from './tmp.js';
 import { executeLinkedCopy } from './link-copy.js';
 import { copyPathViews, copyStepError } from './host-paths.js';
-
-export interface PreparedCopy {
-  inputs: Record<string, unknown>;
-  items: SourceItem[];
-  /** Local archives ADD must unpack rather than copy. */
-  archives: Array<SourceItem & { kind: ArchiveKind }>;
-  release(): Promise<void>;
-  /**
-   * The sources to copy (mounts another stage or image only now, when the step runs), and the
-   * roots mounted for them (errors name their paths as the source image sees them).
-   */
-  load(): Promise<{ items: SourceItem[]; archives: Array<SourceItem & { kind: ArchiveKind }>; roots: string[] }>;
-}
 
 /** Absolute destination inside the image: relative to WORKDIR, keeping a trailing slash. */
 export function absDest(dest: string, workdir: string | undefined): string {
@@ -38,7 +25,7 @@ export function absDest(dest: string, workdir: string | undefined): string {
 }
 
 /** Select the sources of a COPY/ADD and compute its cache inputs (content digests, never mtimes). */
-export async function prepareCopy(ctx: BuildContext, _stage: Stage, _step: Step, ins: CopyInstruction, state: StageState): Promise<PreparedCopy> {
+export async function prepareCopy(ctx: BuildSession, ins: CopyInstruction, state: StageState, stages: StageInputs): Promise<PreparedCopy> {
   const releases: Array<() => Promise<unknown>> = [];
   const release = async (): Promise<void> => {
     for (const r of releases.reverse()) await r();
@@ -51,10 +38,10 @@ export async function prepareCopy(ctx: BuildContext, _stage: Stage, _step: Step,
     // key needs no content digest, so nothing is mounted (or downloaded) unless the step runs.
     let mountSource: (() => Promise<string>) | undefined;
     if (ins.fromStage !== undefined) {
-      const fromStage = ins.fromStage;
-      fromKey = `stage:${(await keyStage(ctx, fromStage)).key}`;
+      const from = stageInput(stages, ins.fromStage);
+      fromKey = `stage:${from.key}`;
       mountSource = async () => {
-        const st = await runStage(ctx, fromStage);
+        const st = await from.load();
         await materialize(ctx, st.img);
         const m: Mounted = await ctx.opts.snapshotter.mount(mountLowers(st.img.config.rootfs.diff_ids));
         releases.push(() => m.release());
@@ -151,8 +138,7 @@ export async function prepareCopy(ctx: BuildContext, _stage: Stage, _step: Step,
 }
 
 export async function executeCopy(
-  ctx: BuildContext,
-  _step: Step,
+  ctx: BuildSession,
   ins: CopyInstruction,
   state: StageState,
   prepared: PreparedCopy,

@@ -1,14 +1,15 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import type { RunInstruction, Stage } from '@hoist/parser';
+import type { RunInstruction } from '@hoist/parser';
 import type { Mounted } from '@hoist/snapshotter';
 import { BuildError } from './errors.js';
 import { makeTempDir } from './tmp.js';
 import { collectSources } from './sources.js';
 import { copyInto } from './copy.js';
-import type { BuildContext } from './context.js';
+import type { BuildSession } from './session.js';
 import { materialize, mountLowers } from './materialize.js';
-import { runStage } from './stage.js';
+import { stageInput, type StageInputs } from './state.js';
+import { stageRef } from './stage-ref.js';
 import { secureJoin, type ResolvedUser } from './rootfs.js';
 import type { SandboxMount } from './sandbox/spec.js';
 import { cacheMountKey } from './cache-mounts.js';
@@ -52,12 +53,10 @@ async function missingPaths(root: string, target: string): Promise<CreatedPath[]
  * the root are removed again afterwards, so they never end up in the layer.
  */
 export async function prepareRunMounts(
-  ctx: BuildContext,
-  _stage: Stage,
-  ins: RunInstruction,
-  root: string,
-  user: ResolvedUser,
+  ctx: BuildSession,
+  run: { ins: RunInstruction; root: string; user: ResolvedUser; stages: StageInputs },
 ): Promise<PreparedMounts> {
+  const { ins, root, user } = run;
   const mounts: SandboxMount[] = [];
   const env: string[] = [];
   const cleanup: Array<() => Promise<unknown>> = [];
@@ -72,11 +71,11 @@ export async function prepareRunMounts(
    */
   const source = async (from: string | undefined): Promise<{ root: string; identity: string }> => {
     if (from === undefined) return { root: ctx.opts.contextDir, identity: 'context' };
-    const idx = ctx.plan.stages.findIndex((s) => s.name?.toLowerCase() === from.toLowerCase() || String(s.index) === from);
+    const ref = stageRef(ctx.plan, from);
     let img;
     let identity: string;
-    if (idx >= 0) {
-      const st = await runStage(ctx, idx);
+    if (ref.kind === 'stage') {
+      const st = await stageInput(run.stages, ref.index).load();
       img = st.img;
       identity = `stage:${st.key}`;
     } else {
