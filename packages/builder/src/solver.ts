@@ -4,20 +4,26 @@ import { DEFAULT_PATH, envGet } from './config-ops.js';
 import { BuildError } from './errors.js';
 import type { BuildSession } from './session.js';
 import type { PreparedCopy, StageInputs, StageState } from './state.js';
-import { solveStep } from './step.js';
+import { keyStep, runOp, type Op } from './step.js';
 
 const EPOCH = '1970-01-01T00:00:00Z';
 
+/** A stage after pass 1: its ops, and its state as far as the cache knows it. */
+interface KeyedStage {
+  ops: Op[];
+  state: StageState;
+}
+
 /**
- * The scheduler of one build. Pass 1 (`key`) computes every stage's cache keys and records,
- * executing nothing: keys never depend on a step's result, only on the parent key and the
- * step's inputs, so a whole build's keys are known up front. Pass 2 (`run`) runs a stage, each
- * at most once, on demand. Steps get the stages they read as lazy handles (`StageInputs`) and
- * never call back in here.
+ * The scheduler of one build. Pass 1 (`key`) turns every stage into ops with their cache keys
+ * and the records found, executing nothing: keys never depend on a step's result, only on the
+ * parent key and the step's inputs, so a whole build's keys are known up front. Pass 2 (`run`)
+ * walks the same ops, each stage at most once and only on demand, executing the misses. Steps
+ * get the stages they read as lazy handles (`StageInputs`) and never call back in here.
  */
 export class Solver {
   private readonly results = new Map<number, Promise<StageState>>();
-  private readonly keys = new Map<number, Promise<StageState>>();
+  private readonly keys = new Map<number, Promise<KeyedStage>>();
   /** COPY/ADD sources selected in pass 1, by step id, reused by pass 2 (released at the end). */
   private readonly prepared = new Map<string, PreparedCopy>();
 
@@ -27,17 +33,21 @@ export class Solver {
   run(index: number): Promise<StageState> {
     let p = this.results.get(index);
     if (!p) {
-      p = this.stage(index, false);
+      p = this.runStage(index);
       this.results.set(index, p);
     }
     return p;
   }
 
   /** A stage's keys and cached records, executing nothing (memoised). */
-  key(index: number): Promise<StageState> {
+  async key(index: number): Promise<StageState> {
+    return (await this.keyed(index)).state;
+  }
+
+  private keyed(index: number): Promise<KeyedStage> {
     let p = this.keys.get(index);
     if (!p) {
-      p = this.stage(index, true);
+      p = this.keyStage(index);
       this.keys.set(index, p);
     }
     return p;
@@ -71,14 +81,32 @@ export class Solver {
     return out;
   }
 
-  private async stage(index: number, dry: boolean): Promise<StageState> {
+  private async keyStage(index: number): Promise<KeyedStage> {
     const stage = this.session.plan.stages[index]!;
-    let state = withPath(await this.base(stage, dry));
+    let state = withPath(await this.base(stage, true));
+    const ops: Op[] = [];
     for (const step of stage.steps) {
-      if (this.session.opts.signal?.aborted) throw new BuildError('CANCELLED', 'build cancelled');
-      state = await solveStep(this.session, { stage, step, state, dry, stages: await this.inputs(step), prepared: this.prepared });
+      this.checkCancelled();
+      const r = await keyStep(this.session, { stage, step, state, stages: await this.inputs(step), prepared: this.prepared });
+      ops.push(r.op);
+      state = r.state;
+    }
+    return { ops, state };
+  }
+
+  private async runStage(index: number): Promise<StageState> {
+    const { ops } = await this.keyed(index);
+    const stage = this.session.plan.stages[index]!;
+    let state = withPath(await this.base(stage, false));
+    for (const op of ops) {
+      this.checkCancelled();
+      state = await runOp(this.session, { stage, op, state, prepared: this.prepared });
     }
     return state;
+  }
+
+  private checkCancelled(): void {
+    if (this.session.opts.signal?.aborted) throw new BuildError('CANCELLED', 'build cancelled');
   }
 
   private async base(stage: Stage, dry: boolean): Promise<StageState> {

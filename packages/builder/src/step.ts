@@ -13,16 +13,24 @@ import { explainMiss } from './explain.js';
 
 type Layer = NonNullable<CacheRecord['layer']>;
 
-/** One step as the solver hands it over: the stage state so far and its inputs. */
+/** One step as the solver hands it over: the stage state so far and the stages it reads. */
 export interface StepArgs {
   stage: Stage;
   step: Step;
   state: StageState;
-  /** Pass 1: compute the key and look it up, execute nothing. */
-  dry: boolean;
   stages: StageInputs;
   /** COPY sources selected in pass 1, by step id (reused and released by pass 2). */
   prepared: Map<string, PreparedCopy>;
+}
+
+/**
+ * A step after pass 1, what pass 2 walks: for a layer step its cache key, its inputs, and the
+ * record pass 1 found (a hit needs no second lookup). Both passes go over the same ops.
+ */
+export interface Op {
+  step: Step;
+  stages: StageInputs;
+  layer?: { key: string; inputs: Record<string, unknown>; hit?: CacheRecord };
 }
 
 /** The record time of a step: SOURCE_DATE_EPOCH when set, else now (RFC 3339). */
@@ -31,11 +39,33 @@ export function isoTime(s: BuildSession, d = new Date()): string {
   return sde !== undefined ? new Date(sde * 1000).toISOString().replace('.000Z', 'Z') : d.toISOString();
 }
 
-/** Apply one step to a stage's state: a config change, or a cached or executed layer. */
-export async function solveStep(s: BuildSession, a: StepArgs): Promise<StageState> {
-  const ins = a.step.instruction;
-  if (ins.kind !== 'run' && ins.kind !== 'copy' && !(ins.kind === 'workdir' && ins.path !== '/')) return metadataStep(s, a);
-  return layerStep(s, a);
+function isLayerStep(ins: Instruction): boolean {
+  return ins.kind === 'run' || ins.kind === 'copy' || (ins.kind === 'workdir' && ins.path !== '/');
+}
+
+/** Pass 1: a step's op (key and inputs, the record found) and the state as far as the cache knows it. */
+export async function keyStep(s: BuildSession, a: StepArgs): Promise<{ op: Op; state: StageState }> {
+  if (!isLayerStep(a.step.instruction)) return { op: { step: a.step, stages: a.stages }, state: metadataStep(s, a) };
+  const { stage, step, state } = a;
+  try {
+    const { inputs } = await stepInputs(s, a);
+    const key = cacheKey(state.key, inputs);
+    const hit = s.cacheDisabled(stage.name) ? undefined : await s.lookup(key);
+    const op: Op = { step, stages: a.stages, layer: { key, inputs, ...(hit ? { hit } : {}) } };
+    if (hit) return { op, state: applyRecord(a, key, hit) };
+    const incomplete = { key, incomplete: true, readsFrom: [...(state.readsFrom ?? []), ...step.stageInputs] };
+    return { op, state: { ...state, img: withConfig(state.img, step.instruction, state.cmdSet), ...incomplete } };
+  } catch (e) {
+    await releasePrepared(a);
+    throw located(s, a, e);
+  }
+}
+
+/** Pass 2: apply an op to the stage's state, executing a layer step that has no record. */
+export async function runOp(s: BuildSession, a: Omit<StepArgs, 'step' | 'stages'> & { op: Op }): Promise<StageState> {
+  const args: StepArgs = { stage: a.stage, state: a.state, prepared: a.prepared, step: a.op.step, stages: a.op.stages };
+  if (!a.op.layer) return metadataStep(s, args);
+  return layerStep(s, args, a.op.layer);
 }
 
 function historyOf(a: StepArgs): string | undefined {
@@ -79,41 +109,40 @@ async function stepInputs(s: BuildSession, a: StepArgs): Promise<{ inputs: Recor
   if (ins.kind === 'copy') {
     // pass 1 selects and digests the sources once; pass 2 reuses that work
     const prepared = a.prepared.get(a.step.id) ?? (await prepareCopy(s, ins, a.state, a.stages));
-    if (a.dry) a.prepared.set(a.step.id, prepared);
+    a.prepared.set(a.step.id, prepared);
     return { inputs: prepared.inputs, prepared };
   }
   return { inputs: { op: 'workdir', path: ins.kind === 'workdir' ? ins.path : '', user: a.state.img.config.config?.User ?? '' } };
 }
 
-async function layerStep(s: BuildSession, a: StepArgs): Promise<StageState> {
-  const { stage, step, state, dry } = a;
+async function releasePrepared(a: StepArgs, opts: { quiet: boolean } = { quiet: true }): Promise<void> {
+  const p = a.prepared.get(a.step.id);
+  a.prepared.delete(a.step.id);
+  if (opts.quiet) await p?.release().catch(() => undefined);
+  else await p?.release();
+}
+
+/** A layer step in pass 2: cached (found in pass 1, or made meanwhile by another stage) or executed. */
+async function layerStep(s: BuildSession, a: StepArgs, layer: NonNullable<Op['layer']>): Promise<StageState> {
+  const { stage, step } = a;
   const label = s.label(stage.index, step);
   const t0 = Date.now();
-  if (!dry) s.emit({ type: 'step', id: step.id, label, status: 'start' });
-  let prepared: PreparedCopy | undefined;
+  s.emit({ type: 'step', id: step.id, label, status: 'start' });
   try {
-    const got = await stepInputs(s, a);
-    prepared = got.prepared;
-    const key = cacheKey(state.key, got.inputs);
-    let rec = s.cacheDisabled(stage.name) ? undefined : await s.lookup(key);
-    if (dry) {
-      if (!rec) return { ...state, img: withConfig(state.img, step.instruction, state.cmdSet), key, incomplete: true, readsFrom: [...(state.readsFrom ?? []), ...step.stageInputs] };
-      return applyRecord(a, key, rec);
-    }
+    let rec = layer.hit ?? (s.cacheDisabled(stage.name) ? undefined : await s.lookup(layer.key));
     if (rec) {
       s.stats.cached++;
       s.emit({ type: 'step', id: step.id, label, status: 'cached' });
     } else {
-      rec = await executeStep(s, a, { key, inputs: got.inputs, prepared, label });
+      const prepared = step.instruction.kind === 'copy' ? (await stepInputs(s, a)).prepared : undefined;
+      rec = await executeStep(s, a, { key: layer.key, inputs: layer.inputs, prepared, label });
       s.emit({ type: 'step', id: step.id, label, status: 'done', ms: Date.now() - t0 });
     }
-    await prepared?.release();
-    a.prepared.delete(step.id);
-    prepared = undefined;
-    return applyRecord(a, key, rec);
+    await releasePrepared(a, { quiet: false });
+    return applyRecord(a, layer.key, rec);
   } catch (e) {
-    if (!dry) s.emit({ type: 'step', id: step.id, label, status: 'error', ms: Date.now() - t0 });
-    await prepared?.release().catch(() => undefined);
+    s.emit({ type: 'step', id: step.id, label, status: 'error', ms: Date.now() - t0 });
+    await releasePrepared(a);
     throw located(s, a, e);
   }
 }
