@@ -18,10 +18,14 @@ import { collectSources, digestSources } from './sources.js';
 /** Proxy args are result-neutral: they never enter a cache key (as in BuildKit). */
 const PROXY_ARGS = new Set(PROXY_ARG_NAMES);
 
-/** The environment a RUN sees: the image's Env (with a default PATH) plus the build args in scope. */
-export function runEnv(state: StageState, step: Step): string[] {
+/**
+ * The environment a RUN sees: the image's Env (with a default PATH), the build args in scope,
+ * and the proxy build args given (`Plan.proxyArgs`: every RUN gets them without an ARG).
+ */
+export function runEnv(state: StageState, step: Step, proxyArgs: ReadonlyArray<[string, string]>): string[] {
   const { env, args } = runEnvParts(state, step);
-  return [...env, ...args];
+  const proxies = proxyArgs.filter(([k]) => envGet(env, k) === undefined && envGet(args, k) === undefined).map(([k, v]) => `${k}=${v}`);
+  return [...env, ...args, ...proxies];
 }
 
 /** The image's Env (with a default PATH), and the build args in scope that no ENV overrides. */
@@ -129,7 +133,7 @@ export async function executeRun(
       let net: RunNetwork | undefined;
       try {
         net = await openNetwork(network, ctx.opts.signal ? { signal: ctx.opts.signal } : {});
-        const env = [...runEnv(state, step), ...mounts.env];
+        const env = [...runEnv(state, step, ctx.plan.proxyArgs), ...mounts.env];
         if (script !== undefined) {
           const dir = await makeTempDir(ctx.tmpDir, 'heredoc-');
           await fsp.writeFile(path.join(dir, path.posix.basename(args[0]!)), script, { mode: 0o755 });

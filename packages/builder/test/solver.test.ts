@@ -18,7 +18,7 @@ interface World {
   root: string;
   context: string;
   cache: MemoryCacheStore;
-  build(executor: FakeExecutor, extra?: { jobs?: number }): Promise<BuildResult & { events: BuildEvent[] }>;
+  build(executor: FakeExecutor, extra?: { jobs?: number; buildArgs?: Record<string, string> }): Promise<BuildResult & { events: BuildEvent[] }>;
 }
 
 let root: string;
@@ -60,6 +60,7 @@ async function world(dockerfile: string, files: Record<string, string>): Promise
         platform,
         network: 'none',
         jobs: extra.jobs ?? 2,
+        ...(extra.buildArgs ? { buildArgs: extra.buildArgs } : {}),
         sourceDateEpoch: 0,
         progress: (ev) => events.push(ev),
       });
@@ -146,5 +147,18 @@ describe('solver', () => {
     await expect(w.build(ex)).rejects.toMatchObject({ code: 'STEP_FAILED', exitCode: 3, location: { line: 3 } });
     expect(ex.commands).toEqual(['echo ok', 'exit 3']);
     expect(w.cache.writes).toHaveLength(1);
+  });
+
+  it('proxy build args reach every RUN without an ARG (Plan.proxyArgs) and never enter a key', async () => {
+    const w = await world('FROM scratch\nENV no_proxy=from-env\nRUN echo one\n', {});
+    const ex = new FakeExecutor();
+    await w.build(ex, { buildArgs: { HTTPS_PROXY: 'http://proxy:3128', no_proxy: 'from-arg' } });
+    expect(ex.processes[0]!.env).toContain('HTTPS_PROXY=http://proxy:3128');
+    // ENV wins over a build arg of the same name, as for every other build arg
+    expect(ex.processes[0]!.env.filter((e) => e.startsWith('no_proxy='))).toEqual(['no_proxy=from-env']);
+    const other = new FakeExecutor();
+    const r = await w.build(other, { buildArgs: { HTTPS_PROXY: 'http://elsewhere:8080' } });
+    expect(other.events).toEqual([]);
+    expect(r.stats.cached).toBe(1);
   });
 });

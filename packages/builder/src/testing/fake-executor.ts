@@ -26,6 +26,8 @@ export interface FakeExecutorOptions {
  */
 export class FakeExecutor implements Executor {
   readonly events: ExecEvent[] = [];
+  /** Each run's process (args, env, cwd, user), in the order they started. */
+  readonly processes: Array<SandboxOptions['process']> = [];
   private started = 0;
   private waiters: Array<() => void> = [];
 
@@ -44,6 +46,7 @@ export class FakeExecutor implements Executor {
     const command = sb.process.args.at(-1) ?? '';
     const n = ++this.started;
     this.events.push({ type: 'start', command });
+    this.processes.push(sb.process);
     await this.held();
     const dir = path.join(sb.rootfs, 'ran');
     await fsp.mkdir(dir, { recursive: true });
