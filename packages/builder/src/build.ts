@@ -1,13 +1,13 @@
 import { formatReference, layerCompression, layerMediaType, parseReference, writeImage, type Image, type Platform } from '@hoist/oci';
 import { BuildError } from './errors.js';
-import { createDockerignoreMatcher, outline, parse, plan as makePlan, stagesNeeded, type BaseImageInfo } from '@hoist/parser';
+import { createDockerignoreMatcher, outline, parse, plan as makePlan, stagesNeeded, type BaseImageInfo, type Dockerfile } from '@hoist/parser';
 import { BuildSession } from './session.js';
 import type { StageState } from './state.js';
 import type { CacheRecord } from './cache.js';
 import { Solver } from './solver.js';
 import { isoTime } from './step.js';
 import { fetchMissing } from './materialize.js';
-import type { BuildOptions, BuildResult } from './types.js';
+import type { BuildOptions, BuildResult, ResolvedImage } from './types.js';
 import { checkEntitlements } from './sandbox/entitlements.js';
 
 function platformString(p: Platform): string {
@@ -23,35 +23,9 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const platform: Platform = opts.platform ?? { os: 'linux', architecture: hostArch() };
   const df = parse(opts.dockerfile.text, { file: opts.dockerfile.path });
   const planArgs = { buildArgs: opts.buildArgs ?? {}, platform: platformString(platform), ...(opts.target ? { target: opts.target } : {}) };
-  const o = outline(df, planArgs);
-  const needed = new Set<string>();
-  for (const b of o.baseRefs) needed.add(b.ref);
-  const resolved = await Promise.all(
-    [...needed].map(async (ref) => {
-      try {
-        return [ref, await opts.images.resolve(ref, { platform, ...(opts.signal ? { signal: opts.signal } : {}) })] as const;
-      } catch (e) {
-        // name the FROM line that asked for the image, keep the registry's own explanation
-        const b = o.baseRefs.find((x) => x.ref === ref)!;
-        const st = df.stages[b.stage]!;
-        throw new BuildError('BASE_IMAGE_NOT_FOUND', `base image ${ref}: ${(e as Error).message}`, {
-          cause: e,
-          location: { stage: st.name ?? String(b.stage), step: st.node.original, file: opts.dockerfile.path, line: st.node.startLine, instruction: st.node.original },
-        });
-      }
-    }),
-  );
+  const resolved = await resolveBases(opts, { df, platform, outline: outline(df, planArgs) });
   const baseImages: Record<string, BaseImageInfo> = {};
-  for (const [ref, img] of resolved) {
-    const c = img.config.value.config ?? {};
-    const info: BaseImageInfo = {};
-    if (c.Env) info.env = c.Env;
-    if (c.OnBuild) info.onBuild = c.OnBuild;
-    if (c.WorkingDir) info.workingDir = c.WorkingDir;
-    if (c.User) info.user = c.User;
-    if (c.Shell) info.shell = c.Shell;
-    baseImages[ref] = info;
-  }
+  for (const [ref, img] of resolved) baseImages[ref] = baseInfo(img);
   const plan = makePlan(df, { ...planArgs, baseImages });
   const ctx = new BuildSession(opts, plan, platform);
   for (const [ref, img] of resolved) ctx.bases.set(ref, img);
@@ -90,6 +64,39 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   } finally {
     await solver.cleanup().finally(() => ctx.cleanup());
   }
+}
+
+/** Resolve every base image the outline names (in parallel); a failure names the FROM line. */
+async function resolveBases(opts: BuildOptions, o: { df: Dockerfile; platform: Platform; outline: ReturnType<typeof outline> }): Promise<Array<readonly [string, ResolvedImage]>> {
+  const needed = new Set<string>();
+  for (const b of o.outline.baseRefs) needed.add(b.ref);
+  return Promise.all(
+    [...needed].map(async (ref) => {
+      try {
+        return [ref, await opts.images.resolve(ref, { platform: o.platform, ...(opts.signal ? { signal: opts.signal } : {}) })] as const;
+      } catch (e) {
+        // name the FROM line that asked for the image, keep the registry's own explanation
+        const b = o.outline.baseRefs.find((x) => x.ref === ref)!;
+        const st = o.df.stages[b.stage]!;
+        throw new BuildError('BASE_IMAGE_NOT_FOUND', `base image ${ref}: ${(e as Error).message}`, {
+          cause: e,
+          location: { stage: st.name ?? String(b.stage), step: st.node.original, file: opts.dockerfile.path, line: st.node.startLine, instruction: st.node.original },
+        });
+      }
+    }),
+  );
+}
+
+/** What the planner needs of a base image: env for expansion, ONBUILD triggers, workdir, user, shell. */
+function baseInfo(img: ResolvedImage): BaseImageInfo {
+  const c = img.config.value.config ?? {};
+  const info: BaseImageInfo = {};
+  if (c.Env) info.env = c.Env;
+  if (c.OnBuild) info.onBuild = c.OnBuild;
+  if (c.WorkingDir) info.workingDir = c.WorkingDir;
+  if (c.User) info.user = c.User;
+  if (c.Shell) info.shell = c.Shell;
+  return info;
 }
 
 /**

@@ -1,18 +1,9 @@
-import { promises as fsp } from 'node:fs';
-import * as path from 'node:path';
-import type { Descriptor, Digest } from '@hoist/oci';
-import { PROXY_ARGS as PROXY_ARG_NAMES, type RunInstruction, type Stage, type Step } from '@hoist/parser';
+import { PROXY_ARGS as PROXY_ARG_NAMES, type RunInstruction, type Step } from '@hoist/parser';
 import { DEFAULT_PATH, DEFAULT_SHELL, envGet } from './config-ops.js';
-import { BuildError } from './errors.js';
-import { makeTempDir } from './tmp.js';
 import type { BuildSession } from './session.js';
 import { stageInput, type StageInputs, type StageState } from './state.js';
 import { stageRef } from './stage-ref.js';
-import { withMountedImage } from './materialize.js';
-import { resolveUser, secureJoin } from './rootfs.js';
-import { openNetwork, runNetwork, type RunNetwork } from './sandbox/network.js';
-import { prepareRunMounts } from './run-mounts.js';
-import { commitOptions } from './commit-options.js';
+import { runNetwork } from './sandbox/network.js';
 import { collectSources, digestSources } from './sources.js';
 
 /** Proxy args are result-neutral: they never enter a cache key (as in BuildKit). */
@@ -104,87 +95,4 @@ async function mountSourceInputs(ctx: BuildSession, ins: RunInstruction): Promis
     }
   }
   return { ...(context.length > 0 ? { contextMounts: context } : {}), ...(images.length > 0 ? { imageMounts: images } : {}) };
-}
-
-const TAIL_LINES = 20;
-
-export async function executeRun(
-  ctx: BuildSession,
-  stage: Stage,
-  step: Step,
-  ins: RunInstruction,
-  state: StageState,
-  stages: StageInputs,
-): Promise<{ descriptor: Descriptor; diffId: Digest }> {
-  ctx.executor.name(); // find the runtime before anything is mounted
-  const etc = await ctx.etc();
-  const c = state.img.config.config ?? {};
-  const { args, script } = runArgs(ins, c.Shell);
-  return ctx.limit(() =>
-    withMountedImage(ctx, state.img, async (m) => {
-      const user = await resolveUser(m.root, c.User ?? '').catch((e: unknown) => {
-        throw e instanceof BuildError ? e : new BuildError('USER_NOT_FOUND', String(e));
-      });
-      const cwd = c.WorkingDir || '/';
-      const cwdAbs = await secureJoin(m.root, cwd);
-      await fsp.mkdir(cwdAbs, { recursive: true });
-      const mounts = await prepareRunMounts(ctx, { ins, root: m.root, user, stages });
-      const network = runNetwork(ins.network, ctx.opts.network);
-      let net: RunNetwork | undefined;
-      try {
-        net = await openNetwork(network, ctx.opts.signal ? { signal: ctx.opts.signal } : {});
-        const env = [...runEnv(state, step, ctx.plan.proxyArgs), ...mounts.env];
-        if (script !== undefined) {
-          const dir = await makeTempDir(ctx.tmpDir, 'heredoc-');
-          await fsp.writeFile(path.join(dir, path.posix.basename(args[0]!)), script, { mode: 0o755 });
-          mounts.mounts.push({ destination: '/dev/pipes', type: 'bind', source: dir, options: ['rbind', 'ro'] });
-          mounts.cleanup.push(() => fsp.rm(dir, { recursive: true, force: true }));
-        }
-        const tail: string[] = [];
-        let partial = '';
-        const onData = (stream: 'stdout' | 'stderr') => (d: Buffer): void => {
-          const text = d.toString();
-          ctx.emit({ type: 'log', id: step.id, stream, data: text });
-          const lines = (partial + text).split('\n');
-          partial = lines.pop() ?? '';
-          tail.push(...lines);
-          if (tail.length > TAIL_LINES) tail.splice(0, tail.length - TAIL_LINES);
-        };
-        const res = await ctx.executor.run(
-          {
-            rootfs: m.root,
-            hostname: 'buildkitsandbox',
-            network: net.spec,
-            hostsFile: etc.hosts,
-            resolvConf: network === 'sandbox' ? etc.sandboxResolv : etc.resolv,
-            mounts: mounts.mounts,
-            privileged: ins.security === 'insecure',
-            ...(ctx.opts.seccomp ? { seccomp: ctx.opts.seccomp } : {}),
-            ...(ctx.opts.resources ? { resources: ctx.opts.resources } : {}),
-            process: { args, env, cwd, uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
-          },
-          {
-            bundleParent: await ctx.sandbox.bundles(),
-            stdout: onData('stdout'),
-            stderr: onData('stderr'),
-            ...(ctx.opts.signal ? { signal: ctx.opts.signal } : {}),
-          },
-        );
-        if (partial) tail.push(partial);
-        if (res.exitCode !== 0) {
-          const shown = ins.command.form === 'exec' ? JSON.stringify(ins.command.args) : ins.command.command;
-          throw new BuildError(
-            'STEP_FAILED',
-            `process "${shown}" did not complete successfully: exit code: ${res.exitCode}${res.signal ? ` (signal ${res.signal})` : ''} (runtime ${ctx.executor.name()})`,
-            { outputTail: tail.slice(-TAIL_LINES), exitCode: res.exitCode },
-          );
-        }
-      } finally {
-        await net?.close();
-        await mounts.release();
-      }
-      const r = await m.commit(commitOptions(ctx));
-      return { descriptor: r.descriptor, diffId: r.diffId };
-    }),
-  );
 }

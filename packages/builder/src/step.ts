@@ -6,7 +6,8 @@ import { inputDigests } from './cache-inputs.js';
 import { BuildError } from './errors.js';
 import type { BuildSession } from './session.js';
 import type { PreparedCopy, StageInputs, StageState } from './state.js';
-import { executeRun, runArgs, runCacheInputs } from './run-step.js';
+import { runArgs, runCacheInputs } from './run-step.js';
+import { executeRun } from './run-exec.js';
 import { executeCopy, prepareCopy } from './copy-step.js';
 import { executeWorkdir } from './workdir-step.js';
 import { explainMiss } from './explain.js';
@@ -157,7 +158,7 @@ async function executeStep(s: BuildSession, a: StepArgs, k: { key: string; input
     s.emit({ type: 'info', message: `${k.label}: ${await explainMiss(s.cache, state.key, digests, s.cacheDisabled(stage.name), imported)}` });
   }
   let layer: Layer;
-  if (ins.kind === 'run') layer = await executeRun(s, stage, step, ins, state, a.stages);
+  if (ins.kind === 'run') layer = await executeRun(s, { step, ins, state, stages: a.stages });
   else if (ins.kind === 'copy') layer = await executeCopy(s, ins, state, k.prepared!);
   else layer = await executeWorkdir(s, ins.kind === 'workdir' ? ins.path : '/', state);
   const rec: CacheRecord = { key: k.key, parent: state.key, created: isoTime(s), inputDigests: digests, layer };
