@@ -18,6 +18,7 @@ interface World {
   root: string;
   context: string;
   cache: MemoryCacheStore;
+  images: FakeImageSource;
   build(executor: FakeExecutor, extra?: { jobs?: number; buildArgs?: Record<string, string> }): Promise<BuildResult & { events: BuildEvent[] }>;
 }
 
@@ -45,6 +46,7 @@ async function world(dockerfile: string, files: Record<string, string>): Promise
     root: dir,
     context,
     cache,
+    images,
     build: async (executor, extra = {}) => {
       const events: BuildEvent[] = [];
       cache.resetCounts();
@@ -160,5 +162,16 @@ describe('solver', () => {
     const r = await w.build(other, { buildArgs: { HTTPS_PROXY: 'http://elsewhere:8080' } });
     expect(other.events).toEqual([]);
     expect(r.stats.cached).toBe(1);
+  });
+
+  it('RUN --mount from=01 names stage 1, by the planner\'s rule (not an image called "01")', async () => {
+    const df = ['FROM scratch AS zero', 'COPY a.txt /a.txt', 'FROM scratch AS one', 'COPY b.txt /b.txt', 'FROM scratch', 'RUN --mount=type=bind,from=01,target=/m echo mounted', ''].join('\n');
+    const w = await world(df, { 'a.txt': 'a\n', 'b.txt': 'b\n' });
+    const ex = new FakeExecutor();
+    const r = await w.build(ex);
+    expect(w.images.resolved).toEqual([]);
+    expect(ex.mountTargets[0]).toContain('/m');
+    // stage 1 ran for the mount (its COPY), stage 0 was never needed
+    expect(r.stats).toMatchObject({ executed: 2, runSteps: 1 });
   });
 });

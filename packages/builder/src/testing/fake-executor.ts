@@ -28,6 +28,8 @@ export class FakeExecutor implements Executor {
   readonly events: ExecEvent[] = [];
   /** Each run's process (args, env, cwd, user), in the order they started. */
   readonly processes: Array<SandboxOptions['process']> = [];
+  /** Each run's mount destinations, in the order they started. */
+  readonly mountTargets: string[][] = [];
   private started = 0;
   private waiters: Array<() => void> = [];
 
@@ -47,6 +49,7 @@ export class FakeExecutor implements Executor {
     const n = ++this.started;
     this.events.push({ type: 'start', command });
     this.processes.push(sb.process);
+    this.mountTargets.push(sb.mounts.map((m) => m.destination));
     await this.held();
     const dir = path.join(sb.rootfs, 'ran');
     await fsp.mkdir(dir, { recursive: true });
