@@ -49,7 +49,7 @@ export class FakeExecutor implements Executor {
     const n = ++this.started;
     this.events.push({ type: 'start', command });
     this.processes.push(sb.process);
-    this.mountTargets.push(sb.mounts.map((m) => m.destination));
+    this.mountTargets.push((sb.mounts ?? []).map((m) => m.destination));
     await this.held();
     const dir = path.join(sb.rootfs, 'ran');
     await fsp.mkdir(dir, { recursive: true });
