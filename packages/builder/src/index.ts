@@ -2,6 +2,7 @@ export * from './errors.js';
 export * from './types.js';
 export * from './build.js';
 export * from './cache.js';
+export * from './executor.js';
 export * from './cache-inputs.js';
 export { diffInputs } from './explain.js';
 export * from './rootfs.js';
