@@ -15,6 +15,8 @@ export type BuildErrorCode =
   /** --memory/--cpus/--pids-limit where this process cannot manage cgroups (rootless). */
   | 'LIMITS_UNAVAILABLE'
   | 'LINT_VIOLATION'
+  /** A target platform this host cannot run (no emulator, unknown architecture). */
+  | 'PLATFORM_UNSUPPORTED'
   | 'CANCELLED';
 
 export interface StepLocation {

@@ -14,6 +14,7 @@ import { prepareRunMounts, type PreparedMounts } from './run-mounts.js';
 import { commitOptions } from './commit-options.js';
 import { singleIdHint } from './sandbox/isolation.js';
 import { runArgs, runEnv } from './run-step.js';
+import { emulationFor } from './sandbox/emulation.js';
 
 const TAIL_LINES = 20;
 
@@ -81,6 +82,8 @@ async function runProcess(ctx: BuildSession, r: { job: RunJob; m: Mounted; user:
     r.mounts.cleanup.push(() => fsp.rm(dir, { recursive: true, force: true }));
   }
   const out = outputTail(ctx, step.id);
+  // the stage's own platform (FROM --platform=$BUILDPLATFORM stages run natively)
+  const emu = emulationFor({ os: state.img.config.os, architecture: state.img.config.architecture, ...(state.img.config.variant ? { variant: state.img.config.variant } : {}) });
   const sandboxed = runNetwork(ins.network, ctx.opts.network) === 'sandbox';
   const res = await ctx.executor.run(
     {
@@ -91,6 +94,7 @@ async function runProcess(ctx: BuildSession, r: { job: RunJob; m: Mounted; user:
       resolvConf: sandboxed ? etc.sandboxResolv : etc.resolv,
       mounts: r.mounts.mounts,
       privileged: ins.security === 'insecure',
+      ...(emu.kind === 'private-binfmt' ? { emulation: { emulator: emu.emulator, target: emu.target, register: emu.register, helper: emu.helper } } : {}),
       ...(ctx.opts.seccomp ? { seccomp: ctx.opts.seccomp } : {}),
       ...(ctx.opts.resources ? { resources: ctx.opts.resources } : {}),
       process: { args, env, cwd: c.WorkingDir || '/', uid: r.user.uid, gid: r.user.gid, additionalGids: r.user.additionalGids },

@@ -64,9 +64,10 @@ function program(signal: AbortSignal): Command {
     .argument('<source>', 'directory or tarball')
     .argument('<ref>', 'image name[:tag]')
     .option('-m, --message <text>', 'history comment')
-    .addHelpText('after', '\nExamples:\n  hoist import ./rootfs base:1\n  hoist import rootfs.tar.gz debian:bookworm\n')
+    .option('--platform <os/arch>', 'platform written into the config (default: this host\'s)')
+    .addHelpText('after', '\nExamples:\n  hoist import ./rootfs base:1\n  hoist import rootfs.tar.gz debian:bookworm\n  hoist import --platform linux/arm64 ./rootfs-arm64 base:1-arm64\n')
     .option('--root <dir>', 'store directory')
-    .action(async (source: string, ref: string, o: { message?: string; root?: string }) => {
+    .action(async (source: string, ref: string, o: { message?: string; root?: string; platform?: string }) => {
       const { importCommand } = await import('./commands/images.js');
       process.exitCode = await importCommand(source, ref, o.root ?? root(), o);
     });

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { allCurrentCapabilities, DEFAULT_CAPABILITIES, MASKED_PATHS, READONLY_PATHS } from './capabilities.js';
 import { seccompFor, type SeccompSetting } from './seccomp.js';
+import { emulatedSpec, type PrivateEmulation } from './emulation-spec.js';
 
 export interface SandboxMount {
   destination: string;
@@ -36,6 +37,8 @@ export interface SandboxOptions {
   privileged?: boolean;
   /** The seccomp filter (default: Docker's default profile; ignored when privileged). */
   seccomp?: SeccompSetting;
+  /** Run a foreign-architecture step through a private binfmt_misc instance (emulation.ts). */
+  emulation?: PrivateEmulation;
 }
 
 
@@ -71,7 +74,7 @@ export function generateSpec(o: SandboxOptions): Record<string, unknown> {
   if (o.cgroupsPath) linux.cgroupsPath = o.cgroupsPath;
   const seccomp = o.privileged ? undefined : seccompFor(o.seccomp, caps);
   if (seccomp) linux.seccomp = seccomp;
-  return {
+  const spec = {
     ociVersion: '1.0.2',
     process: {
       terminal: o.process.terminal ?? false,
@@ -88,6 +91,7 @@ export function generateSpec(o: SandboxOptions): Record<string, unknown> {
     mounts,
     linux,
   };
+  return o.emulation ? emulatedSpec(spec, o.emulation) : spec;
 }
 
 function resources(o: SandboxOptions): Record<string, unknown> {

@@ -1,6 +1,6 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { appendLayer, emptyImage, familiarReference, hostPlatform, parseReference, writeImage, parseManifest, parseIndex, isIndexMediaType, type Descriptor } from '@hoist/oci';
+import { appendLayer, emptyImage, familiarReference, hostPlatform, parsePlatform, parseReference, writeImage, parseManifest, parseIndex, isIndexMediaType, type Descriptor } from '@hoist/oci';
 import { runImage } from '@hoist/builder';
 import { LayerChecker } from '@hoist/snapshotter';
 import { importDirectoryLayer, importTarballLayer } from './import-layer.js';
@@ -54,7 +54,8 @@ export async function inspectCommand(ref: string, root: string | undefined): Pro
   return 0;
 }
 
-export async function importCommand(source: string, ref: string, root: string | undefined, opts: { message?: string }): Promise<number> {
+export async function importCommand(source: string, ref: string, root: string | undefined, opts: { message?: string; platform?: string }): Promise<number> {
+  const platform = opts.platform ? parsePlatform(opts.platform) : hostPlatform();
   const { store } = await openStore(root);
   const st = await fsp.stat(source).catch(() => undefined);
   if (!st) throw new UsageError(`${source}: no such file or directory (expected a root filesystem directory or a tarball)`);
@@ -64,7 +65,7 @@ export async function importCommand(source: string, ref: string, root: string | 
     ? await importDirectoryLayer(path.resolve(source), store.blobs, epoch !== undefined ? { sourceDateEpoch: epoch } : {})
     : await importTarballLayer(path.resolve(source), store.blobs);
   const created = new Date((epoch ?? 0) * 1000).toISOString().replace('.000Z', 'Z');
-  let img = emptyImage(hostPlatform());
+  let img = emptyImage(platform);
   img = appendLayer(img, layer.descriptor, layer.diffId, { created, created_by: "hoist import", ...(opts.message ? { comment: opts.message } : {}) });
   img = { ...img, config: { ...img.config, created, config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: ['sh'] } } };
   const written = await writeImage(store.blobs, img);
