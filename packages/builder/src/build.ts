@@ -1,4 +1,4 @@
-import { currentUserNamespace, formatReference, layerCompression, layerMediaType, parseReference, writeImage, type Image, type Platform } from '@hoist/oci';
+import { currentUserNamespace, formatReference, hostPlatform, layerCompression, layerMediaType, parsePlatform, parseReference, writeImage, type Image, type Platform } from '@hoist/oci';
 import { BuildError } from './errors.js';
 import { createDockerignoreMatcher, outline, parse, plan as makePlan, stagesNeeded, type BaseImageInfo, type Dockerfile } from '@hoist/parser';
 import { BuildSession } from './session.js';
@@ -12,6 +12,7 @@ import { checkEntitlements } from './sandbox/entitlements.js';
 import { checkLimitsAllowed, describeIsolation } from './sandbox/isolation.js';
 import { effectiveDefaultNetwork, tunUsable } from './sandbox/network.js';
 import { runBuildChecks } from './checks.js';
+import { baseKey, checkPlatformsRunnable, refOfKey } from './platforms.js';
 
 function limitFlags(r: BuildOptions['resources']): string[] {
   const named: Array<[unknown, string]> = [[r?.memoryBytes, '--memory'], [r?.cpus, '--cpus'], [r?.pidsLimit, '--pids-limit']];
@@ -34,19 +35,22 @@ export async function build(requested: BuildOptions): Promise<BuildResult> {
   if (net.warning) requested.progress?.({ type: 'warning', message: net.warning });
   const opts: BuildOptions = { ...requested, network: net.network };
   const platform: Platform = opts.platform ?? { os: 'linux', architecture: hostArch() };
+  const buildPlatform = platformString(opts.emulationHost?.platform ?? hostPlatform());
   const df = parse(opts.dockerfile.text, { file: opts.dockerfile.path });
-  const planArgs = { buildArgs: opts.buildArgs ?? {}, platform: platformString(platform), ...(opts.target ? { target: opts.target } : {}) };
+  const planArgs = { buildArgs: opts.buildArgs ?? {}, platform: platformString(platform), buildPlatform, ...(opts.target ? { target: opts.target } : {}) };
   const o = outline(df, planArgs);
   const resolved = await resolveBases(opts, { df, platform, outline: o });
   const baseImages: Record<string, BaseImageInfo> = {};
-  for (const [ref, img] of resolved) baseImages[ref] = baseInfo(img);
+  for (const [key, img] of resolved) baseImages[refOfKey(key)] = baseInfo(img);
   const plan = makePlan(df, { ...planArgs, baseImages });
   const ctx = new BuildSession(opts, plan, platform);
-  for (const [ref, img] of resolved) ctx.bases.set(ref, img);
+  for (const [key, img] of resolved) ctx.bases.set(key, img);
   if (opts.dockerignore) ctx.contextFilter = createDockerignoreMatcher(opts.dockerignore);
   const stages = stagesNeeded(plan);
+  checkPlatformsRunnable(plan, { stages, target: platform, ...(opts.emulationHost ? { host: opts.emulationHost } : {}) });
+  const byRef = new Map(o.baseRefs.map((b) => [b.ref, resolved.find(([k]) => k === baseKey(b.ref, b.platform ? parsePlatform(b.platform) : platform))![1]] as const));
   // as BuildKit shows its checks: the rule's name, then what it found
-  runBuildChecks({ df, buildArgs: planArgs.buildArgs, platform: planArgs.platform, stages, ...(opts.dockerignore !== undefined ? { dockerignore: opts.dockerignore } : {}), baseImages, baseRefs: o.baseRefs, resolved }, (ev) => ctx.emit(ev));
+  runBuildChecks({ df, buildArgs: planArgs.buildArgs, platform: planArgs.platform, stages, ...(opts.dockerignore !== undefined ? { dockerignore: opts.dockerignore } : {}), baseImages, baseRefs: o.baseRefs, resolved: [...byRef] }, (ev) => ctx.emit(ev));
   for (const w of plan.warnings) ctx.emit({ type: 'warning', message: `${w.code}: ${w.message}`, ...(w.line ? { line: w.line } : {}) });
   checkEntitlements({ plan, stages, allow: opts.allow ?? [], network: opts.network, label: (i, s) => ctx.label(i, s) });
   ctx.emit({ type: 'plan', target: plan.target, stages: stages.map((i) => ({ index: i, steps: plan.stages[i]!.steps.length, ...(plan.stages[i]!.name ? { name: plan.stages[i]!.name! } : {}) })) });
@@ -83,12 +87,16 @@ export async function build(requested: BuildOptions): Promise<BuildResult> {
 
 /** Resolve every base image the outline names (in parallel); a failure names the FROM line. */
 async function resolveBases(opts: BuildOptions, o: { df: Dockerfile; platform: Platform; outline: ReturnType<typeof outline> }): Promise<Array<readonly [string, ResolvedImage]>> {
-  const needed = new Set<string>();
-  for (const b of o.outline.baseRefs) needed.add(b.ref);
+  // one per reference and platform: `FROM --platform=$BUILDPLATFORM x` and `FROM x` are two images
+  const needed = new Map<string, { ref: string; platform: Platform }>();
+  for (const b of o.outline.baseRefs) {
+    const platform = b.platform ? parsePlatform(b.platform) : o.platform;
+    needed.set(baseKey(b.ref, platform), { ref: b.ref, platform });
+  }
   return Promise.all(
-    [...needed].map(async (ref) => {
+    [...needed].map(async ([key, { ref, platform }]) => {
       try {
-        return [ref, await opts.images.resolve(ref, { platform: o.platform, ...(opts.signal ? { signal: opts.signal } : {}) })] as const;
+        return [key, await opts.images.resolve(ref, { platform, ...(opts.signal ? { signal: opts.signal } : {}) })] as const;
       } catch (e) {
         // name the FROM line that asked for the image, keep the registry's own explanation
         const b = o.outline.baseRefs.find((x) => x.ref === ref)!;

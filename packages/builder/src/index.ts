@@ -20,3 +20,5 @@ export { runNetwork, effectiveDefaultNetwork, tunUsable, sandboxResolvConf, open
 export { reclaimStore, reclaimProcess, processGone, type ReclaimReport, type ReclaimOptions } from './sandbox/reclaim.js';
 export * from './sandbox/isolation.js';
 export * from './sandbox/userns-spec.js';
+export { emulationFor, defaultEmulationHost, registration, sandboxEmulator, type Emulation, type EmulationHost } from './sandbox/emulation.js';
+export { emulatedSpec, type PrivateEmulation } from './sandbox/emulation-spec.js';

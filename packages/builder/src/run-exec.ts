@@ -83,7 +83,7 @@ async function runProcess(ctx: BuildSession, r: { job: RunJob; m: Mounted; user:
   }
   const out = outputTail(ctx, step.id);
   // the stage's own platform (FROM --platform=$BUILDPLATFORM stages run natively)
-  const emu = emulationFor({ os: state.img.config.os, architecture: state.img.config.architecture, ...(state.img.config.variant ? { variant: state.img.config.variant } : {}) });
+  const emu = emulationFor({ os: state.img.config.os, architecture: state.img.config.architecture, ...(state.img.config.variant ? { variant: state.img.config.variant } : {}) }, ctx.opts.emulationHost);
   const sandboxed = runNetwork(ins.network, ctx.opts.network) === 'sandbox';
   const res = await ctx.executor.run(
     {

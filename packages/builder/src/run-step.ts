@@ -5,6 +5,7 @@ import { stageInput, type StageInputs, type StageState } from './state.js';
 import { stageRef } from './stage-ref.js';
 import { runNetwork } from './sandbox/network.js';
 import { collectSources, digestSources } from './sources.js';
+import { configPlatform } from './platforms.js';
 
 /** Proxy args are result-neutral: they never enter a cache key (as in BuildKit). */
 const PROXY_ARGS = new Set(PROXY_ARG_NAMES);
@@ -66,7 +67,8 @@ export async function runCacheInputs(ctx: BuildSession, step: Step, ins: RunInst
     network: runNetwork(ins.network, ctx.opts.network),
     security: ins.security,
     mounts: ins.mounts.map((m) => (m.type === 'secret' || m.type === 'ssh' ? { type: m.type, id: m.id, target: m.target, env: 'env' in m ? m.env : undefined } : m)),
-    platform: ctx.platform,
+    // the stage's platform (a FROM --platform=$BUILDPLATFORM stage has the same keys for every target)
+    platform: configPlatform(state.img.config),
   };
 }
 

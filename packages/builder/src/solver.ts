@@ -5,6 +5,7 @@ import { BuildError } from './errors.js';
 import type { BuildSession } from './session.js';
 import type { PreparedCopy, StageInputs, StageState } from './state.js';
 import { keyStep, runOp, type Op } from './step.js';
+import { baseKey, stagePlatform } from './platforms.js';
 
 const EPOCH = '1970-01-01T00:00:00Z';
 
@@ -113,7 +114,7 @@ export class Solver {
     const base = stage.base;
     switch (base.kind) {
       case 'scratch': {
-        const platform = this.session.platform;
+        const platform = stagePlatform(stage, this.session.platform);
         return { img: emptyImage(platform), key: sha256(`scratch ${JSON.stringify(platform)}`), lastCreated: EPOCH, cmdSet: false, records: [] };
       }
       case 'stage': {
@@ -121,13 +122,13 @@ export class Solver {
         return { ...parent, cmdSet: false, readsFrom: [] };
       }
       case 'image':
-        return this.imageBase(base.ref);
+        return this.imageBase(baseKey(base.ref, stagePlatform(stage, this.session.platform)));
     }
   }
 
-  private imageBase(ref: string): StageState {
-    const r = this.session.bases.get(ref);
-    if (!r) throw new BuildError('BASE_IMAGE_NOT_FOUND', `base image ${ref} was not resolved`);
+  private imageBase(key: string): StageState {
+    const r = this.session.bases.get(key);
+    if (!r) throw new BuildError('BASE_IMAGE_NOT_FOUND', `base image ${key} was not resolved`);
     const cfg = r.config.value;
     const config: ImageConfig = {
       ...cfg,

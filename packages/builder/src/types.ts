@@ -5,6 +5,7 @@ import type { DefaultNetwork } from './sandbox/network.js';
 import type { SeccompSetting } from './sandbox/seccomp.js';
 import type { CacheStore } from './cache.js';
 import type { Executor } from './executor.js';
+import type { EmulationHost } from './sandbox/emulation.js';
 
 /** A base image, resolved: manifest and config are in the store; layer blobs may not be yet. */
 export interface ResolvedImage {
@@ -81,6 +82,8 @@ export interface BuildOptions {
   buildArgs?: Record<string, string>;
   target?: string;
   platform?: Platform;
+  /** The host's emulation facts (emulators, binfmt_misc); detected when unset (tests inject them). */
+  emulationHost?: EmulationHost;
   tags?: string[];
   noCache?: boolean;
   noCacheFilter?: string[];

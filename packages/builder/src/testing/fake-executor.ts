@@ -30,6 +30,8 @@ export class FakeExecutor implements Executor {
   readonly processes: Array<SandboxOptions['process']> = [];
   /** Each run's mount destinations, in the order they started. */
   readonly mountTargets: string[][] = [];
+  /** Each run's emulation (undefined: native), in the order they started. */
+  readonly emulations: Array<SandboxOptions['emulation']> = [];
   private started = 0;
   private waiters: Array<() => void> = [];
 
@@ -50,6 +52,7 @@ export class FakeExecutor implements Executor {
     this.events.push({ type: 'start', command });
     this.processes.push(sb.process);
     this.mountTargets.push((sb.mounts ?? []).map((m) => m.destination));
+    this.emulations.push(sb.emulation);
     await this.held();
     const dir = path.join(sb.rootfs, 'ran');
     await fsp.mkdir(dir, { recursive: true });
