@@ -33,6 +33,9 @@ need pgrep procps
 # rootless builds (a non-root user): subordinate ids mapped by the setuid newuidmap/newgidmap;
 # unshare and setpriv come with util-linux (essential)
 need newuidmap uidmap
+# foreign-architecture RUN steps (--platform linux/arm64, …): static QEMU user emulators; hoist
+# registers them in a binfmt_misc instance private to each step (no host binfmt setup needed)
+need qemu-aarch64-static qemu-user-static
 [ -x /bin/busybox ] || pkgs+=(busybox-static)
 
 if [ ${#pkgs[@]} -gt 0 ]; then
