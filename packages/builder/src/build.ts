@@ -12,7 +12,7 @@ import { checkEntitlements } from './sandbox/entitlements.js';
 import { checkLimitsAllowed, describeIsolation } from './sandbox/isolation.js';
 import { effectiveDefaultNetwork, tunUsable } from './sandbox/network.js';
 import { runBuildChecks } from './checks.js';
-import { baseKey, checkPlatformsRunnable, refOfKey } from './platforms.js';
+import { baseKey, checkPlatformsRunnable, formatPlatform, refOfKey } from './platforms.js';
 
 function limitFlags(r: BuildOptions['resources']): string[] {
   const named: Array<[unknown, string]> = [[r?.memoryBytes, '--memory'], [r?.cpus, '--cpus'], [r?.pidsLimit, '--pids-limit']];
@@ -48,9 +48,9 @@ export async function build(requested: BuildOptions): Promise<BuildResult> {
   if (opts.dockerignore) ctx.contextFilter = createDockerignoreMatcher(opts.dockerignore);
   const stages = stagesNeeded(plan);
   checkPlatformsRunnable(plan, { stages, target: platform, ...(opts.emulationHost ? { host: opts.emulationHost } : {}) });
-  const byRef = new Map(o.baseRefs.map((b) => [b.ref, resolved.find(([k]) => k === baseKey(b.ref, b.platform ? parsePlatform(b.platform) : platform))![1]] as const));
+  const byStage = new Map(o.baseRefs.map((b) => [b.stage, resolved.find(([k]) => k === baseKey(b.ref, b.platform ? parsePlatform(b.platform) : platform))![1]] as const));
   // as BuildKit shows its checks: the rule's name, then what it found
-  runBuildChecks({ df, buildArgs: planArgs.buildArgs, platform: planArgs.platform, stages, ...(opts.dockerignore !== undefined ? { dockerignore: opts.dockerignore } : {}), baseImages, baseRefs: o.baseRefs, resolved: [...byRef] }, (ev) => ctx.emit(ev));
+  runBuildChecks({ df, buildArgs: planArgs.buildArgs, platform: planArgs.platform, stages, ...(opts.dockerignore !== undefined ? { dockerignore: opts.dockerignore } : {}), baseImages, baseRefs: o.baseRefs, resolved: [], byStage }, (ev) => ctx.emit(ev));
   for (const w of plan.warnings) ctx.emit({ type: 'warning', message: `${w.code}: ${w.message}`, ...(w.line ? { line: w.line } : {}) });
   checkEntitlements({ plan, stages, allow: opts.allow ?? [], network: opts.network, label: (i, s) => ctx.label(i, s) });
   ctx.emit({ type: 'plan', target: plan.target, stages: stages.map((i) => ({ index: i, steps: plan.stages[i]!.steps.length, ...(plan.stages[i]!.name ? { name: plan.stages[i]!.name! } : {}) })) });
@@ -99,7 +99,7 @@ async function resolveBases(opts: BuildOptions, o: { df: Dockerfile; platform: P
         return [key, await opts.images.resolve(ref, { platform, ...(opts.signal ? { signal: opts.signal } : {}) })] as const;
       } catch (e) {
         // name the FROM line that asked for the image, keep the registry's own explanation
-        const b = o.outline.baseRefs.find((x) => x.ref === ref)!;
+        const b = o.outline.baseRefs.find((x) => x.ref === ref && (x.platform ?? formatPlatform(o.platform)) === formatPlatform(platform)) ?? o.outline.baseRefs.find((x) => x.ref === ref)!;
         const st = o.df.stages[b.stage]!;
         throw new BuildError('BASE_IMAGE_NOT_FOUND', `base image ${ref}: ${(e as Error).message}`, {
           cause: e,

@@ -17,6 +17,8 @@ export interface CheckInputs {
   baseImages: Record<string, BaseImageInfo>;
   baseRefs: Outline['baseRefs'];
   resolved: ReadonlyArray<readonly [string, ResolvedImage]>;
+  /** Each stage's base image (a reference can be resolved for two platforms); wins over `resolved`. */
+  byStage?: ReadonlyMap<number, ResolvedImage>;
 }
 
 function imagePlatform(img: ResolvedImage): string {
@@ -29,7 +31,7 @@ export function runBuildChecks(c: CheckInputs, emit: (ev: BuildEvent) => void): 
   const warnings: CheckWarning[] = [...res.warnings];
   const images = new Map(c.resolved);
   for (const b of c.baseRefs) {
-    const img = images.get(b.ref);
+    const img = c.byStage?.get(b.stage) ?? images.get(b.ref);
     if (!img || !c.stages.includes(b.stage)) continue;
     const node = c.df.stages[b.stage]!.node;
     const w = baseImagePlatformWarning(c.df, res.config, { image: b.ref, expected: b.platform ?? c.platform, actual: imagePlatform(img), line: node.startLine, endLine: node.endLine });

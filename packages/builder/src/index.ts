@@ -22,3 +22,5 @@ export * from './sandbox/isolation.js';
 export * from './sandbox/userns-spec.js';
 export { emulationFor, defaultEmulationHost, registration, sandboxEmulator, type Emulation, type EmulationHost } from './sandbox/emulation.js';
 export { emulatedSpec, type PrivateEmulation } from './sandbox/emulation-spec.js';
+export * from './multi-build.js';
+export { stagePlatform, configPlatform, checkPlatformsRunnable } from './platforms.js';

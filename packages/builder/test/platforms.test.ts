@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { ImageStore, type Platform } from '@hoist/oci';
 import { Snapshotter } from '@hoist/snapshotter';
 import { tempDir } from '@hoist/testkit';
-import { build, BuildError, emulatedSpec, emulationFor, generateSpec, registration, type BuildResult, type EmulationHost } from '@hoist/builder';
+import { build, buildPlatforms, BuildError, emulatedSpec, emulationFor, generateSpec, registration, type BuildResult, type EmulationHost } from '@hoist/builder';
 import { FakeExecutor, FakeImageSource, MemoryCacheStore } from '../src/testing/index.js';
 
 // Debian's /usr/lib/binfmt.d/qemu-aarch64.conf (qemu-user-static 1:7.2), a fact we read at run time
@@ -39,12 +39,12 @@ async function fakeHost(emulators: string[], handlers: Record<string, string> = 
   return { platform: amd64, emulatorDirs: [path.join(dir, 'bin')], binfmtDir: path.join(dir, 'binfmt_misc'), binfmtConfDir: path.join(dir, 'binfmt.d'), helper: '/bin/sh', kernelRelease: '6.18.44' };
 }
 
-async function buildWith(dockerfile: string, o: { platform: Platform; host: EmulationHost; executor: FakeExecutor }): Promise<BuildResult> {
+async function options(dockerfile: string, o: { host: EmulationHost; executor: FakeExecutor }): Promise<Omit<Parameters<typeof build>[0], 'platform'>> {
   const dir = path.join(root, `b-${++n}`);
   const store = await ImageStore.open(path.join(dir, 'oci'));
   const snapshotter = await Snapshotter.open({ root: path.join(dir, 'snapshots'), blobs: store.blobs });
   await fsp.mkdir(path.join(dir, 'ctx'), { recursive: true });
-  return build({
+  return {
     store,
     snapshotter,
     images: new FakeImageSource(store),
@@ -53,11 +53,14 @@ async function buildWith(dockerfile: string, o: { platform: Platform; host: Emul
     root: dir,
     contextDir: path.join(dir, 'ctx'),
     dockerfile: { path: 'Dockerfile', text: dockerfile },
-    platform: o.platform,
     emulationHost: o.host,
     network: 'none',
     sourceDateEpoch: 0,
-  });
+  };
+}
+
+async function buildWith(dockerfile: string, o: { platform: Platform; host: EmulationHost; executor: FakeExecutor }): Promise<BuildResult> {
+  return build({ ...(await options(dockerfile, o)), platform: o.platform });
 }
 
 describe('target platforms', () => {
@@ -118,6 +121,32 @@ describe('target platforms', () => {
     await buildWith('FROM scratch\nARG TARGETPLATFORM\nARG TARGETVARIANT\nRUN echo v7\n', { platform: { os: 'linux', architecture: 'arm', variant: 'v7' }, host: await fakeHost(['arm']), executor: ex });
     expect(ex.processes[0]!.env).toEqual(expect.arrayContaining(['TARGETPLATFORM=linux/arm/v7', 'TARGETVARIANT=v7']));
     expect(ex.emulations[0]).toMatchObject({ target: '/dev/.hoist/arm-binfmt-P' });
+  });
+});
+
+describe('several platforms', () => {
+  it('linux/amd64,linux/s390x without an s390x emulator builds nothing, not even amd64', async () => {
+    const ex = new FakeExecutor();
+    const opts = await options('FROM scratch\nRUN echo hi\n', { host: await fakeHost(['aarch64']), executor: ex });
+    const err = (await buildPlatforms(opts, [amd64, { os: 'linux', architecture: 's390x' }]).catch((e: unknown) => e)) as BuildError;
+    expect(err.code).toBe('PLATFORM_UNSUPPORTED');
+    expect(err.message).toContain('linux/s390x');
+    expect(ex.events).toEqual([]);
+  });
+
+  it('linux/amd64,linux/arm64: an index with each platform\'s manifest, tagged; the $BUILDPLATFORM RUN runs once', async () => {
+    const ex = new FakeExecutor();
+    const df = 'FROM --platform=$BUILDPLATFORM scratch AS tools\nRUN echo tools\nFROM scratch\nARG TARGETARCH\nCOPY --from=tools /ran /tools\nRUN echo $TARGETARCH\n';
+    const opts = await options(df, { host: await fakeHost(['aarch64']), executor: ex });
+    const r = await buildPlatforms({ ...opts, tags: ['mp:1'] }, [amd64, { os: 'linux', architecture: 'arm64' }]);
+    expect(ex.commands).toEqual(['echo tools', 'echo $TARGETARCH', 'echo $TARGETARCH']);
+    expect(ex.processes.slice(1).map((p) => p.env.find((e) => e.startsWith('TARGETARCH=')))).toEqual(['TARGETARCH=amd64', 'TARGETARCH=arm64']);
+    const index = JSON.parse((await opts.store.blobs.getBytes(r.descriptor)).toString()) as { mediaType: string; manifests: Array<{ digest: string; platform: Platform }> };
+    expect(index.mediaType).toBe('application/vnd.oci.image.index.v1+json');
+    expect(index.manifests.map((m) => m.platform)).toEqual([amd64, { os: 'linux', architecture: 'arm64' }]);
+    expect(index.manifests.map((m) => m.digest)).toEqual(r.platforms.map((p) => p.result.descriptor.digest));
+    expect(r.tags).toEqual(['docker.io/library/mp:1']);
+    expect((await opts.store.resolve('docker.io/library/mp:1'))?.digest).toBe(r.descriptor.digest);
   });
 });
 

@@ -1,4 +1,4 @@
-import { formatReference, pairLayers, parseReference, type Descriptor, type ImageStore, type Platform } from '@hoist/oci';
+import { formatReference, isIndexMediaType, pairLayers, parseReference, type Descriptor, type ImageStore, type Platform } from '@hoist/oci';
 import type { ImageSource, ResolvedImage } from '@hoist/builder';
 import type { LayerChecks, RegistryClient } from '@hoist/registry-client';
 
@@ -61,10 +61,8 @@ export class StoreThenRegistry implements ImageSource {
   async resolve(ref: string, opts: { platform: Platform; signal?: AbortSignal }): Promise<ResolvedImage> {
     const full = formatReference(parseReference(ref));
     const local = this.pull === 'always' ? undefined : await this.store.resolve(full);
-    if (local) {
-      const img = await this.store.load(local, opts.platform);
-      return { ref: full, descriptor: img.descriptor, manifest: img.manifest, config: img.config };
-    }
+    const img = local ? await this.loadLocal(local, opts.platform) : undefined;
+    if (img) return { ref: full, descriptor: img.descriptor, manifest: img.manifest, config: img.config };
     const r = await this.resolveRemote(full, opts);
     const blobs = this.store.blobs;
     await blobs.putBytes(r.config.raw, r.manifest.value.config.mediaType);
@@ -74,6 +72,19 @@ export class StoreThenRegistry implements ImageSource {
     const resolved = { ref: full, descriptor: r.descriptor, manifest: r.manifest, config: r.config };
     await this.tagIfComplete(resolved);
     return resolved;
+  }
+
+  /**
+   * A local image for the platform; undefined when the local index (pulled for another
+   * platform) does not have this platform's manifest here: then it comes from the registry.
+   */
+  private async loadLocal(local: Descriptor, platform: Platform): Promise<Awaited<ReturnType<ImageStore['load']>> | undefined> {
+    try {
+      return await this.store.load(local, platform);
+    } catch (e) {
+      if (isIndexMediaType(local.mediaType)) return undefined;
+      throw e;
+    }
   }
 
   async fetchLayers(img: ResolvedImage, layers: Descriptor[], opts: { signal?: AbortSignal }): Promise<void> {

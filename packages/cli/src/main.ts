@@ -130,9 +130,10 @@ function program(signal: AbortSignal): Command {
     .addHelpText('after', '\nExamples:\n  hoist inspect app:1\n  hoist inspect app:1 | jq .config.config.Env\n')
     .argument('<ref>', 'image')
     .option('--root <dir>', 'store directory')
-    .action(async (ref: string, o: { root?: string }) => {
+    .option('--platform <os/arch>', 'of a multi-platform image, this platform\'s manifest (default: this host\'s)')
+    .action(async (ref: string, o: { root?: string; platform?: string }) => {
       const { inspectCommand } = await import('./commands/images.js');
-      process.exitCode = await inspectCommand(ref, o.root ?? root());
+      process.exitCode = await inspectCommand(ref, o.root ?? root(), o.platform ? { platform: o.platform } : {});
     });
 
   p.command('tag')

@@ -83,6 +83,53 @@ describe('multi-platform: foreign RUN under QEMU with no host setup', () => {
     expect(await fsp.readdir(path.join(out, 'dev'))).toEqual([]);
   });
 
+  it('--platform linux/amd64,linux/arm64: an index (pushed, type=oci), one folder per platform (type=local), the $BUILDPLATFORM stage ran once', async () => {
+    const ctx = await context('multi', [
+      `FROM --platform=$BUILDPLATFORM ${base} AS tools`,
+      'RUN uname -m > /build-arch && cat /proc/sys/kernel/random/uuid > /stamp',
+      `FROM ${base}`,
+      'ARG TARGETPLATFORM',
+      'COPY --from=tools /build-arch /stamp /',
+      'RUN uname -m > /arch && echo "$TARGETPLATFORM" > /target',
+      '',
+    ].join('\n'));
+    const root = path.join(work, 'store-multi');
+    const out = path.join(work, 'out-multi');
+    const layout = path.join(work, 'multi.oci');
+    const ref = `${registry.host}/x/mp:1`;
+    const r = await hoistHiding(['/proc/sys/fs/binfmt_misc'], ['build', '--root', root, '--progress', 'plain', '--platform', 'linux/amd64,linux/arm64', '-t', ref, '--push', '-o', `type=local,dest=${out}`, '-o', `type=oci,dest=${layout}`, ctx]);
+    expect(r.stderr).toContain(`pushed ${ref}`);
+    expect(r.code).toBe(0);
+    const raw = await run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`]);
+    const idx = JSON.parse(raw.stdout) as { mediaType: string; manifests: Array<{ digest: string; platform: { os: string; architecture: string } }> };
+    expect(idx.mediaType).toBe('application/vnd.oci.image.index.v1+json');
+    expect(idx.manifests.map((m) => `${m.platform.os}/${m.platform.architecture}`)).toEqual(['linux/amd64', 'linux/arm64']);
+    for (const m of idx.manifests) {
+      const cfg = await run('skopeo', ['inspect', '--config', '--raw', '--tls-verify=false', `docker://${registry.host}/x/mp@${m.digest}`]);
+      expect((JSON.parse(cfg.stdout) as { architecture: string }).architecture).toBe(m.platform.architecture);
+    }
+    const read = (p: string, f: string): Promise<string> => fsp.readFile(path.join(out, p, f), 'utf8');
+    expect(await read('linux_amd64', 'arch')).toBe('x86_64\n');
+    expect(await read('linux_arm64', 'arch')).toBe('aarch64\n');
+    expect(await read('linux_amd64', 'target')).toBe('linux/amd64\n');
+    expect(await read('linux_arm64', 'target')).toBe('linux/arm64\n');
+    expect(await read('linux_arm64', 'build-arch')).toBe('x86_64\n');
+    // one run of the $BUILDPLATFORM stage: both platforms have its one random stamp, the second build a cache hit
+    expect(await read('linux_arm64', 'stamp')).toBe(await read('linux_amd64', 'stamp'));
+    const second = r.stderr.slice(r.stderr.indexOf('platform linux/arm64'));
+    const toolsId = /^#(\d+) \[tools 1\/1\]/m.exec(second)![1];
+    expect(second).toMatch(new RegExp(`^#${toolsId} CACHED$`, 'm'));
+    expect(r.stderr.match(/^#\d+ \[tools 1\/1\]/gm)).toHaveLength(2);
+    // the OCI layout holds the same index
+    const top = JSON.parse(await fsp.readFile(path.join(layout, 'index.json'), 'utf8')) as { manifests: Array<{ mediaType: string; digest: string }> };
+    expect(top.manifests.map((m) => m.mediaType)).toEqual(['application/vnd.oci.image.index.v1+json']);
+    const inner = await fsp.readFile(path.join(layout, 'blobs', 'sha256', top.manifests[0]!.digest.slice(7)), 'utf8');
+    expect(inner).toBe(raw.stdout);
+    const images = await run(process.execPath, [HOIST_BIN, 'images', '--root', root, '--json']);
+    const listed = (JSON.parse(images.stdout) as Array<{ ref: string; platforms: string[] }>).find((i) => i.ref === ref);
+    expect(listed?.platforms).toEqual(['linux/amd64', 'linux/arm64']);
+  });
+
   it('--platform linux/s390x without an emulator: exit 1 before building, naming the platform and the fix', async () => {
     const ctx = await context('s390x', 'FROM scratch\nCOPY Dockerfile /\nRUN echo never\n');
     const root = path.join(work, 'store-s390x');
@@ -94,6 +141,13 @@ describe('multi-platform: foreign RUN under QEMU with no host setup', () => {
     expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
     const images = await run(process.execPath, [HOIST_BIN, 'images', '--root', root]);
     expect(images.stdout).not.toContain('s390x');
+  });
+
+  it('several platforms with a single-image output (type=docker): a usage error before building', async () => {
+    const ctx = await context('docker-out', 'FROM scratch\nCOPY Dockerfile /\n');
+    const r = await run(process.execPath, [HOIST_BIN, 'build', '--root', path.join(work, 'store-docker'), '--platform', 'linux/amd64,linux/arm64', '-o', `type=docker,dest=${path.join(work, 'x.tar')}`, ctx]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--output type=docker holds one image; a build for 2 platforms makes an index');
   });
 
   it('an unknown architecture: exit 1 before building', async () => {

@@ -15,7 +15,7 @@ function specs(values: string[], direction: 'to' | 'from'): CacheSpec[] {
 
 export interface CacheWiring {
   sources: Array<RemoteCache & { where: string; size: number }>;
-  exportAll(result: BuildResult, signal: AbortSignal, log: (s: string) => void): Promise<void>;
+  exportAll(result: Pick<BuildResult, 'cacheRecords'>, signal: AbortSignal, log: (s: string) => void): Promise<void>;
   /** Repositories (same registry) that imported cache blobs can be mounted from when pushing. */
   mountFrom: string[];
 }
@@ -75,7 +75,7 @@ export async function wireCache(
 interface ExportDeps {
   store: ImageStore;
   client: RegistryClient;
-  result: BuildResult;
+  result: Pick<BuildResult, 'cacheRecords'>;
   used: Set<string>;
   sources: CacheWiring['sources'];
   mountFrom: string[];
@@ -114,6 +114,6 @@ async function exportOne(s: CacheSpec, d: ExportDeps): Promise<void> {
 }
 
 /** `min`: the records of the final image's layers; `max`: those of every stage the build needed. */
-export function selectRecords(result: BuildResult, mode: 'min' | 'max'): CacheEntry[] {
+export function selectRecords(result: Pick<BuildResult, 'cacheRecords'>, mode: 'min' | 'max'): CacheEntry[] {
   return result.cacheRecords[mode] as CacheEntry[];
 }

@@ -1,7 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { build, parseCpus, parseMemory, parsePidsLimit, parseSsh, type BuildEvent, type BuildOptions } from '@hoist/builder';
-import { formatReference, parsePlatform, parseReference } from '@hoist/oci';
+import { build, buildPlatforms, parseCpus, parseMemory, parsePidsLimit, parseSsh, type BuildEvent, type BuildOptions, type MultiBuildResult } from '@hoist/builder';
+import { formatReference, parsePlatform, parseReference, type Platform } from '@hoist/oci';
 import { LayerChecker } from '@hoist/snapshotter';
 import { UsageError } from '../errors.js';
 import { openStore } from '../store.js';
@@ -96,7 +96,9 @@ export async function buildCommand(context: string, f: BuildFlags, signal: Abort
   if (f.format && f.format !== 'oci' && f.format !== 'docker') throw new UsageError(`--format must be oci or docker, not "${f.format}"`);
   const jobs = f.jobs ? Number(f.jobs) : undefined;
   if (jobs !== undefined && !(Number.isInteger(jobs) && jobs > 0)) throw new UsageError(`--jobs must be a positive integer, not "${f.jobs}"`);
+  const platforms = parsePlatforms(f.platform);
   const outputs = parseBuildOutputs(f.output);
+  checkMultiPlatformOutputs(outputs, platforms.length);
   if ((f.push || outputs.push) && f.tag.length === 0) throw new UsageError('--push and --output type=registry need at least one -t NAME:TAG');
   // `--output type=registry` alone (as in buildx): nothing is kept locally, so layers that only an
   // imported cache or the base image's registry holds are mounted registry-side, never downloaded
@@ -104,9 +106,9 @@ export async function buildCommand(context: string, f: BuildFlags, signal: Abort
   const sde = process.env.SOURCE_DATE_EPOCH;
   const cache = await wireCache(opened.store, registry, f.cacheFrom ?? [], f.cacheTo ?? [], signal, (s) => process.stderr.write(mode === 'quiet' ? '' : s));
   const t0 = Date.now();
-  let result: Awaited<ReturnType<typeof build>>;
+  let result: Awaited<ReturnType<typeof build>> | MultiBuildResult;
   try {
-    result = await build({
+    const buildOpts: BuildOptions = {
     store: opened.store,
     snapshotter,
     images: new StoreThenRegistry({
@@ -122,7 +124,7 @@ export async function buildCommand(context: string, f: BuildFlags, signal: Abort
     ...(df.dockerignore !== undefined ? { dockerignore: df.dockerignore } : {}),
     buildArgs: parseKeyValues(f.buildArg, '--build-arg', true),
     ...(f.target ? { target: f.target } : {}),
-    ...(f.platform ? { platform: parsePlatform(f.platform) } : {}),
+    ...(platforms.length === 1 ? { platform: platforms[0]! } : {}),
     tags: f.tag,
     noCache: !!f.noCache,
     noCacheFilter: f.noCacheFilter,
@@ -139,7 +141,8 @@ export async function buildCommand(context: string, f: BuildFlags, signal: Abort
     remoteCaches: cache.sources,
     ...(registryOnly ? { lazyLayers: true } : {}),
     signal,
-  });
+  };
+    result = platforms.length > 1 ? await buildPlatforms(buildOpts, platforms) : await build(buildOpts);
   } catch (e) {
     tty?.finish('build failed');
     throw e;
@@ -153,7 +156,7 @@ export async function buildCommand(context: string, f: BuildFlags, signal: Abort
     for (const t of result.tags) process.stderr.write(`tagged ${t}\n`);
   }
   await cache.exportAll(result, signal, (s) => process.stderr.write(mode === 'quiet' ? '' : s));
-  await writeBuildOutputs(outputs, { store: opened.store, snapshotter, descriptor: result.descriptor, tags: result.tags, signal, log: (s) => process.stderr.write(mode === 'quiet' ? '' : s), ...(f.platform ? { platform: parsePlatform(f.platform) } : {}) });
+  await writeBuildOutputs(outputs, { store: opened.store, snapshotter, descriptor: result.descriptor, tags: result.tags, signal, log: (s) => process.stderr.write(mode === 'quiet' ? '' : s), ...(platforms.length === 1 ? { platform: platforms[0]! } : {}), ...('platforms' in result ? { platforms: result.platforms.map((p) => p.platform) } : {}) });
   if (f.push || outputs.push) {
     // a lazy result is not tagged locally (its layers are not all here): push the requested tags
     const pushTags = result.tags.length > 0 ? result.tags : f.tag.map((t) => formatReference(parseReference(t)));
@@ -164,6 +167,25 @@ export async function buildCommand(context: string, f: BuildFlags, signal: Abort
   }
   if (!outputs.stdout) process.stdout.write(`${result.descriptor.digest}\n`);
   return 0;
+}
+
+/** `--platform a,b`: one or more platforms (buildx's syntax); bad ones are usage errors. */
+function parsePlatforms(value: string | undefined): Platform[] {
+  if (value === undefined) return [];
+  const parts = value.split(',').map((s) => s.trim());
+  if (parts.some((s) => s === '')) throw new UsageError(`--platform "${value}": an empty platform in the list; write e.g. linux/amd64,linux/arm64`);
+  try {
+    return parts.map(parsePlatform);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
+/** A multi-platform result is an index: the single-image archive outputs cannot hold it (as buildx). */
+function checkMultiPlatformOutputs(outputs: ReturnType<typeof parseBuildOutputs>, count: number): void {
+  if (count < 2) return;
+  const single = outputs.specs.find((s) => s.type === 'docker' || s.type === 'tar');
+  if (single) throw new UsageError(`--output type=${single.type} holds one image; a build for ${count} platforms makes an index: use type=oci, type=local (one folder per platform) or type=registry`);
 }
 
 /** --ssh, --memory, --cpus, --pids-limit, --explain-cache as build options (bad values are usage errors). */

@@ -1,6 +1,6 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { appendLayer, emptyImage, familiarReference, hostPlatform, parsePlatform, parseReference, writeImage, parseManifest, parseIndex, isIndexMediaType, type Descriptor } from '@hoist/oci';
+import { appendLayer, emptyImage, familiarReference, formatPlatform, hostPlatform, parsePlatform, parseReference, writeImage, parseManifest, parseIndex, isIndexMediaType, type Descriptor } from '@hoist/oci';
 import { runImage } from '@hoist/builder';
 import { LayerChecker } from '@hoist/snapshotter';
 import { importDirectoryLayer, importTarballLayer } from './import-layer.js';
@@ -14,14 +14,17 @@ export async function imagesCommand(root: string | undefined, json: boolean): Pr
   const { store } = await openStore(root);
   const list = await store.list();
   if (json) {
-    process.stdout.write(JSON.stringify(list.map((i) => ({ ref: i.ref, digest: i.descriptor.digest, mediaType: i.descriptor.mediaType })), null, 2) + '\n');
+    const out = [];
+    for (const i of list) out.push({ ref: i.ref, digest: i.descriptor.digest, mediaType: i.descriptor.mediaType, platforms: await platformsOf(store, i.descriptor).catch(() => []) });
+    process.stdout.write(JSON.stringify(out, null, 2) + '\n');
     return 0;
   }
-  const rows = [['REPOSITORY', 'TAG', 'DIGEST', 'SIZE']];
+  const rows = [['REPOSITORY', 'TAG', 'DIGEST', 'SIZE', 'PLATFORMS']];
   for (const i of list) {
     const r = parseReference(i.ref);
     const size = await imageSize(store, i.descriptor).catch(() => 0);
-    rows.push([familiarReference({ ...r, tag: undefined } as typeof r), r.tag ?? '<none>', i.descriptor.digest.slice(7, 19), humanSize(size)]);
+    const platforms = (await platformsOf(store, i.descriptor).catch(() => [])).join(',');
+    rows.push([familiarReference({ ...r, tag: undefined } as typeof r), r.tag ?? '<none>', i.descriptor.digest.slice(7, 19), humanSize(size), platforms]);
   }
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
   for (const r of rows) process.stdout.write(r.map((cell, c) => cell.padEnd(widths[c]!)).join('   ').trimEnd() + '\n');
@@ -37,6 +40,16 @@ async function imageSize(store: Awaited<ReturnType<typeof openStore>>['store'], 
   return m.config.size + m.layers.reduce((a, l) => a + l.size, 0);
 }
 
+/** The platforms of an image: each manifest's of an index, else its config's. */
+async function platformsOf(store: Awaited<ReturnType<typeof openStore>>['store'], d: Descriptor): Promise<string[]> {
+  if (isIndexMediaType(d.mediaType)) {
+    const idx = parseIndex(await store.blobs.getBytes(d)).value;
+    return idx.manifests.filter((m) => m.platform && m.platform.architecture !== 'unknown').map((m) => formatPlatform(m.platform!));
+  }
+  const img = await store.load(d);
+  return [formatPlatform({ os: img.config.value.os, architecture: img.config.value.architecture, ...(img.config.value.variant ? { variant: img.config.value.variant } : {}) })];
+}
+
 export function humanSize(n: number): string {
   if (n < 1000) return `${n}B`;
   if (n < 1e6) return `${(n / 1e3).toFixed(1)}kB`;
@@ -44,12 +57,17 @@ export function humanSize(n: number): string {
   return `${(n / 1e9).toFixed(2)}GB`;
 }
 
-export async function inspectCommand(ref: string, root: string | undefined): Promise<number> {
+/**
+ * The manifest and config of an image; of an index, `--platform`'s (default: this host's), with
+ * the index itself under `index` (its descriptor and each manifest's platform).
+ */
+export async function inspectCommand(ref: string, root: string | undefined, opts: { platform?: string } = {}): Promise<number> {
   const { store } = await openStore(root);
   const desc = await store.resolve(ref);
   if (!desc) throw new UsageError(`image ${ref} is not in the store; see \`hoist images\``);
-  const img = await store.load(desc);
-  const out = { reference: ref, descriptor: img.descriptor, manifest: img.manifest.value, config: img.config.value };
+  const img = await store.load(desc, opts.platform ? parsePlatform(opts.platform) : undefined);
+  const index = isIndexMediaType(desc.mediaType) ? { descriptor: desc, manifests: parseIndex(await store.blobs.getBytes(desc)).value.manifests } : undefined;
+  const out = { reference: ref, descriptor: img.descriptor, manifest: img.manifest.value, config: img.config.value, ...(index ? { index } : {}) };
   process.stdout.write(JSON.stringify(out, null, 2) + '\n');
   return 0;
 }

@@ -1,3 +1,4 @@
+import * as path from 'node:path';
 import type { Descriptor, ImageStore, Platform } from '@hoist/oci';
 import type { Snapshotter } from '@hoist/snapshotter';
 import { ExportError, parseOutputSpecs, pushes, writeOutput, writesStdout, type OutputSpec } from '@hoist/exporter';
@@ -51,6 +52,8 @@ export interface BuildOutputContext {
   /** Full references the build tagged. */
   tags: readonly string[];
   platform?: Platform;
+  /** A multi-platform build's platforms (the descriptor is their index): type=local writes one folder each. */
+  platforms?: Platform[];
   signal: AbortSignal;
   /** Progress lines (stderr), already muted in quiet mode. */
   log: (s: string) => void;
@@ -61,6 +64,10 @@ export async function writeBuildOutputs(o: BuildOutputs, ctx: BuildOutputContext
   const sde = process.env.SOURCE_DATE_EPOCH;
   for (const spec of o.specs) {
     if (spec.type === 'image' || spec.type === 'registry') continue;
+    if (spec.type === 'local' && ctx.platforms) {
+      await writeLocalPerPlatform(spec, ctx);
+      continue;
+    }
     const r = await exportErrors(() =>
       writeOutput(spec, {
         store: ctx.store,
@@ -73,5 +80,16 @@ export async function writeBuildOutputs(o: BuildOutputs, ctx: BuildOutputContext
       }),
     );
     ctx.log(`exported ${r.type} to ${r.dest === '-' ? 'stdout' : r.dest}\n`);
+  }
+}
+
+/** `type=local` of a multi-platform build: `DEST/linux_amd64`, `DEST/linux_arm64`, … (as buildx). */
+async function writeLocalPerPlatform(spec: Extract<OutputSpec, { type: 'local' }>, ctx: BuildOutputContext): Promise<void> {
+  for (const p of ctx.platforms ?? []) {
+    const dir = path.join(spec.dest, [p.os, p.architecture, ...(p.variant ? [p.variant] : [])].join('_'));
+    const r = await exportErrors(() =>
+      writeOutput({ ...spec, dest: dir }, { store: ctx.store, snapshotter: async () => ctx.snapshotter, descriptor: ctx.descriptor, refs: ctx.tags, signal: ctx.signal, platform: p }),
+    );
+    ctx.log(`exported ${r.type} (${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}) to ${r.dest}\n`);
   }
 }
