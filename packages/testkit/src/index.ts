@@ -7,3 +7,4 @@ export * from './proxy.js';
 export * from './debian.js';
 export * from './users.js';
 export * from './multiarch.js';
+export * from './debian-foreign.js';

@@ -24,7 +24,8 @@ async function must(cmd: string, args: string[], opts: { cwd?: string } = {}): P
 export async function foreignBusybox(debArch: string): Promise<string> {
   const dir = path.join(TEST_CACHE, `busybox-static-${debArch}`);
   const bin = path.join(dir, 'bin', 'busybox');
-  if (existsSync(bin)) return bin;
+  if (existsSync(bin) && existsSync(path.join(dir, 'busybox-static.deb'))) return bin;
+  await fsp.rm(dir, { recursive: true, force: true }); // an older cache without the .deb
   const work = `${dir}.tmp-${process.pid}`;
   await fsp.mkdir(work, { recursive: true });
   try {
@@ -40,11 +41,18 @@ export async function foreignBusybox(debArch: string): Promise<string> {
     await fsp.mkdir(path.join(work, 'out', 'bin'), { recursive: true });
     await fsp.copyFile(path.join(work, 'root', 'bin', 'busybox'), path.join(work, 'out', 'bin', 'busybox'));
     await fsp.chmod(path.join(work, 'out', 'bin', 'busybox'), 0o755);
+    await fsp.copyFile(path.join(work, deb), path.join(work, 'out', 'busybox-static.deb'));
     await fsp.rename(path.join(work, 'out'), dir).catch(() => undefined); // another run may have won
   } finally {
     await fsp.rm(work, { recursive: true, force: true });
   }
   return bin;
+}
+
+/** Debian's busybox-static .deb for a Debian architecture (cached with foreignBusybox). */
+export async function foreignBusyboxDeb(debArch: string): Promise<string> {
+  const bin = await foreignBusybox(debArch);
+  return path.join(path.dirname(path.dirname(bin)), 'busybox-static.deb');
 }
 
 /** Import a busybox image for a foreign platform (`linux/arm64`) into a store as `ref`. */
