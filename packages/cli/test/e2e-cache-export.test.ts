@@ -177,7 +177,7 @@ describe('exported build cache', () => {
     const dir = path.join(work, 'v1-cache');
     await writeV1Cache(dir);
     const r = await build(path.join(work, 'v1-runner'), ['--cache-from', `type=local,src=${dir}`, '--cache-to', `type=local,dest=${dir},mode=max`]);
-    expect(r.stderr).toMatch(/WARNING: --cache-from .*v1-cache: cache format version 1, this hoist reads versions 2 and 3; .*continuing without it/);
+    expect(r.stderr).toMatch(/WARNING: --cache-from .*v1-cache: cache format version 1, this hoist reads versions 2, 3 and 4; .*continuing without it/);
     expect(r.code).toBe(0);
     const now = await readLocal(dir);
     expect(now.version).toBe(3);
