@@ -180,7 +180,7 @@ describe('exported build cache', () => {
     expect(r.stderr).toMatch(/WARNING: --cache-from .*v1-cache: cache format version 1, this hoist reads versions 2, 3 and 4; .*continuing without it/);
     expect(r.code).toBe(0);
     const now = await readLocal(dir);
-    expect(now.version).toBe(3);
+    expect(now.version).toBe(4);
     expect(now.records.length).toBe(expected.max);
   }, 300_000);
 
