@@ -8,6 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { BlobStore } from '@hoist/oci';
 import { chunkEntries, packCacheMount, unpackCacheMount } from '../src/cache-mount-sync.js';
+import { CacheMounts, type MountSeeder } from '../src/cache-mounts.js';
 
 async function tree(dir: string): Promise<Map<string, string>> {
   const out = new Map<string, string>();
@@ -89,5 +90,90 @@ describe('cache mount export layers', () => {
     const same = b.filter((c) => a.includes(c)).length;
     expect(a.length).toBeGreaterThan(20);
     expect(same).toBeGreaterThanOrEqual(a.length - 2);
+  });
+
+  describe('seeding a cache mount the store lacks', () => {
+    /** A seeder that writes one file, counting calls; `gate` holds it until released. */
+    function seeder(): MountSeeder & { calls: string[]; release(): void; halfway: Promise<void> } {
+      let open!: () => void;
+      const gate = new Promise<void>((r) => (open = r));
+      let half!: () => void;
+      const halfway = new Promise<void>((r) => (half = r));
+      const calls: string[] = [];
+      return {
+        calls,
+        halfway,
+        release: () => open(),
+        seed: async (key, dir) => {
+          calls.push(key);
+          if (key === 'unknown') return false;
+          await fsp.writeFile(path.join(dir, 'pkg.deb'), 'seeded');
+          half();
+          await gate;
+          await fsp.writeFile(path.join(dir, 'last.deb'), 'seeded too');
+          return true;
+        },
+      };
+    }
+    const roots = async (name: string): Promise<[string, string]> => {
+      const root = path.join(work, name);
+      await fsp.mkdir(path.join(root, 'tmp'), { recursive: true });
+      return [root, path.join(root, 'tmp')];
+    };
+
+    it('seeds once per build, all or nothing, with the mount\'s owner and mode; a present mount is never seeded', async () => {
+      const s = seeder();
+      const mounts = new CacheMounts(...(await roots('seed-once')), s);
+      const first = mounts.acquire('/var/cache/apt', { sharing: 'shared', uid: 7, gid: 8, mode: 0o750 });
+      const second = mounts.acquire('/var/cache/apt', { sharing: 'shared', uid: 7, gid: 8, mode: 0o750 });
+      const dir = mounts.dirFor('/var/cache/apt');
+      // while the seed is unpacking, the store has no half-seeded mount
+      await s.halfway;
+      expect(await fsp.readdir(dir).catch(() => 'absent')).toBe('absent');
+      s.release();
+      const [a, b] = await Promise.all([first, second]);
+      expect(a.source).toBe(dir);
+      expect(b.source).toBe(dir);
+      expect((await fsp.readdir(dir)).sort()).toEqual(['last.deb', 'pkg.deb']);
+      const st = await fsp.stat(dir);
+      expect([st.uid, st.gid, st.mode & 0o7777]).toEqual([7, 8, 0o750]);
+      expect(s.calls).toEqual(['/var/cache/apt']);
+      await a.release();
+      await b.release();
+
+      const again = new CacheMounts(...(await roots('seed-once')), s);
+      await (await again.acquire('/var/cache/apt', { sharing: 'shared' })).release();
+      expect(s.calls).toEqual(['/var/cache/apt']);
+      expect([...again.used.keys()]).toEqual(['/var/cache/apt']);
+    });
+
+    it('a mount no imported cache has starts empty; sharing=private and locked keep their meaning on a seeded mount', async () => {
+      const s = seeder();
+      s.release();
+      const mounts = new CacheMounts(...(await roots('seed-sharing')), s);
+      const empty = await mounts.acquire('unknown', { sharing: 'shared' });
+      expect(await fsp.readdir(empty.source)).toEqual([]);
+      await empty.release();
+
+      const held = await mounts.acquire('/root/.npm', { sharing: 'locked' });
+      expect((await fsp.readdir(held.source)).sort()).toEqual(['last.deb', 'pkg.deb']);
+      // private while another step holds it: a fresh empty directory, not the seed
+      const priv = await mounts.acquire('/root/.npm', { sharing: 'private' });
+      expect(priv.source).not.toBe(held.source);
+      expect(await fsp.readdir(priv.source)).toEqual([]);
+      await priv.release();
+      // locked: the second user gets the directory only after the first released it
+      const order: string[] = [];
+      const waiting = mounts.acquire('/root/.npm', { sharing: 'locked' }).then((m) => {
+        order.push('second acquired');
+        return m;
+      });
+      await new Promise((r) => setTimeout(r, 50));
+      order.push('first released');
+      await held.release();
+      await (await waiting).release();
+      expect(order).toEqual(['first released', 'second acquired']);
+      expect(s.calls).toEqual(['unknown', '/root/.npm']);
+    });
   });
 });
