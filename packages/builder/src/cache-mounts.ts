@@ -43,6 +43,8 @@ export function cacheMountDir(storeRoot: string, key: string): string {
 
 /** Fills a cache mount this store lacks (from an imported cache): whether it had it. */
 export interface MountSeeder {
+  /** Whether an imported cache holds the mount (no I/O). */
+  has(key: string): boolean;
   seed(key: string, dir: string): Promise<boolean>;
 }
 
@@ -74,7 +76,7 @@ export class CacheMounts {
    * place: concurrent builds on this store see the whole seed or none of it.
    */
   private async seedMissing(key: string, dir: string, perms: { uid?: number; gid?: number; mode?: number }): Promise<void> {
-    if (!this.seeder || (await fsp.lstat(dir).then(() => true, () => false))) return;
+    if (!this.seeder?.has(key) || (await fsp.lstat(dir).then(() => true, () => false))) return;
     const seeder = this.seeder;
     const run = async (): Promise<void> => {
       const tmp = await makeTempDir(this.tmpRoot, 'cache-seed-');

@@ -12,6 +12,7 @@ function mib(n: number): string {
  */
 export function remoteMountSeeder(opts: Pick<BuildOptions, 'signal' | 'remoteCaches' | 'store'>, emit: (ev: BuildEvent) => void): MountSeeder {
   return {
+    has: (key) => (opts.remoteCaches ?? []).some((rc) => rc.mountLayers?.(key) !== undefined),
     seed: async (key, dir) => {
       const signal = opts.signal;
       for (const rc of opts.remoteCaches ?? []) {

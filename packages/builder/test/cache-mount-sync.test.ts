@@ -104,6 +104,7 @@ describe('cache mount export layers', () => {
         calls,
         halfway,
         release: () => open(),
+        has: () => true,
         seed: async (key, dir) => {
           calls.push(key);
           if (key === 'unknown') return false;
