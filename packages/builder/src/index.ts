@@ -24,3 +24,5 @@ export { emulationFor, defaultEmulationHost, registration, sandboxEmulator, type
 export { emulatedSpec, type PrivateEmulation } from './sandbox/emulation-spec.js';
 export * from './multi-build.js';
 export { stagePlatform, configPlatform, checkPlatformsRunnable } from './platforms.js';
+export { packCacheMount, unpackCacheMount, snapshotCacheMount, chunkEntries, type PackedMount } from './cache-mount-sync.js';
+export { cacheMountKey, cacheMountDir } from './cache-mounts.js';

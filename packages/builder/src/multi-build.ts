@@ -24,6 +24,8 @@ export interface MultiBuildResult {
   platforms: PlatformBuild[];
   stats: BuildResult['stats'];
   cacheRecords: BuildResult['cacheRecords'];
+  /** Every platform's cache mounts (each key once). */
+  cacheMounts: NonNullable<BuildResult['cacheMounts']>;
   remoteLayers: Descriptor[];
 }
 
@@ -60,7 +62,8 @@ export async function buildPlatforms(opts: BuildOptions, platforms: Platform[]):
   const tags: string[] = [];
   // a lazy result is not tagged locally: its blobs are not all here
   for (const t of remoteLayers.length > 0 ? [] : (opts.tags ?? [])) tags.push(await opts.store.tag(formatReference(parseReference(t)), descriptor));
-  return { descriptor, tags, platforms: builds, stats: sumStats(builds), cacheRecords: mergeRecords(builds), remoteLayers };
+  const cacheMounts = [...new Map(builds.flatMap((b) => b.result.cacheMounts ?? []).map((m) => [m.key, m])).values()];
+  return { descriptor, tags, platforms: builds, stats: sumStats(builds), cacheRecords: mergeRecords(builds), cacheMounts, remoteLayers };
 }
 
 function sumStats(builds: PlatformBuild[]): BuildResult['stats'] {
