@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import type { ImageStore, Platform } from '@hoist/oci';
+import type { ImageConfig, ImageStore, Platform } from '@hoist/oci';
 import type { Snapshotter } from '@hoist/snapshotter';
 import { BuildError } from './errors.js';
 import { DEFAULT_PATH, envGet } from './config-ops.js';
@@ -11,6 +11,9 @@ import { mountLowers } from './materialize.js';
 import { effectiveDefaultNetwork, openNetwork, runNetwork, sandboxResolvConf, tunUsable, type DefaultNetwork, type RunNetwork } from './sandbox/network.js';
 import { currentUserNamespace } from '@hoist/oci';
 import type { SeccompSetting } from './sandbox/seccomp.js';
+import type { SandboxOptions } from './sandbox/spec.js';
+import { emulationFor } from './sandbox/emulation.js';
+import { configPlatform } from './platforms.js';
 
 export interface RunImageOptions {
   store: ImageStore;
@@ -82,6 +85,7 @@ export async function runImage(o: RunImageOptions): Promise<number> {
         hostsFile: hosts,
         resolvConf,
         ...(o.seccomp ? { seccomp: o.seccomp } : {}),
+        ...emulationOf(cfg),
         process: { args, env, cwd: o.workdir ?? (c.WorkingDir || '/'), uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
       },
       {
@@ -100,4 +104,10 @@ export async function runImage(o: RunImageOptions): Promise<number> {
     await m.release();
     await fsp.rm(tmp, { recursive: true, force: true });
   }
+}
+
+/** A foreign-architecture image runs emulated, as its RUN steps would (sandbox/emulation.ts). */
+function emulationOf(cfg: ImageConfig): Pick<SandboxOptions, 'emulation'> {
+  const emu = emulationFor(configPlatform(cfg));
+  return emu.kind === 'private-binfmt' ? { emulation: { emulator: emu.emulator, target: emu.target, register: emu.register, helper: emu.helper } } : {};
 }

@@ -128,6 +128,13 @@ describe('multi-platform: foreign RUN under QEMU with no host setup', () => {
     const images = await run(process.execPath, [HOIST_BIN, 'images', '--root', root, '--json']);
     const listed = (JSON.parse(images.stdout) as Array<{ ref: string; platforms: string[] }>).find((i) => i.ref === ref);
     expect(listed?.platforms).toEqual(['linux/amd64', 'linux/arm64']);
+    // hoist run --platform picks a manifest of the index (emulated when foreign); the host's by default
+    const arm = await hoistHiding(['/proc/sys/fs/binfmt_misc'], ['run', '--root', root, '--network', 'none', '--platform', 'linux/arm64', ref, 'cat', '/arch']);
+    expect(arm.stdout).toBe('aarch64\n');
+    const host = await hoistHiding(['/proc/sys/fs/binfmt_misc'], ['run', '--root', root, '--network', 'none', ref, 'uname', '-m']);
+    expect(host.stdout).toBe('x86_64\n');
+    const armUname = await hoistHiding(['/proc/sys/fs/binfmt_misc'], ['run', '--root', root, '--network', 'none', '--platform', 'linux/arm64', ref, 'uname', '-m']);
+    expect(armUname.stdout).toBe('aarch64\n');
   });
 
   it('--platform linux/s390x without an emulator: exit 1 before building, naming the platform and the fix', async () => {

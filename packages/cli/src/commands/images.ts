@@ -93,7 +93,7 @@ export async function importCommand(source: string, ref: string, root: string | 
   return 0;
 }
 
-export async function runCommand(ref: string, cmd: string[], root: string | undefined, o: { env: string[]; user?: string; workdir?: string; network?: string; runtime?: string; entrypoint?: string; securityOpt?: string[] }, signal: AbortSignal): Promise<number> {
+export async function runCommand(ref: string, cmd: string[], root: string | undefined, o: { env: string[]; user?: string; workdir?: string; network?: string; runtime?: string; entrypoint?: string; securityOpt?: string[]; platform?: string }, signal: AbortSignal): Promise<number> {
   const network = o.network ?? 'default';
   if (network !== 'default' && network !== 'host' && network !== 'none') throw new UsageError(`--network must be default, host or none, not "${o.network}"`);
   const seccomp = await parseSecurityOpts(o.securityOpt ?? []);
@@ -112,6 +112,7 @@ export async function runCommand(ref: string, cmd: string[], root: string | unde
     ...(o.user ? { user: o.user } : {}),
     ...(o.workdir ? { workdir: o.workdir } : {}),
     ...(o.runtime ? { runtime: o.runtime } : {}),
+    ...(o.platform ? { platform: parsePlatform(o.platform) } : {}),
     ...(o.entrypoint !== undefined ? { entrypoint: o.entrypoint === '' ? [] : [o.entrypoint] } : {}),
   });
 }
