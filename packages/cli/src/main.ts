@@ -104,6 +104,19 @@ function program(signal: AbortSignal): Command {
       process.exitCode = await pushCommand(ref, dest, o.root ?? root(), o.progress, signal);
     });
 
+  p.command('manifest')
+    .description('Image indexes in a registry')
+    .command('create')
+    .description('Merge images already pushed (one per platform) into an image index, without pulling layers (buildx imagetools create)')
+    .argument('<source...>', 'REPO@sha256:… or REPO:TAG, in the target repository')
+    .requiredOption('-t, --tag <ref>', 'the index to write (REGISTRY/REPO:TAG)')
+    .option('--dry-run', 'print the index instead of pushing it')
+    .addHelpText('after', '\nExamples:\n  hoist manifest create -t reg.example/app:1 reg.example/app@sha256:aaa… reg.example/app@sha256:bbb…\n')
+    .action(async (sources: string[], o: { tag: string; dryRun?: boolean }) => {
+      const { manifestCreateCommand } = await import('./commands/manifest.js');
+      process.exitCode = await manifestCreateCommand(sources, o, signal);
+    });
+
   p.command('pull')
     .description('Pull an image from a registry into the store')
     .argument('<ref>', 'image reference')

@@ -137,6 +137,28 @@ describe('multi-platform: foreign RUN under QEMU with no host setup', () => {
     expect(armUname.stdout).toBe('aarch64\n');
   });
 
+  it('one runner per platform, pushed by digest, then hoist manifest create merges them into an index', async () => {
+    const ctx = await context('merge', `FROM ${base}\nRUN uname -m > /arch\n`);
+    const repo = `${registry.host}/x/merged`;
+    const digests: string[] = [];
+    for (const arch of ['amd64', 'arm64']) {
+      const r = await hoistHiding(['/proc/sys/fs/binfmt_misc'], ['build', '--root', path.join(work, `runner-${arch}`), '--progress', 'quiet', '--platform', `linux/${arch}`, '-t', `${repo}:${arch}`, '--push', ctx]);
+      expect(r.code).toBe(0);
+      digests.push(r.stdout.trim());
+    }
+    const m = await run(process.execPath, [HOIST_BIN, 'manifest', 'create', '-t', `${repo}:1`, ...digests.map((d) => `${repo}@${d}`)]);
+    expect(m.stderr).toContain(`pushed index ${repo}:1 (2 manifests)`);
+    expect(m.code).toBe(0);
+    const raw = await run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${repo}:1`]);
+    const idx = JSON.parse(raw.stdout) as { mediaType: string; manifests: Array<{ digest: string; platform: { architecture: string } }> };
+    expect(idx.mediaType).toBe('application/vnd.oci.image.index.v1+json');
+    expect(idx.manifests.map((x) => [x.digest, x.platform.architecture])).toEqual([[digests[0], 'amd64'], [digests[1], 'arm64']]);
+    expect(m.stdout.trim()).toMatch(/^sha256:[0-9a-f]{64}$/);
+    const other = await run(process.execPath, [HOIST_BIN, 'manifest', 'create', '-t', `${registry.host}/x/elsewhere:1`, `${repo}@${digests[0]}`]);
+    expect(other.code).toBe(2);
+    expect(other.stderr).toContain('sources must be in');
+  });
+
   it('--platform linux/s390x without an emulator: exit 1 before building, naming the platform and the fix', async () => {
     const ctx = await context('s390x', 'FROM scratch\nCOPY Dockerfile /\nRUN echo never\n');
     const root = path.join(work, 'store-s390x');
