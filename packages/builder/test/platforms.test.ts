@@ -186,11 +186,15 @@ describe('emulation', () => {
     expect(byDest.get('/dev/.hoist/aarch64-binfmt-P')).toMatchObject({ type: 'bind', source: '/usr/bin/qemu-aarch64-static' });
     expect(byDest.get('/dev/.hoist/busybox')).toMatchObject({ type: 'bind', source: '/bin/busybox' });
     expect(spec.process.args.slice(0, 3)).toEqual(['/dev/.hoist/busybox', 'sh', '-c']);
-    expect(spec.process.args.slice(4)).toEqual(['hoist-emulation', emu.register, '/bin/sh', '-c', 'uname -m']);
+    expect(spec.process.args.slice(4)).toEqual(['hoist-emulation', emu.register, '0', '/bin/sh', '-c', 'uname -m']);
   });
 
-  it('a non-root step under private emulation is refused with a clear message', () => {
+  it('a non-root step gets CAP_DAC_OVERRIDE only as an ambient capability for the registering shell, which drops it', () => {
     const base = generateSpec({ rootfs: '/r', hostname: 'h', network: 'none', hostsFile: '/h', resolvConf: '/rc', process: { args: ['true'], env: [], cwd: '/', uid: 1000, gid: 1000 } });
-    expect(() => emulatedSpec(base, { emulator: '/q', target: '/dev/.hoist/q', register: 'r', helper: '/bin/busybox' }, '0 0 1\n', '0 0 1\n')).toThrow(/run as root here \(USER is uid 1000\)/);
+    const spec = emulatedSpec(base, { emulator: '/q', target: '/dev/.hoist/q', register: 'r', helper: '/bin/busybox' }, '0 0 1\n', '0 0 1\n') as { process: { args: string[]; capabilities: Record<string, string[]> } };
+    expect(spec.process.capabilities.ambient).toEqual(['CAP_DAC_OVERRIDE']);
+    expect(spec.process.capabilities.inheritable).toEqual(['CAP_DAC_OVERRIDE']);
+    expect(spec.process.args.slice(4, 7)).toEqual(['hoist-emulation', 'r', '1']);
+    expect(spec.process.args[3]).toContain('setpriv --inh-caps -dac_override --ambient-caps -dac_override');
   });
 });

@@ -61,6 +61,8 @@ describe('multi-platform: foreign RUN under QEMU with no host setup', () => {
       'COPY --from=tools /for /build-arch /',
       "RUN uname -m > /arch && sh -c 'uname -m | tr a-z A-Z > /arch-upper' && ls /bin | grep -c . > /count",
       'RUN ["uname", "-m"]',
+      'USER app',
+      "RUN id -u > /home/app/uid && uname -m > /home/app/arch && grep '^CapEff' /proc/self/status > /home/app/caps",
       '',
     ].join('\n'));
     const root = path.join(work, 'store-arm64');
@@ -79,6 +81,10 @@ describe('multi-platform: foreign RUN under QEMU with no host setup', () => {
     expect(await elfMachine(path.join(out, 'bin', 'busybox'))).toBe(0xb7);
     const inspect = await run(process.execPath, [HOIST_BIN, 'inspect', '--root', root, 'mp:arm64']);
     expect((JSON.parse(inspect.stdout) as { config: { architecture: string; os: string } }).config).toMatchObject({ architecture: 'arm64', os: 'linux' });
+    // a non-root step is emulated too, and keeps no capability (as a non-root RUN in Docker)
+    expect(await read('home/app/uid')).toBe('1000\n');
+    expect(await read('home/app/arch')).toBe('aarch64\n');
+    expect(await read('home/app/caps')).toBe('CapEff:\t0000000000000000\n');
     // nothing of the emulation reaches the image
     expect(await fsp.readdir(path.join(out, 'dev'))).toEqual([]);
   });

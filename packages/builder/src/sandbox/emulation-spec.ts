@@ -28,13 +28,9 @@ export interface PrivateEmulation {
  * - binfmt_misc, the static emulator and a static host shell under /dev (a tmpfs, so the
  *   mount points never reach a layer);
  * - the process starts as the host shell, which registers the handler and `exec`s the command.
- * The shell must write `register` (root only), so the step's user must be root.
  */
 export function emulatedSpec(spec: Record<string, unknown>, emu: PrivateEmulation, uidMap = readFileSync('/proc/self/uid_map', 'utf8'), gidMap = readFileSync('/proc/self/gid_map', 'utf8')): Record<string, unknown> {
-  const proc = spec.process as { args: string[]; user: { uid: number } };
-  if (proc.user.uid !== 0) {
-    throw new BuildError('PLATFORM_UNSUPPORTED', `emulated RUN steps run as root here (USER is uid ${proc.user.uid}): without a binfmt_misc handler on the host, hoist registers one inside the step, which needs root; register one on the host (apt-get install binfmt-support qemu-user-static) or run this step as USER root`);
-  }
+  const proc = spec.process as { args: string[]; user: { uid: number }; capabilities: Record<string, string[]> };
   const linux = { ...(spec.linux as Record<string, unknown>) };
   linux.namespaces = [...(linux.namespaces as Array<{ type: string }>), { type: 'user' }];
   linux.uidMappings = identity(parseIdMap(uidMap));
@@ -45,20 +41,38 @@ export function emulatedSpec(spec: Record<string, unknown>, emu: PrivateEmulatio
     { destination: emu.target, type: 'bind', source: emu.emulator, options: ['bind', 'ro', 'nosuid', 'nodev'] },
     { destination: SANDBOX_HELPER, type: 'bind', source: emu.helper, options: ['bind', 'ro', 'nosuid', 'nodev'] },
   );
-  const args = [SANDBOX_HELPER, 'sh', '-c', REGISTER_AND_EXEC, 'hoist-emulation', emu.register, ...proc.args];
-  return { ...spec, process: { ...proc, args }, mounts, linux };
+  const nonRoot = proc.user.uid !== 0;
+  const args = [SANDBOX_HELPER, 'sh', '-c', REGISTER_AND_EXEC, 'hoist-emulation', emu.register, nonRoot ? '1' : '0', ...proc.args];
+  return { ...spec, process: { ...proc, args, capabilities: nonRoot ? registeringCaps(proc.capabilities) : proc.capabilities }, mounts, linux };
 }
 
 /**
- * $1 is the registration line (printf %s: binfmt_misc decodes the \\x escapes itself), $2… the
- * command. busybox prefers its own applets for a bare name (`exec uname` would run the host's
- * uname), so a name without a slash is looked up in PATH here and exec'd by its path.
+ * `register` is writable by root only. A step of another user gets CAP_DAC_OVERRIDE as an
+ * ambient capability (it survives the exec of the shell, which writes `register` with it),
+ * and the shell drops it (ambient and inheritable, with busybox setpriv) before it execs the
+ * command: the command then has no capabilities, as a non-root RUN has in Docker.
+ */
+function registeringCaps(caps: Record<string, string[]>): Record<string, string[]> {
+  if (!(caps.bounding ?? []).includes(DAC)) {
+    throw new BuildError('PLATFORM_UNSUPPORTED', `an emulated step of a non-root user needs ${DAC} in the sandbox's capabilities to register its emulator; register a binfmt_misc handler on the host instead (apt-get install binfmt-support qemu-user-static)`);
+  }
+  const add = (l: string[] | undefined): string[] => [...new Set([...(l ?? []), DAC])];
+  return { ...caps, permitted: add(caps.permitted), effective: add(caps.effective), inheritable: add(caps.inheritable), ambient: add(caps.ambient) };
+}
+
+const DAC = 'CAP_DAC_OVERRIDE';
+
+/**
+ * $1 is the registration line (printf %s: binfmt_misc decodes the \\x escapes itself), $2 is 1
+ * when the ambient CAP_DAC_OVERRIDE must be dropped (a non-root step), $3… the command.
+ * busybox prefers its own applets for a bare name (`exec uname` would run the host's uname),
+ * so a name without a slash is looked up in PATH here and exec'd by its path.
  */
 const REGISTER_AND_EXEC = [
   `printf %s "$1" > ${SANDBOX_BINFMT}/register || exit 125`,
-  'shift; p=$1; shift',
+  'drop=$2; shift 2; p=$1; shift',
   'case $p in */*) ;; *) IFS=:; for d in $PATH; do if [ -f "$d/$p" ] && [ -x "$d/$p" ]; then p=$d/$p; break; fi; done; unset IFS ;; esac',
-  'case $p in */*) exec "$p" "$@" ;; esac',
+  `case $p in */*) [ "$drop" = 1 ] && exec ${SANDBOX_HELPER} setpriv --inh-caps -dac_override --ambient-caps -dac_override "$p" "$@"; exec "$p" "$@" ;; esac`,
   'echo "exec: $p: not found in PATH" >&2; exit 127',
 ].join('\n');
 
