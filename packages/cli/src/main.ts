@@ -106,6 +106,7 @@ function program(signal: AbortSignal): Command {
 
   p.command('manifest')
     .description('Image indexes in a registry')
+    .addHelpText('after', '\nExamples:\n  hoist manifest create -t reg.example/app:1 reg.example/app@sha256:aaa… reg.example/app@sha256:bbb…\n')
     .command('create')
     .description('Merge images already pushed (one per platform) into an image index, without pulling layers (buildx imagetools create)')
     .argument('<source...>', 'REPO@sha256:… or REPO:TAG, in the target repository')
