@@ -14,6 +14,7 @@ export * from './sandbox/runtime.js';
 export * from './run-image.js';
 export * from './sandbox/capabilities.js';
 export * from './build-flags.js';
+export * from './run-flags.js';
 export * from './sandbox/seccomp.js';
 export * from './sandbox/entitlements.js';
 export { runNetwork, effectiveDefaultNetwork, tunUsable, sandboxResolvConf, openSandboxNetwork, SANDBOX_NAMESERVER, type NetworkMode, type DefaultNetwork, type SandboxNetwork } from './sandbox/network.js';

@@ -13,6 +13,7 @@ import type { PathFilter } from './sources.js';
 import { CacheMounts } from './cache-mounts.js';
 import { sandboxResolvConf } from './sandbox/network.js';
 import type { StageState } from './state.js';
+import { hostsFileText, hostGatewayAddress } from './run-flags.js';
 
 /**
  * The services one build's steps use (cache records, the executor, mounts, sandboxes, base
@@ -58,7 +59,7 @@ export class BuildSession {
     const dir = path.join(this.tmpDir, `etc-${process.pid}`);
     await fsp.mkdir(dir, { recursive: true });
     const hosts = path.join(dir, 'hosts');
-    await fsp.writeFile(hosts, '127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n');
+    await fsp.writeFile(hosts, hostsFileText(this.opts.runHost?.extraHosts ?? [], hostGatewayAddress()));
     const resolv = path.join(dir, 'resolv.conf');
     let text = await fsp.readFile('/etc/resolv.conf', 'utf8').catch(() => '');
     const sandboxResolv = path.join(dir, 'resolv-sandbox.conf');

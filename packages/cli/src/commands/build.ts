@@ -1,7 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { build, parseCpus, parseMemory, parsePidsLimit, parseSsh, type BuildEvent, type BuildOptions } from '@hoist/builder';
-import { formatReference, parsePlatform, parseReference } from '@hoist/oci';
+import { formatReference, hostPlatform, parsePlatform, parseReference } from '@hoist/oci';
 import { LayerChecker } from '@hoist/snapshotter';
 import { UsageError } from '../errors.js';
 import { openStore } from '../store.js';
@@ -14,6 +14,8 @@ import { TtyProgress } from '../tty-progress.js';
 import { loadConfig } from '../config.js';
 import { parseBuildOutputs, writeBuildOutputs } from './outputs.js';
 import { checkCommand, parseCall } from './check.js';
+import { annotationsFor, parseAnnotations, parseLabels, parseRunHost, refuseIndexAnnotations } from '../buildx-flags.js';
+import { buildMetadata, checkResultFile, clearIidFile, imageId, writeIidFile, writeMetadataFile } from './build-result.js';
 
 export interface BuildFlags {
   tag: string[];
@@ -50,6 +52,15 @@ export interface BuildFlags {
   /** `--call build|check[,format=json]`; `--check` is `--call=check`. */
   call?: string;
   check?: boolean;
+  /** buildx's `--label`, `--annotation`, `--add-host`, `--shm-size`, `--ulimit`. */
+  label?: string[];
+  annotation?: string[];
+  addHost?: string[];
+  shmSize?: string;
+  ulimit?: string[];
+  /** `--iidfile`, `--metadata-file`: files CI tools read after the build. */
+  iidfile?: string;
+  metadataFile?: string;
 }
 
 /** Locate the Dockerfile and its ignore file as Docker does (`<name>.dockerignore` wins). */
@@ -97,6 +108,7 @@ export async function buildCommand(context: string, f: BuildFlags, signal: Abort
   const jobs = f.jobs ? Number(f.jobs) : undefined;
   if (jobs !== undefined && !(Number.isInteger(jobs) && jobs > 0)) throw new UsageError(`--jobs must be a positive integer, not "${f.jobs}"`);
   const outputs = parseBuildOutputs(f.output);
+  const buildx = await buildxOptions(f);
   if ((f.push || outputs.push) && f.tag.length === 0) throw new UsageError('--push and --output type=registry need at least one -t NAME:TAG');
   // `--output type=registry` alone (as in buildx): nothing is kept locally, so layers that only an
   // imported cache or the base image's registry holds are mounted registry-side, never downloaded
@@ -135,6 +147,7 @@ export async function buildCommand(context: string, f: BuildFlags, signal: Abort
     ...(sde !== undefined && /^\d+$/.test(sde) ? { sourceDateEpoch: Number(sde) } : {}),
     secrets: await readSecrets(f.secret),
     ...sandboxFlags(f),
+    ...buildx.options,
     progress: (ev: BuildEvent) => print(ev),
     remoteCaches: cache.sources,
     ...(registryOnly ? { lazyLayers: true } : {}),
@@ -162,8 +175,37 @@ export async function buildCommand(context: string, f: BuildFlags, signal: Abort
       process.stderr.write(`pushed ${t}\n`);
     }
   }
-  if (!outputs.stdout) process.stdout.write(`${result.descriptor.digest}\n`);
+  if (f.iidfile) await writeIidFile(f.iidfile, result);
+  if (f.metadataFile) {
+    const names = result.tags.length > 0 ? result.tags : f.tag.map((t) => formatReference(parseReference(t)));
+    await writeMetadataFile(f.metadataFile, buildMetadata(result, { names, ...buildx.descriptorAnnotations(result.config) }));
+  }
+  // -q prints the image ID as docker/buildx do; otherwise the manifest digest (what --push pushed)
+  if (!outputs.stdout) process.stdout.write(`${mode === 'quiet' ? imageId(result) : result.descriptor.digest}\n`);
   return 0;
+}
+
+/** The buildx flags parsed before the build (mistakes cost nothing): build options and what the result files need. */
+async function buildxOptions(f: BuildFlags): Promise<{
+  options: Pick<BuildOptions, 'labels' | 'manifestAnnotations' | 'runHost'>;
+  descriptorAnnotations: (c: { os: string; architecture: string; variant?: string }) => { descriptorAnnotations?: Record<string, string> };
+}> {
+  const annotations = parseAnnotations(f.annotation ?? []);
+  refuseIndexAnnotations(annotations);
+  const platform = f.platform ? parsePlatform(f.platform) : hostPlatform();
+  const labels = parseLabels(f.label ?? []);
+  const runHost = parseRunHost(f);
+  await checkResultFile('--iidfile', f.iidfile);
+  await checkResultFile('--metadata-file', f.metadataFile);
+  await clearIidFile(f.iidfile);
+  const manifest = annotationsFor(annotations, 'manifest', platform);
+  return {
+    options: { ...(Object.keys(labels).length > 0 ? { labels } : {}), ...(manifest ? { manifestAnnotations: manifest } : {}), ...(runHost ? { runHost } : {}) },
+    descriptorAnnotations: (c) => {
+      const d = annotationsFor(annotations, 'manifest-descriptor', c);
+      return d ? { descriptorAnnotations: d } : {};
+    },
+  };
 }
 
 /** --ssh, --memory, --cpus, --pids-limit, --explain-cache as build options (bad values are usage errors). */
