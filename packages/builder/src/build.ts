@@ -35,7 +35,7 @@ export async function build(requested: BuildOptions): Promise<BuildResult> {
   const opts: BuildOptions = { ...requested, network: net.network };
   const platform: Platform = opts.platform ?? { os: 'linux', architecture: hostArch() };
   const df = parse(opts.dockerfile.text, { file: opts.dockerfile.path });
-  const planArgs = { buildArgs: opts.buildArgs ?? {}, platform: platformString(platform), ...(opts.target ? { target: opts.target } : {}) };
+  const planArgs = { buildArgs: opts.buildArgs ?? {}, platform: platformString(platform), ...(opts.target ? { target: opts.target } : {}), ...(opts.namedContexts?.length ? { namedContexts: opts.namedContexts } : {}) };
   const o = outline(df, planArgs);
   const resolved = await resolveBases(opts, { df, platform, outline: o });
   const baseImages: Record<string, BaseImageInfo> = {};

@@ -21,3 +21,4 @@ export { runNetwork, effectiveDefaultNetwork, tunUsable, sandboxResolvConf, open
 export { reclaimStore, reclaimProcess, processGone, type ReclaimReport, type ReclaimOptions } from './sandbox/reclaim.js';
 export * from './sandbox/isolation.js';
 export * from './sandbox/userns-spec.js';
+export { parseGitRef, fetchGit, type GitRef } from './git-source.js';

@@ -107,6 +107,11 @@ export interface BuildOptions {
   resources?: { memoryBytes?: number; cpus?: number; pidsLimit?: number };
   /** `--add-host`, `--shm-size`, `--ulimit`: every RUN's /etc/hosts, /dev/shm and rlimits. */
   runHost?: RunHostOptions;
+  /**
+   * Names of named build contexts (`--build-context NAME=…`): the `images` source resolves them;
+   * a stage of the same name is overridden, as in BuildKit.
+   */
+  namedContexts?: string[];
   /** `--label K=V`: labels set on the final image's config (after the Dockerfile's own). */
   labels?: Record<string, string>;
   /** `--annotation manifest:K=V`: annotations of the image manifest. */

@@ -53,6 +53,7 @@ function program(signal: AbortSignal): Command {
     .option('--add-host <host:ip>', 'add an /etc/hosts entry for RUN (ip may be host-gateway; repeatable)', collect, [])
     .option('--shm-size <size>', 'size of /dev/shm in RUN (e.g. 128m; default 64m)')
     .option('--ulimit <name=soft[:hard]>', 'resource limit of RUN, e.g. nofile=1024:2048, nproc=512 (repeatable)', collect, [])
+    .option('--build-context <name=value>', 'named context for FROM/COPY --from/RUN --mount from=: NAME=DIR, docker-image://REF, oci-layout://PATH[:TAG] or a git URL (repeatable; overrides a stage of that name)', collect, [])
     .option('--iidfile <file>', 'write the image ID (config digest) to FILE')
     .option('--metadata-file <file>', 'write build result metadata (buildx keys: containerimage.digest, …) as JSON to FILE')
     .option('--call <fn>', 'what to do: build (default) or check (BuildKit\'s build checks only; check,format=json for JSON)')

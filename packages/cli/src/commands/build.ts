@@ -6,6 +6,7 @@ import { LayerChecker } from '@hoist/snapshotter';
 import { UsageError } from '../errors.js';
 import { openStore } from '../store.js';
 import { StoreThenRegistry } from '../image-source.js';
+import { NamedContextSource, parseBuildContexts } from '../named-contexts.js';
 import { plainPrinter, type ProgressMode } from '../progress.js';
 import { makeRegistryClient } from '../registry.js';
 import { parseAllow, parseKeyValues, parseSecurityOpts, readSecrets } from '../args.js';
@@ -61,6 +62,8 @@ export interface BuildFlags {
   /** `--iidfile`, `--metadata-file`: files CI tools read after the build. */
   iidfile?: string;
   metadataFile?: string;
+  /** `--build-context NAME=DIR|docker-image://REF|oci-layout://PATH[:TAG]|GIT-URL`. */
+  buildContext?: string[];
 }
 
 /** Locate the Dockerfile and its ignore file as Docker does (`<name>.dockerignore` wins). */
@@ -109,6 +112,7 @@ export async function buildCommand(context: string, f: BuildFlags, signal: Abort
   if (jobs !== undefined && !(Number.isInteger(jobs) && jobs > 0)) throw new UsageError(`--jobs must be a positive integer, not "${f.jobs}"`);
   const outputs = parseBuildOutputs(f.output);
   const buildx = await buildxOptions(f);
+  const named = await parseBuildContexts(f.buildContext ?? []);
   if ((f.push || outputs.push) && f.tag.length === 0) throw new UsageError('--push and --output type=registry need at least one -t NAME:TAG');
   // `--output type=registry` alone (as in buildx): nothing is kept locally, so layers that only an
   // imported cache or the base image's registry holds are mounted registry-side, never downloaded
@@ -121,13 +125,18 @@ export async function buildCommand(context: string, f: BuildFlags, signal: Abort
     result = await build({
     store: opened.store,
     snapshotter,
-    images: new StoreThenRegistry({
-      store: opened.store,
-      registry: () => registry,
-      pull: f.pull ? 'always' : 'missing',
-      mirrors: [...(f.registryMirror ?? []), ...(loadConfig().registryMirrors ?? [])],
-      checks: new LayerChecker(opened.store.blobs),
-    }),
+    images: new NamedContextSource(
+      new StoreThenRegistry({
+        store: opened.store,
+        registry: () => registry,
+        pull: f.pull ? 'always' : 'missing',
+        mirrors: [...(f.registryMirror ?? []), ...(loadConfig().registryMirrors ?? [])],
+        checks: new LayerChecker(opened.store.blobs),
+      }),
+      named,
+      { store: opened.store, tmpDir: path.join(opened.root, 'tmp') },
+    ),
+    ...(named.length > 0 ? { namedContexts: named.map((c) => c.name) } : {}),
     root: opened.root,
     contextDir,
     dockerfile: { path: df.path, text: df.text },
