@@ -20,7 +20,7 @@ function program(signal: AbortSignal): Command {
 
   p.command('build')
     .description('Build an image from a Dockerfile')
-    .argument('<context>', 'build context directory')
+    .argument('<context>', 'build context: a directory, a tarball, - (stdin: a tar archive or a bare Dockerfile) or a git URL (https://host/repo.git#ref:subdir)')
     .option('-t, --tag <name>', 'name and optionally a tag (repeatable)', collect, [])
     .option('-f, --file <path>', 'Dockerfile (default CONTEXT/Dockerfile; - for stdin)')
     .option('--build-arg <k=v>', 'build-time variable (repeatable)', collect, [])

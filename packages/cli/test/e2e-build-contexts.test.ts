@@ -7,7 +7,7 @@ import { createReadStream, promises as fsp } from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
-import { hoist, run, startRegistry, storeWithBusybox, tempDir, type RunningRegistry } from '@hoist/testkit';
+import { HOIST_BIN, hoist, run, startRegistry, storeWithBusybox, tempDir, type RunningRegistry } from '@hoist/testkit';
 
 const GIT_ENV = { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@example.com', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@example.com' };
 
@@ -71,6 +71,7 @@ describe('--build-context', () => {
     await fsp.mkdir(path.join(repo, 'sub'), { recursive: true });
     await git(['init', '-q', '-b', 'main'], repo);
     await fsp.writeFile(path.join(repo, 'sub', 'readme.txt'), 'from git\n');
+    await fsp.writeFile(path.join(repo, 'sub', 'Dockerfile'), 'FROM busybox:latest\nCOPY readme.txt /ctx/\n');
     await git(['add', '-A'], repo);
     await git(['commit', '-q', '-m', 'one'], repo);
     await fsp.mkdir(path.join(work, 'www'));
@@ -143,5 +144,68 @@ describe('--build-context', () => {
     const r = await hoist(['build', '--root', root, ...flags, path.join(work, 'plain')]);
     expect(r.stderr).toMatch(message);
     expect(r.code).toBe(2);
+  });
+
+  describe('the build context from stdin, a tarball or a git URL', () => {
+    let appCtx: string;
+    beforeAll(async () => {
+      appCtx = path.join(work, 'tarctx');
+      await fsp.mkdir(path.join(appCtx, 'docker'), { recursive: true });
+      await fsp.writeFile(path.join(appCtx, 'docker', 'Containerfile'), 'FROM busybox:latest\nCOPY data.txt /ctx/\n');
+      await fsp.writeFile(path.join(appCtx, 'data.txt'), 'from the tar context\n');
+    });
+
+    async function tarOf(dir: string, file: string, compress: string[]): Promise<Buffer> {
+      const r = await run('tar', [...compress, '-c', '-f', file, '-C', dir, '.']);
+      if (r.code !== 0) throw new Error(r.stderr);
+      return fsp.readFile(file);
+    }
+
+    it('- with a tar on stdin: the archive is the context (-f is a path inside it)', async () => {
+      const tar = await tarOf(appCtx, path.join(work, 'ctx.tar'), []);
+      const out = path.join(work, 'out-stdin-tar');
+      const r = await run(process.execPath, [HOIST_BIN, 'build', '--root', root, '-f', 'docker/Containerfile', '-o', `type=local,dest=${out}`, '-'], { input: tar });
+      expect(r.stderr).not.toMatch(/ERROR/);
+      expect(r.code).toBe(0);
+      expect(await fsp.readFile(path.join(out, 'ctx', 'data.txt'), 'utf8')).toBe('from the tar context\n');
+    });
+
+    it('- with a bare Dockerfile on stdin: an empty context', async () => {
+      const out = path.join(work, 'out-stdin-df');
+      const r = await run(process.execPath, [HOIST_BIN, 'build', '--root', root, '-o', `type=local,dest=${out}`, '-'], { input: 'FROM busybox:latest\nRUN ls -A /ctx 2>/dev/null | wc -l > /count; echo stdin > /marker\n' });
+      expect(r.code).toBe(0);
+      expect(await fsp.readFile(path.join(out, 'marker'), 'utf8')).toBe('stdin\n');
+      expect((await fsp.readFile(path.join(out, 'count'), 'utf8')).trim()).toBe('0');
+    });
+
+    it('- and -f - together: exit 2', async () => {
+      const r = await run(process.execPath, [HOIST_BIN, 'build', '--root', root, '-f', '-', '-'], { input: 'FROM busybox:latest\n' });
+      expect(r.stderr).toMatch(/cannot both come from stdin/);
+      expect(r.code).toBe(2);
+    });
+
+    it('a gzip tarball path is the context', async () => {
+      const file = path.join(work, 'ctx.tar.gz');
+      await tarOf(appCtx, file, ['-z']);
+      const out = path.join(work, 'out-tgz');
+      const r = await hoist(['build', '--root', root, '-f', 'docker/Containerfile', '-o', `type=local,dest=${out}`, file]);
+      expect(r.code).toBe(0);
+      expect(await fsp.readFile(path.join(out, 'ctx', 'data.txt'), 'utf8')).toBe('from the tar context\n');
+    });
+
+    it('a git URL with #ref:subdir is cloned (over loopback HTTP) and built', async () => {
+      const out = path.join(work, 'out-git');
+      const before = server.requests.length;
+      const r = await hoist(['build', '--root', root, '-o', `type=local,dest=${out}`, `http://${server.host}/repo.git#main:sub`]);
+      expect(r.code).toBe(0);
+      expect(await fsp.readFile(path.join(out, 'ctx', 'readme.txt'), 'utf8')).toBe('from git\n');
+      expect(server.requests.length).toBeGreaterThan(before);
+    });
+
+    it('a file that is not an archive: exit 2', async () => {
+      const r = await hoist(['build', '--root', root, path.join(appCtx, 'data.txt')]);
+      expect(r.stderr).toMatch(/is a file but not a tar archive/);
+      expect(r.code).toBe(2);
+    });
   });
 });

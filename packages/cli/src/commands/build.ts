@@ -7,6 +7,7 @@ import { UsageError } from '../errors.js';
 import { openStore } from '../store.js';
 import { StoreThenRegistry } from '../image-source.js';
 import { NamedContextSource, parseBuildContexts } from '../named-contexts.js';
+import { prepareContext } from '../build-context.js';
 import { plainPrinter, type ProgressMode } from '../progress.js';
 import { makeRegistryClient } from '../registry.js';
 import { parseAllow, parseKeyValues, parseSecurityOpts, readSecrets } from '../args.js';
@@ -91,12 +92,18 @@ async function readStdin(): Promise<string> {
 }
 
 export async function buildCommand(context: string, f: BuildFlags, signal: AbortSignal): Promise<number> {
-  const contextDir = path.resolve(context);
-  const st = await fsp.stat(contextDir).catch(() => undefined);
-  if (!st?.isDirectory()) throw new UsageError(`build context ${context} is not a directory`);
   const call = parseCall(f.call, f.check);
-  const df = await readDockerfile(contextDir, f.file);
-  if (call.name === 'check') return checkCommand(df, f, call);
+  const prepared = await prepareContext(context, { dockerfileFromStdin: f.file === '-', signal });
+  try {
+    const df = prepared.dockerfileText !== undefined ? { path: '-', text: prepared.dockerfileText } : await readDockerfile(prepared.dir, prepared.unpacked && f.file && f.file !== '-' && !path.isAbsolute(f.file) ? path.join(prepared.dir, f.file) : f.file);
+    if (call.name === 'check') return await checkCommand(df, f, call);
+    return await buildIn(prepared.dir, df, f, signal);
+  } finally {
+    await prepared.cleanup();
+  }
+}
+
+async function buildIn(contextDir: string, df: Awaited<ReturnType<typeof readDockerfile>>, f: BuildFlags, signal: AbortSignal): Promise<number> {
   const opened = await openStore(f.root);
   const snapshotter = await opened.snapshotter();
   const mode: ProgressMode = f.quiet ? 'quiet' : f.progress === 'auto' ? (process.stderr.isTTY ? 'tty' : 'plain') : f.progress;
