@@ -8,6 +8,7 @@ import { openStore } from '../store.js';
 import { StoreThenRegistry } from '../image-source.js';
 import { NamedContextSource, parseBuildContexts } from '../named-contexts.js';
 import { prepareContext } from '../build-context.js';
+import { loadIntoDocker, requireDockerEndpoint } from '../docker-load.js';
 import { plainPrinter, type ProgressMode } from '../progress.js';
 import { makeRegistryClient } from '../registry.js';
 import { parseAllow, parseKeyValues, parseSecurityOpts, readSecrets } from '../args.js';
@@ -63,6 +64,8 @@ export interface BuildFlags {
   /** `--iidfile`, `--metadata-file`: files CI tools read after the build. */
   iidfile?: string;
   metadataFile?: string;
+  /** `--load`: into the Docker daemon (DOCKER_HOST or /var/run/docker.sock). */
+  load?: boolean;
   /** `--build-context NAME=DIR|docker-image://REF|oci-layout://PATH[:TAG]|GIT-URL`. */
   buildContext?: string[];
 }
@@ -120,6 +123,7 @@ async function buildIn(contextDir: string, df: Awaited<ReturnType<typeof readDoc
   const outputs = parseBuildOutputs(f.output);
   const buildx = await buildxOptions(f);
   const named = await parseBuildContexts(f.buildContext ?? []);
+  const docker = f.load ? requireDockerEndpoint() : undefined;
   if ((f.push || outputs.push) && f.tag.length === 0) throw new UsageError('--push and --output type=registry need at least one -t NAME:TAG');
   // `--output type=registry` alone (as in buildx): nothing is kept locally, so layers that only an
   // imported cache or the base image's registry holds are mounted registry-side, never downloaded
@@ -190,6 +194,11 @@ async function buildIn(contextDir: string, df: Awaited<ReturnType<typeof readDoc
       await registry.push(opened.store, result.descriptor, t, { signal, mountFrom: cache.mountFrom });
       process.stderr.write(`pushed ${t}\n`);
     }
+  }
+  if (docker) {
+    const names = result.tags.length > 0 ? result.tags : f.tag.map((t) => formatReference(parseReference(t)));
+    const loaded = await loadIntoDocker({ endpoint: docker, store: opened.store, descriptor: result.descriptor, refs: names, signal, ...(f.platform ? { platform: parsePlatform(f.platform) } : {}) });
+    if (mode !== 'quiet' && mode !== 'json') for (const l of loaded) process.stderr.write(`${l}\n`);
   }
   if (f.iidfile) await writeIidFile(f.iidfile, result);
   if (f.metadataFile) {
