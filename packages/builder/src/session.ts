@@ -14,6 +14,7 @@ import { CacheMounts } from './cache-mounts.js';
 import { sandboxResolvConf } from './sandbox/network.js';
 import type { StageState } from './state.js';
 import { hostsFileText, hostGatewayAddress } from './run-flags.js';
+import { isLayerStep } from './layer-step.js';
 
 /**
  * The services one build's steps use (cache records, the executor, mounts, sandboxes, base
@@ -115,10 +116,13 @@ export class BuildSession {
     return !!f && !!stageName && f.some((n) => n.toLowerCase() === stageName.toLowerCase());
   }
 
+  /** `[stage i/n] INSTRUCTION`, counting only the steps the progress shows (layer steps), as BuildKit. */
   label(stageIdx: number, step: Step): string {
     const st = this.plan.stages[stageIdx]!;
     const name = st.name ?? `stage-${stageIdx}`;
-    return `[${name} ${st.steps.indexOf(step) + 1}/${st.steps.length}] ${step.original.trim().replace(/\s+/g, ' ')}`;
+    const shown = st.steps.filter((x) => isLayerStep(x.instruction));
+    const i = shown.indexOf(step);
+    return `[${name}${i >= 0 ? ` ${i + 1}/${shown.length}` : ''}] ${step.original.trim().replace(/\s+/g, ' ')}`;
   }
 
   chainOf(state: StageState): Digest[] {

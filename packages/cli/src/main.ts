@@ -12,6 +12,7 @@ function program(signal: AbortSignal): Command {
   const p = new Command('hoist')
     .description('Build OCI images from Dockerfiles without a daemon')
     .option('--root <dir>', 'store directory (default $HOIST_ROOT, $XDG_DATA_HOME/hoist or ~/.local/share/hoist)')
+    .option('-v, --version', 'print the version (as `hoist version`)')
     .showHelpAfterError('(run with --help for usage)')
     .enablePositionalOptions()
     .exitOverride();
@@ -296,6 +297,12 @@ function program(signal: AbortSignal): Command {
   return p;
 }
 
+/** `hoist --version` / `hoist -v` is `hoist version` (as docker --version). */
+function versionAlias(argv: string[]): string[] {
+  const rest = argv.slice(2);
+  return rest.length === 1 && (rest[0] === '--version' || rest[0] === '-v') ? [...argv.slice(0, 2), 'version'] : argv;
+}
+
 /** Not root: run the command in a user namespace (rootless.ts). Undefined: run it here. */
 async function rootless(): Promise<number | undefined> {
   if ((process.geteuid?.() ?? 0) === 0) return undefined;
@@ -347,7 +354,7 @@ async function main(): Promise<void> {
   // a reader that went away (| head) cancels the command; nothing more is reported
   const pipes = guardPipes(() => ac.abort());
   try {
-    await program(ac.signal).parseAsync(process.argv);
+    await program(ac.signal).parseAsync(versionAlias(process.argv));
   } catch (e) {
     if (pipes.exitCode !== undefined) process.exitCode = pipes.exitCode;
     else if (e instanceof CommanderError) process.exitCode = e.exitCode === 0 ? 0 : 2;

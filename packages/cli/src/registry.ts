@@ -32,7 +32,8 @@ export interface ClientOptions {
 export function makeRegistryClient(progress: ProgressMode = 'plain', o: ClientOptions = {}): RegistryClient {
   const cfg = loadConfig();
   const insecure = [...(process.env.HOIST_INSECURE_REGISTRIES ?? '').split(',').filter(Boolean), ...(cfg.insecureRegistries ?? []), ...(o.insecure ?? [])];
-  let last = 0;
+  // plain output: one line per blob, when it is done (a live view is the tty mode's)
+  const printed = new Set<string>();
   const mb = (n?: number): string => ((n ?? 0) / 1048576).toFixed(1);
   return new RegistryClient({
     ...registryTimeouts(),
@@ -52,9 +53,8 @@ export function makeRegistryClient(progress: ProgressMode = 'plain', o: ClientOp
         o.onTransfer(e.digest, finished ? undefined : text);
         return;
       }
-      const now = Date.now();
-      if (!finished && now - last < 1000) return;
-      last = now;
+      if (!finished || printed.has(e.digest)) return;
+      printed.add(e.digest);
       process.stderr.write(`${text}\n`);
     },
   });

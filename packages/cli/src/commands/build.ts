@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { build, parseCpus, parseMemory, parsePidsLimit, parseSsh, type BuildEvent, type BuildOptions } from '@hoist/builder';
 import { formatReference, hostPlatform, parsePlatform, parseReference } from '@hoist/oci';
 import { LayerChecker } from '@hoist/snapshotter';
-import { UsageError } from '../errors.js';
+import { ExitError, UsageError } from '../errors.js';
 import { openStore } from '../store.js';
 import { StoreThenRegistry } from '../image-source.js';
 import { NamedContextSource, parseBuildContexts } from '../named-contexts.js';
@@ -98,9 +98,11 @@ export async function buildCommand(context: string, f: BuildFlags, signal: Abort
   const call = parseCall(f.call, f.check);
   const prepared = await prepareContext(context, { dockerfileFromStdin: f.file === '-', signal });
   try {
-    const df = prepared.dockerfileText !== undefined ? { path: '-', text: prepared.dockerfileText } : await readDockerfile(prepared.dir, prepared.unpacked && f.file && f.file !== '-' && !path.isAbsolute(f.file) ? path.join(prepared.dir, f.file) : f.file);
-    if (call.name === 'check') return await checkCommand(df, f, call);
-    return await buildIn(prepared.dir, df, f, signal);
+    return await jsonErrors(f, async () => {
+      const df = prepared.dockerfileText !== undefined ? { path: '-', text: prepared.dockerfileText } : await readDockerfile(prepared.dir, prepared.unpacked && f.file && f.file !== '-' && !path.isAbsolute(f.file) ? path.join(prepared.dir, f.file) : f.file);
+      if (call.name === 'check') return await checkCommand(df, f, call);
+      return await buildIn(prepared.dir, df, f, signal);
+    });
   } finally {
     await prepared.cleanup();
   }
@@ -129,7 +131,8 @@ async function buildIn(contextDir: string, df: Awaited<ReturnType<typeof readDoc
   // imported cache or the base image's registry holds are mounted registry-side, never downloaded
   const registryOnly = outputs.specs.length > 0 && outputs.specs.every((o) => o.type === 'registry');
   const sde = process.env.SOURCE_DATE_EPOCH;
-  const cache = await wireCache(opened.store, registry, f.cacheFrom ?? [], f.cacheTo ?? [], signal, (s) => process.stderr.write(mode === 'quiet' ? '' : s));
+  const say = progressLine(mode);
+  const cache = await wireCache(opened.store, registry, f.cacheFrom ?? [], f.cacheTo ?? [], signal, say);
   const t0 = Date.now();
   let result: Awaited<ReturnType<typeof build>>;
   try {
@@ -180,25 +183,26 @@ async function buildIn(contextDir: string, df: Awaited<ReturnType<typeof readDoc
   const secs = ((Date.now() - t0) / 1000).toFixed(1);
   tty?.finish(`built in ${secs}s`);
   if (mode === 'json') {
-    process.stderr.write(JSON.stringify({ time: new Date().toISOString(), type: 'result', digest: result.descriptor.digest, tags: result.tags, seconds: Number(secs), ...result.stats }) + '\n');
+    jsonEvent({ type: 'result', digest: result.descriptor.digest, tags: result.tags, seconds: Number(secs), ...result.stats });
   } else if (mode !== 'quiet') {
     process.stderr.write(`built ${result.descriptor.digest} in ${secs}s (${result.stats.executed} steps run, ${result.stats.cached} cached)\n`);
     for (const t of result.tags) process.stderr.write(`tagged ${t}\n`);
   }
-  await cache.exportAll(result, signal, (s) => process.stderr.write(mode === 'quiet' ? '' : s));
-  await writeBuildOutputs(outputs, { store: opened.store, snapshotter, descriptor: result.descriptor, tags: result.tags, signal, log: (s) => process.stderr.write(mode === 'quiet' ? '' : s), ...(f.platform ? { platform: parsePlatform(f.platform) } : {}) });
+  await cache.exportAll(result, signal, say);
+  await writeBuildOutputs(outputs, { store: opened.store, snapshotter, descriptor: result.descriptor, tags: result.tags, signal, log: say, ...(f.platform ? { platform: parsePlatform(f.platform) } : {}) });
   if (f.push || outputs.push) {
     // a lazy result is not tagged locally (its layers are not all here): push the requested tags
     const pushTags = result.tags.length > 0 ? result.tags : f.tag.map((t) => formatReference(parseReference(t)));
     for (const t of pushTags) {
       await registry.push(opened.store, result.descriptor, t, { signal, mountFrom: cache.mountFrom });
-      process.stderr.write(`pushed ${t}\n`);
+      if (mode === 'json') jsonEvent({ type: 'pushed', ref: t, digest: result.descriptor.digest });
+      else if (mode !== 'quiet') process.stderr.write(`pushed ${t}\n`);
     }
   }
   if (docker) {
     const names = result.tags.length > 0 ? result.tags : f.tag.map((t) => formatReference(parseReference(t)));
     const loaded = await loadIntoDocker({ endpoint: docker, store: opened.store, descriptor: result.descriptor, refs: names, signal, ...(f.platform ? { platform: parsePlatform(f.platform) } : {}) });
-    if (mode !== 'quiet' && mode !== 'json') for (const l of loaded) process.stderr.write(`${l}\n`);
+    for (const l of loaded) say(`${l}\n`);
   }
   if (f.iidfile) await writeIidFile(f.iidfile, result);
   if (f.metadataFile) {
@@ -247,5 +251,32 @@ function sandboxFlags(f: BuildFlags): Pick<BuildOptions, 'ssh' | 'resources' | '
     };
   } catch (e) {
     throw new UsageError((e as Error).message);
+  }
+}
+
+/** One JSON progress event on stderr (`--progress=json`: nothing else goes there). */
+function jsonEvent(ev: Record<string, unknown>): void {
+  process.stderr.write(JSON.stringify({ time: new Date().toISOString(), ...ev }) + '\n');
+}
+
+/** A progress line: as it is (plain, tty), an `info` event (json), or nothing (quiet). */
+function progressLine(mode: ProgressMode): (s: string) => void {
+  if (mode === 'quiet') return () => undefined;
+  if (mode === 'json') return (s) => s.split('\n').filter((l) => l.trim()).forEach((l) => jsonEvent({ type: 'info', message: l }));
+  return (s) => process.stderr.write(s);
+}
+
+/** `--progress=json`: a failure is an `error` event (message, exit code), never plain text. */
+async function jsonErrors(f: BuildFlags, fn: () => Promise<number>): Promise<number> {
+  if (f.progress !== 'json' || f.quiet) return fn();
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof ExitError) throw e;
+    const { reportError } = await import('../report.js');
+    let text = '';
+    const code = reportError(e, (s) => (text += s));
+    jsonEvent({ type: 'error', message: text.trim().replace(/^hoist: /, ''), exitCode: code, ...(typeof (e as { code?: unknown }).code === 'string' ? { code: (e as { code: string }).code } : {}) });
+    throw new ExitError(code, text.trim());
   }
 }
