@@ -17,9 +17,18 @@ function program(signal: AbortSignal): Command {
     .enablePositionalOptions()
     .exitOverride();
   const root = (): string | undefined => p.opts().root as string | undefined;
+  // registry TLS settings of every command that talks to registries (applied before its action)
+  const withRegistryFlags = (c: Command): Command =>
+    c
+      .option('--tls-ca <file>', "trust this CA certificate (PEM) for registries, besides the system's and /etc/docker/certs.d (repeatable; also $HOIST_TLS_CA)", collect, [])
+      .option('--insecure-registry <host>', 'allow plain HTTP or an unverified certificate for this registry host[:port] (repeatable; also $HOIST_INSECURE_REGISTRIES)', collect, [])
+      .hook('preAction', async (_t, action) => {
+        const { applyRegistryFlags } = await import('./registry.js');
+        applyRegistryFlags(action.opts() as { tlsCa?: string[]; insecureRegistry?: string[] });
+      });
   const progressOpt = (): Option => new Option('--progress <mode>', 'progress output').choices(['auto', 'plain', 'tty', 'json', 'quiet']).default('auto');
 
-  p.command('build')
+  withRegistryFlags(p.command('build'))
     .description('Build an image from a Dockerfile')
     .argument('<context>', 'build context: a directory, a tarball, - (stdin: a tar archive or a bare Dockerfile) or a git URL (https://host/repo.git#ref:subdir)')
     .option('-t, --tag <name>', 'name and optionally a tag (repeatable)', collect, [])
@@ -100,7 +109,7 @@ function program(signal: AbortSignal): Command {
       process.exitCode = await runCommand(ref, cmd, o.root ?? root(), o, signal);
     });
 
-  p.command('push')
+  withRegistryFlags(p.command('push'))
     .description('Push an image to a registry')
     .argument('<ref>', 'image in the store')
     .argument('[dest]', 'destination reference (default: REF)')
@@ -112,7 +121,7 @@ function program(signal: AbortSignal): Command {
       process.exitCode = await pushCommand(ref, dest, o.root ?? root(), o.progress, signal);
     });
 
-  p.command('pull')
+  withRegistryFlags(p.command('pull'))
     .description('Pull an image from a registry into the store')
     .argument('<ref>', 'image reference')
     .option('--platform <os/arch>', 'platform to pull from a multi-platform image')

@@ -5,7 +5,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { hoist, startRegistry, storeWithBusybox, tempDir, REPO_ROOT, type RunningRegistry } from '@hoist/testkit';
+import { hoist, makeTestTls, startRegistry, storeWithBusybox, tempDir, REPO_ROOT, type RunningRegistry } from '@hoist/testkit';
 
 const HELLO = path.join(REPO_ROOT, 'fixtures', 'hello');
 
@@ -116,5 +116,31 @@ describe('papercuts', () => {
     expect(r.code).toBe(0);
     const heads = r.stdout.split('\n').filter((l) => l.startsWith('stage '));
     expect(heads).toEqual(['stage 0 base: FROM busybox', 'stage 1 test (not needed by the target: skipped): FROM base  <- base', 'stage 2 app (target): FROM base  <- base']);
+  });
+
+  it('a registry with a private CA: the TLS error names --tls-ca and --insecure-registry, and both flags work', async () => {
+    const tls = await makeTestTls();
+    const reg = await startRegistry({ httpExtra: tls.registryHttpExtra, tls: true, caFile: tls.caFile });
+    try {
+      const ref = `${reg.host}/pc/tls:1`;
+      const env = { HOIST_REGISTRY_DEADLINE: '2' };
+      const bad = await hoist(['push', '--root', root, 'hello:1', ref], { env });
+      expect(bad.code).toBe(1);
+      expect(bad.stderr).toContain('--tls-ca FILE');
+      expect(bad.stderr).toContain(`--insecure-registry ${reg.host}`);
+      const withCa = await hoist(['push', '--root', root, '--tls-ca', tls.caFile, 'hello:1', ref], { env });
+      expect(withCa.stderr).not.toContain('ERROR');
+      expect(withCa.code).toBe(0);
+      const insecure = await hoist(['pull', '--root', root, '--insecure-registry', reg.host, ref], { env });
+      expect(insecure.code).toBe(0);
+      const build = await hoist(['build', '--root', root, '-q', '--tls-ca', tls.caFile, '-t', `${reg.host}/pc/tls:2`, '--push', HELLO], { env });
+      expect(build.code).toBe(0);
+      const missing = await hoist(['push', '--root', root, '--tls-ca', '/nonexistent/ca.pem', 'hello:1', ref]);
+      expect(missing.stderr).toContain('--tls-ca /nonexistent/ca.pem: no such file');
+      expect(missing.code).toBe(2);
+    } finally {
+      await reg.stop();
+      await tls.remove();
+    }
   });
 });
