@@ -47,7 +47,7 @@ describe('a fresh clone: setup.sh, then npx hoist', () => {
     const link = await fsp.readlink(path.join(clone, 'node_modules', '.bin', 'hoist'));
     expect(link).toBe('../@hoist/cli/bin/hoist.js');
     // --no: npx must not install anything; it fails unless the local bin exists
-    const v = await run('npx', ['--no', 'hoist', '--version'], { cwd: clone, env });
+    const v = await run('npx', ['--no', 'hoist', 'version'], { cwd: clone, env });
     expect(v.stdout).toBe('hoist 0.1.0\n');
     expect(v.code).toBe(0);
     const help = await run('npx', ['--no', 'hoist', 'build', '--help'], { cwd: clone, env });
