@@ -22,3 +22,5 @@ export { reclaimStore, reclaimProcess, processGone, type ReclaimReport, type Rec
 export * from './sandbox/isolation.js';
 export * from './sandbox/userns-spec.js';
 export { parseGitRef, fetchGit, type GitRef } from './git-source.js';
+export { packCacheMount, unpackCacheMount, snapshotCacheMount, chunkEntries, type PackedMount } from './cache-mount-sync.js';
+export { cacheMountKey, cacheMountDir } from './cache-mounts.js';
