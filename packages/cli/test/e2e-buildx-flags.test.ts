@@ -59,10 +59,10 @@ describe('buildx flags: CI argument lists, result files, RUN sandbox flags', () 
     const iid = path.join(tmp, 'build-iidfile-8f2a1c3b4d.txt');
     const meta = path.join(tmp, 'build-metadata-5e6f7a8b9c.json');
     const image = `${registry.host}/acme/app`;
-    // what the action runs after `docker/metadata-action` (labels + annotations) with push: true,
-    // in the action's order: getBuildArgs (annotations, build-args, labels, tags, iidfile), then
-    // getCommonArgs (metadata-file, push), then the context. BUILDX_NO_DEFAULT_ATTESTATIONS=1 keeps
-    // the action from adding --provenance.
+    // what the action runs after `docker/metadata-action` (labels + annotations) with push: true:
+    // its build args (annotations, build-args, iidfile, labels, the default provenance
+    // attestation of a private repository, tags), then its common args (metadata-file, push),
+    // then the context
     const args = [
       'build',
       '--annotation', 'manifest:org.opencontainers.image.created=2024-01-02T03:04:05.000Z',
@@ -73,6 +73,7 @@ describe('buildx flags: CI argument lists, result files, RUN sandbox flags', () 
       '--label', 'org.opencontainers.image.revision=0123456789abcdef',
       '--label', 'org.opencontainers.image.source=https://github.com/acme/app',
       '--label', 'org.opencontainers.image.title=app',
+      '--provenance', 'mode=min,inline-only=true,builder-id=https://github.com/acme/app/actions/runs/1234/attempts/1',
       '--tag', `${image}:1.2.3`,
       '--tag', `${image}:latest`,
       '--iidfile', iid,
@@ -83,6 +84,8 @@ describe('buildx flags: CI argument lists, result files, RUN sandbox flags', () 
     const r = await hoist(['--root', root, ...args], { cwd: ctx });
     expect(r.stderr).not.toMatch(/unknown option/);
     expect(r.code).toBe(0);
+    // attestations are accepted but not attached: the build says so
+    expect(r.stderr).toMatch(/WARNING: attestations \(provenance\) are not implemented by hoist yet/);
 
     const { raw, json: manifest } = await rawManifest(`${image}:1.2.3`);
     const manifestDigest = `sha256:${createHash('sha256').update(raw).digest('hex')}`;
@@ -186,6 +189,12 @@ describe('buildx flags: CI argument lists, result files, RUN sandbox flags', () 
     expect((await fsp.readFile(path.join(out, 'hosts.txt'), 'utf8')).trim().split('\n')).toHaveLength(2);
   });
 
+  it('--provenance=false and --sbom=false are accepted silently (nothing to attach)', async () => {
+    const r = await hoist(['build', '--root', root, '--progress', 'plain', '--provenance=false', '--sbom=false', '--attest', 'type=provenance,disabled=true', ctx]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).not.toContain('attestations');
+  });
+
   it('-q prints the image ID (config digest) as docker buildx build -q, the same as --iidfile', async () => {
     const iid = path.join(work, 'q-iid');
     const r = await hoist(['build', '--root', root, '-q', '-t', 'q-app:1', '--iidfile', iid, ctx]);
@@ -206,6 +215,9 @@ describe('buildx flags: CI argument lists, result files, RUN sandbox flags', () 
     [['--annotation', 'layer:k=v'], /unknown type "layer"; valid: manifest, index, manifest-descriptor, index-descriptor/],
     [['--annotation', 'index:k=v'], /single-platform build produces one image manifest/],
     [['--label', '=v'], /--label "=v": expected KEY=VALUE/],
+    [['--provenance', 'mode=full'], /provenance mode "full" is not valid; valid: min, max/],
+    [['--attest', 'type=vex'], /--attest "type=vex": type "vex" is not valid; valid: provenance, sbom/],
+    [['--sbom', 'generator'], /--sbom "generator": expected KEY=VALUE pairs/],
     [['--iidfile', '/nonexistent-dir/iid'], /--iidfile \/nonexistent-dir\/iid: directory \/nonexistent-dir does not exist/],
   ])('bad value %j: exit 2 with the reason, before anything is built', async (flags, message) => {
     const r = await hoist(['build', '--root', root, ...flags, ctx]);

@@ -9,6 +9,7 @@ import { StoreThenRegistry } from '../image-source.js';
 import { NamedContextSource, parseBuildContexts } from '../named-contexts.js';
 import { prepareContext } from '../build-context.js';
 import { loadIntoDocker, requireDockerEndpoint } from '../docker-load.js';
+import { parseAttestations } from '../attest-flags.js';
 import { plainPrinter, type ProgressMode } from '../progress.js';
 import { makeRegistryClient } from '../registry.js';
 import { parseAllow, parseKeyValues, parseSecurityOpts, readSecrets } from '../args.js';
@@ -64,6 +65,10 @@ export interface BuildFlags {
   /** `--iidfile`, `--metadata-file`: files CI tools read after the build. */
   iidfile?: string;
   metadataFile?: string;
+  /** `--attest`, `--provenance`, `--sbom` (accepted with buildx's syntax; not attached yet). */
+  attest?: string[];
+  provenance?: string;
+  sbom?: string;
   /** `--load`: into the Docker daemon (DOCKER_HOST or /var/run/docker.sock). */
   load?: boolean;
   /** `--build-context NAME=DIR|docker-image://REF|oci-layout://PATH[:TAG]|GIT-URL`. */
@@ -126,6 +131,7 @@ async function buildIn(contextDir: string, df: Awaited<ReturnType<typeof readDoc
   const buildx = await buildxOptions(f);
   const named = await parseBuildContexts(f.buildContext ?? []);
   const docker = f.load ? requireDockerEndpoint() : undefined;
+  const attestations = parseAttestations(f);
   if ((f.push || outputs.push) && f.tag.length === 0) throw new UsageError('--push and --output type=registry need at least one -t NAME:TAG');
   // `--output type=registry` alone (as in buildx): nothing is kept locally, so layers that only an
   // imported cache or the base image's registry holds are mounted registry-side, never downloaded
@@ -133,6 +139,9 @@ async function buildIn(contextDir: string, df: Awaited<ReturnType<typeof readDoc
   const sde = process.env.SOURCE_DATE_EPOCH;
   const say = progressLine(mode);
   const cache = await wireCache(opened.store, registry, f.cacheFrom ?? [], f.cacheTo ?? [], signal, say);
+  if (attestations.length > 0) {
+    print({ type: 'warning', message: `attestations (${attestations.map((a) => a.type).join(', ')}) are not implemented by hoist yet: the image is written without them (pass --provenance=false --sbom=false to silence this)` });
+  }
   const t0 = Date.now();
   let result: Awaited<ReturnType<typeof build>>;
   try {
