@@ -137,7 +137,7 @@ async function buildIn(contextDir: string, df: Awaited<ReturnType<typeof readDoc
   // imported cache or the base image's registry holds are mounted registry-side, never downloaded
   const registryOnly = outputs.specs.length > 0 && outputs.specs.every((o) => o.type === 'registry');
   const sde = process.env.SOURCE_DATE_EPOCH;
-  const say = progressLine(mode);
+  const say = progressLine(mode, tty);
   const cache = await wireCache(opened.store, registry, f.cacheFrom ?? [], f.cacheTo ?? [], signal, say);
   if (attestations.length > 0) {
     print({ type: 'warning', message: `attestations (${attestations.map((a) => a.type).join(', ')}) are not implemented by hoist yet: the image is written without them (pass --provenance=false --sbom=false to silence this)` });
@@ -194,8 +194,8 @@ async function buildIn(contextDir: string, df: Awaited<ReturnType<typeof readDoc
   if (mode === 'json') {
     jsonEvent({ type: 'result', digest: result.descriptor.digest, tags: result.tags, seconds: Number(secs), ...result.stats });
   } else if (mode !== 'quiet') {
-    process.stderr.write(`built ${result.descriptor.digest} in ${secs}s (${result.stats.executed} steps run, ${result.stats.cached} cached)\n`);
-    for (const t of result.tags) process.stderr.write(`tagged ${t}\n`);
+    say(`built ${result.descriptor.digest} in ${secs}s (${result.stats.executed} steps run, ${result.stats.cached} cached)\n`);
+    for (const t of result.tags) say(`tagged ${t}\n`);
   }
   await cache.exportAll(result, signal, say);
   await writeBuildOutputs(outputs, { store: opened.store, snapshotter, descriptor: result.descriptor, tags: result.tags, signal, log: say, ...(f.platform ? { platform: parsePlatform(f.platform) } : {}) });
@@ -205,9 +205,10 @@ async function buildIn(contextDir: string, df: Awaited<ReturnType<typeof readDoc
     for (const t of pushTags) {
       await registry.push(opened.store, result.descriptor, t, { signal, mountFrom: cache.mountFrom });
       if (mode === 'json') jsonEvent({ type: 'pushed', ref: t, digest: result.descriptor.digest });
-      else if (mode !== 'quiet') process.stderr.write(`pushed ${t}\n`);
+      else say(`pushed ${t}\n`);
     }
   }
+  tty?.close();
   if (docker) {
     const names = result.tags.length > 0 ? result.tags : f.tag.map((t) => formatReference(parseReference(t)));
     const loaded = await loadIntoDocker({ endpoint: docker, store: opened.store, descriptor: result.descriptor, refs: names, signal, ...(f.platform ? { platform: parsePlatform(f.platform) } : {}) });
@@ -269,8 +270,9 @@ function jsonEvent(ev: Record<string, unknown>): void {
 }
 
 /** A progress line: as it is (plain, tty), an `info` event (json), or nothing (quiet). */
-function progressLine(mode: ProgressMode): (s: string) => void {
+function progressLine(mode: ProgressMode, tty?: TtyProgress): (s: string) => void {
   if (mode === 'quiet') return () => undefined;
+  if (tty) return (s) => tty.print(s);
   if (mode === 'json') return (s) => s.split('\n').filter((l) => l.trim()).forEach((l) => jsonEvent({ type: 'info', message: l }));
   return (s) => process.stderr.write(s);
 }
