@@ -149,11 +149,12 @@ function program(signal: AbortSignal): Command {
   p.command('inspect')
     .description('Print the manifest and config of an image')
     .addHelpText('after', '\nExamples:\n  hoist inspect app:1\n  hoist inspect app:1 | jq .config.config.Env\n')
-    .argument('<ref>', 'image')
+    .argument('<ref>', 'image (name or the ID `hoist images` prints)')
+    .option('-f, --format <template>', 'Go template, as docker inspect: {{.Config.Env}}, {{json .Config.Labels}}, {{index .Config.Labels "k"}}, {{.Id}}')
     .option('--root <dir>', 'store directory')
-    .action(async (ref: string, o: { root?: string }) => {
+    .action(async (ref: string, o: { root?: string; format?: string }) => {
       const { inspectCommand } = await import('./commands/images.js');
-      process.exitCode = await inspectCommand(ref, o.root ?? root());
+      process.exitCode = await inspectCommand(ref, o.root ?? root(), o.format);
     });
 
   p.command('tag')

@@ -55,6 +55,16 @@ describe('papercuts', () => {
     expect(again.code).toBe(0);
   });
 
+  it('inspect --format takes docker\'s Go-template fields', async () => {
+    const r = await hoist(['inspect', '--root', root, '--format', '{{.Os}} {{.Config.Cmd}} {{index .Config.Labels "org.opencontainers.image.title"}} {{.Config.User}}', 'hello:1']);
+    expect(r.stdout).toBe('linux [hello] hello app\n');
+    const id = await hoist(['inspect', '--root', root, '-f', '{{.Id}}', 'hello:1']);
+    const full = JSON.parse((await hoist(['inspect', '--root', root, 'hello:1'])).stdout) as { manifest: { config: { digest: string } } };
+    expect(id.stdout).toBe(`${full.manifest.config.digest}\n`);
+    const bad = await hoist(['inspect', '--root', root, '--format', '{{range .Config.Env}}{{end}}', 'hello:1']);
+    expect(bad.code).toBe(2);
+  });
+
   it('rm, tag and inspect of a missing name all exit 2 with the same message; rm still removes the names that exist', async () => {
     expect((await hoist(['tag', '--root', root, 'hello:1', 'hello:extra'])).code).toBe(0);
     const rm = await hoist(['rm', '--root', root, 'nope:1', 'hello:extra']);

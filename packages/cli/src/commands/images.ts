@@ -6,6 +6,7 @@ import { LayerChecker } from '@hoist/snapshotter';
 import { importDirectoryLayer, importTarballLayer } from './import-layer.js';
 import { UsageError } from '../errors.js';
 import { findImage } from '../image-names.js';
+import { renderTemplate } from '../go-template.js';
 import { openStore } from '../store.js';
 import { makeRegistryClient } from '../registry.js';
 import { parseSecurityOpts } from '../args.js';
@@ -45,12 +46,19 @@ export function humanSize(n: number): string {
   return `${(n / 1e9).toFixed(2)}GB`;
 }
 
-export async function inspectCommand(ref: string, root: string | undefined): Promise<number> {
+export async function inspectCommand(ref: string, root: string | undefined, format?: string): Promise<number> {
   const { store } = await openStore(root);
-  const desc = (await findImage(store, ref)).descriptor;
-  const img = await store.load(desc);
+  const found = await findImage(store, ref);
+  const img = await store.load(found.descriptor);
   const out = { reference: ref, descriptor: img.descriptor, manifest: img.manifest.value, config: img.config.value };
-  process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+  if (format === undefined) {
+    process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+    return 0;
+  }
+  // docker's names for the usual fields beside ours: {{.Id}}, {{.Config.Env}}, {{.Architecture}}, ...
+  const c = img.config.value;
+  const docker = { Id: img.manifest.value.config.digest, RepoTags: found.refs, Created: c.created, Architecture: c.architecture, Os: c.os, Variant: c.variant, Config: c.config ?? {}, RootFS: c.rootfs };
+  process.stdout.write(renderTemplate(format, { ...out, ...docker }) + '\n');
   return 0;
 }
 
