@@ -7,6 +7,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
+import type { Descriptor } from '@hoist/oci';
 import { RegistryClient } from '@hoist/registry-client';
 import { hoist, startProxy, startRegistry, storeWithBusybox, tempDir, type RunningProxy, type RunningRegistry } from '@hoist/testkit';
 
@@ -32,7 +33,7 @@ async function readArtifact(ref: string): Promise<Artifact> {
   const client = new RegistryClient();
   try {
     const { raw } = await client.getManifest(ref);
-    const manifest = JSON.parse(raw.toString()) as { config: { digest: string; size: number; mediaType: string } };
+    const manifest = JSON.parse(raw.toString()) as { config: Descriptor };
     return JSON.parse((await client.fetchBlobBytes(ref, manifest.config)).toString()) as Artifact;
   } finally {
     client.close();
