@@ -1,14 +1,12 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { build, parseCpus, parseMemory, parsePidsLimit, parseSsh, type BuildEvent, type BuildOptions } from '@hoist/builder';
+import { build, parseCpus, parseMemory, parsePidsLimit, parseSsh, type BuildEvent, type BuildOptions, type BuildResult } from '@hoist/builder';
 import { formatReference, hostPlatform, parsePlatform, parseReference } from '@hoist/oci';
 import { LayerChecker } from '@hoist/snapshotter';
 import { ExitError, UsageError } from '../errors.js';
 import { openStore } from '../store.js';
 import { StoreThenRegistry } from '../image-source.js';
-import { NamedContextSource, parseBuildContexts } from '../named-contexts.js';
 import { prepareContext } from '../build-context.js';
-import { loadIntoDocker, requireDockerEndpoint } from '../docker-load.js';
 import { parseAttestations } from '../attest-flags.js';
 import { plainPrinter, type ProgressMode } from '../progress.js';
 import { makeRegistryClient } from '../registry.js';
@@ -129,8 +127,11 @@ async function buildIn(contextDir: string, df: Awaited<ReturnType<typeof readDoc
   if (jobs !== undefined && !(Number.isInteger(jobs) && jobs > 0)) throw new UsageError(`--jobs must be a positive integer, not "${f.jobs}"`);
   const outputs = parseBuildOutputs(f.output);
   const buildx = await buildxOptions(f);
-  const named = await parseBuildContexts(f.buildContext ?? []);
-  const docker = f.load ? requireDockerEndpoint() : undefined;
+  // loaded only when used (a plain build loads neither the exporter nor the context importer)
+  const namedMod = f.buildContext?.length ? await import('../named-contexts.js') : undefined;
+  const named = namedMod ? await namedMod.parseBuildContexts(f.buildContext ?? []) : [];
+  const dockerMod = f.load ? await import('../docker-load.js') : undefined;
+  const docker = dockerMod?.requireDockerEndpoint();
   const attestations = parseAttestations(f);
   if ((f.push || outputs.push) && f.tag.length === 0) throw new UsageError('--push and --output type=registry need at least one -t NAME:TAG');
   // `--output type=registry` alone (as in buildx): nothing is kept locally, so layers that only an
@@ -142,23 +143,20 @@ async function buildIn(contextDir: string, df: Awaited<ReturnType<typeof readDoc
   if (attestations.length > 0) {
     print({ type: 'warning', message: `attestations (${attestations.map((a) => a.type).join(', ')}) are not implemented by hoist yet: the image is written without them (pass --provenance=false --sbom=false to silence this)` });
   }
+  const images = new StoreThenRegistry({
+    store: opened.store,
+    registry: () => registry,
+    pull: f.pull ? 'always' : 'missing',
+    mirrors: [...(f.registryMirror ?? []), ...(loadConfig().registryMirrors ?? [])],
+    checks: new LayerChecker(opened.store.blobs),
+  });
   const t0 = Date.now();
   let result: Awaited<ReturnType<typeof build>>;
   try {
     result = await build({
     store: opened.store,
     snapshotter,
-    images: new NamedContextSource(
-      new StoreThenRegistry({
-        store: opened.store,
-        registry: () => registry,
-        pull: f.pull ? 'always' : 'missing',
-        mirrors: [...(f.registryMirror ?? []), ...(loadConfig().registryMirrors ?? [])],
-        checks: new LayerChecker(opened.store.blobs),
-      }),
-      named,
-      { store: opened.store, tmpDir: path.join(opened.root, 'tmp') },
-    ),
+    images: namedMod ? new namedMod.NamedContextSource(images, named, { store: opened.store, tmpDir: path.join(opened.root, 'tmp') }) : images,
     ...(named.length > 0 ? { namedContexts: named.map((c) => c.name) } : {}),
     root: opened.root,
     contextDir,
@@ -209,19 +207,25 @@ async function buildIn(contextDir: string, df: Awaited<ReturnType<typeof readDoc
     }
   }
   tty?.close();
-  if (docker) {
-    const names = result.tags.length > 0 ? result.tags : f.tag.map((t) => formatReference(parseReference(t)));
-    const loaded = await loadIntoDocker({ endpoint: docker, store: opened.store, descriptor: result.descriptor, refs: names, signal, ...(f.platform ? { platform: parsePlatform(f.platform) } : {}) });
+  if (docker && dockerMod) {
+    const loaded = await dockerMod.loadIntoDocker({ endpoint: docker, store: opened.store, descriptor: result.descriptor, refs: resultNames(result, f), signal, ...(f.platform ? { platform: parsePlatform(f.platform) } : {}) });
     for (const l of loaded) say(`${l}\n`);
   }
-  if (f.iidfile) await writeIidFile(f.iidfile, result);
-  if (f.metadataFile) {
-    const names = result.tags.length > 0 ? result.tags : f.tag.map((t) => formatReference(parseReference(t)));
-    await writeMetadataFile(f.metadataFile, buildMetadata(result, { names, ...buildx.descriptorAnnotations(result.config) }));
-  }
+  await writeResultFiles(result, f, buildx);
   // -q prints the image ID as docker/buildx do; otherwise the manifest digest (what --push pushed)
   if (!outputs.stdout) process.stdout.write(`${mode === 'quiet' ? imageId(result) : result.descriptor.digest}\n`);
   return 0;
+}
+
+/** The names of a result: its local tags, or (a lazy, untagged result) the requested ones. */
+function resultNames(result: BuildResult, f: BuildFlags): string[] {
+  return result.tags.length > 0 ? result.tags : f.tag.map((t) => formatReference(parseReference(t)));
+}
+
+/** `--iidfile` and `--metadata-file`, written last, as buildx writes them after the export. */
+async function writeResultFiles(result: BuildResult, f: BuildFlags, buildx: Awaited<ReturnType<typeof buildxOptions>>): Promise<void> {
+  if (f.iidfile) await writeIidFile(f.iidfile, result);
+  if (f.metadataFile) await writeMetadataFile(f.metadataFile, buildMetadata(result, { names: resultNames(result, f), ...buildx.descriptorAnnotations(result.config) }));
 }
 
 /** The buildx flags parsed before the build (mistakes cost nothing): build options and what the result files need. */
