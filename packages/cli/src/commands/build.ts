@@ -196,7 +196,7 @@ async function buildIn(contextDir: string, df: Awaited<ReturnType<typeof readDoc
     for (const t of result.tags) say(`tagged ${t}\n`);
   }
   await cache.exportAll(result, signal, say);
-  await writeBuildOutputs(outputs, { store: opened.store, snapshotter, descriptor: result.descriptor, tags: result.tags, signal, log: say, ...(f.platform ? { platform: parsePlatform(f.platform) } : {}) });
+  await writeBuildOutputs(outputs, { store: opened.store, snapshotter, descriptor: result.descriptor, tags: result.tags, signal, log: say, ...(mode === 'json' ? { report: (s: string) => jsonEvent({ type: 'error', message: s.trim(), exitCode: 1 }) } : {}), ...(f.platform ? { platform: parsePlatform(f.platform) } : {}) });
   if (f.push || outputs.push) {
     // a lazy result is not tagged locally (its layers are not all here): push the requested tags
     const pushTags = result.tags.length > 0 ? result.tags : f.tag.map((t) => formatReference(parseReference(t)));
