@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { sh, median, table, fmt } from './lib.mjs';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const hoistBin = path.join(repo, 'packages/cli/dist/main.js');
+const hoistBin = path.join(repo, 'packages/cli/bundle/hoist.js');
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 // shared with the snapshotter and builder tests: made once by debootstrap, then imported once
 const CACHE = process.env.HOIST_TEST_CACHE ?? path.join(os.homedir(), '.cache', 'hoist-test');

@@ -2,7 +2,6 @@
 import { Command, CommanderError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { reportError } from './report.js';
 import { ExitError } from './errors.js';
 import { guardPipes } from './pipes.js';
 import type { ProgressMode } from './progress.js';
@@ -290,7 +289,11 @@ async function main(): Promise<void> {
     if (pipes.exitCode !== undefined) process.exitCode = pipes.exitCode;
     else if (e instanceof CommanderError) process.exitCode = e.exitCode === 0 ? 0 : 2;
     else if (e instanceof ExitError) process.exitCode = e.exitCode;
-    else process.exitCode = reportError(e, (s) => process.stderr.write(s));
+    else {
+      // loaded only on failure: it knows every package's error classes
+      const { reportError } = await import('./report.js');
+      process.exitCode = reportError(e, (s) => process.stderr.write(s));
+    }
   }
   const sig = received();
   if (pipes.exitCode !== undefined) process.exitCode = pipes.exitCode;
