@@ -13,6 +13,7 @@ import type { PathFilter } from './sources.js';
 import { CacheMounts } from './cache-mounts.js';
 import { sandboxResolvConf } from './sandbox/network.js';
 import type { PreparedCopy } from './copy-step.js';
+import { StatCache } from './stat-cache.js';
 
 /** What one stage has produced so far. */
 export interface StageState {
@@ -50,6 +51,8 @@ export class BuildContext {
   readonly cacheMounts: CacheMounts;
   /** Watchdog and private tmpfs (bundles, secrets) of this build's RUN sandboxes. */
   readonly sandbox: SandboxSession;
+  /** Digests of unchanged context files, from the store's stat cache (read once, saved at the end). */
+  readonly fileDigests: StatCache;
   private runtimeInfo: RuntimeInfo | undefined;
   private etcFiles: { hosts: string; resolv: string; sandboxResolv: string } | undefined;
   contextFilter: PathFilter | undefined;
@@ -63,6 +66,7 @@ export class BuildContext {
     this.limit = pLimit(Math.max(1, opts.jobs ?? availableParallelism()));
     this.cacheMounts = new CacheMounts(opts.root, this.tmpDir);
     this.sandbox = new SandboxSession(opts.root);
+    this.fileDigests = new StatCache({ file: path.join(opts.root, 'cache', 'context-stat.json'), tmpDir: this.tmpDir, roots: [path.resolve(opts.contextDir)] });
   }
 
   emit(ev: BuildEvent): void {
@@ -101,6 +105,8 @@ export class BuildContext {
   async cleanup(): Promise<void> {
     for (const p of this.preparedCopies.values()) await p.release().catch(() => undefined);
     this.preparedCopies.clear();
+    // only a cache: a failed write costs re-hashing next time, never the build
+    await this.fileDigests.save().catch(() => undefined);
     try {
       await fsp.rm(path.join(this.tmpDir, `etc-${process.pid}`), { recursive: true, force: true });
     } finally {

@@ -140,7 +140,8 @@ export async function prepareCopy(ctx: BuildContext, _stage: Stage, _step: Step,
       link: ins.link,
       parents: ins.parents,
       exclude: ins.exclude,
-      sources: await digestSources(items),
+      // context files through the stat cache; stage roots and downloads are hashed as they are
+      sources: await digestSources(items, fromKey === undefined ? ctx.fileDigests : undefined),
       unpack: archives.map((a) => a.path),
     };
     return { inputs, items, archives, release, load: async () => ({ items, archives, roots: [] }) };

@@ -93,7 +93,7 @@ async function mountSourceInputs(ctx: BuildContext, ins: RunInstruction): Promis
     if (m.type !== 'bind') continue;
     if (m.from === undefined) {
       const items = await collectSources(ctx.opts.contextDir, [m.source ?? '.'], { ...(ctx.contextFilter ? { filter: ctx.contextFilter } : {}), allowEmptyWildcard: false });
-      context.push(await digestSources(items));
+      context.push(await digestSources(items, ctx.fileDigests));
     } else if (!ctx.plan.stages.some((s) => s.name?.toLowerCase() === m.from!.toLowerCase() || String(s.index) === m.from)) {
       const img = await ctx.opts.images.resolve(m.from, { platform: ctx.platform, ...(ctx.opts.signal ? { signal: ctx.opts.signal } : {}) });
       images.push(img.descriptor.digest);
