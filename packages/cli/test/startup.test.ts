@@ -1,12 +1,13 @@
 /**
  * Start-up (issue 16): `hoist version` must not load the registry client, the tar codec,
- * compression or the progress renderer. Counted, not timed: the real CLI runs under an ESM
+ * compression or the progress renderer; a fully cached build from the local store loads neither
+ * the registry client, the cache import/export package nor the progress renderer. Counted, not timed: the real CLI runs under an ESM
  * loader hook that reports every module it loads; bundle chunks are mapped back to their
  * sources through esbuild's metafile (packages/cli/bundle/meta.json).
  */
 import { existsSync, promises as fsp, readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { HOIST_BIN, run, tempDir } from '@hoist/testkit';
+import { HOIST_BIN, REPO_ROOT, hoist, run, storeWithBusybox, tempDir } from '@hoist/testkit';
 
 interface Loaded {
   builtins: string[];
@@ -29,6 +30,7 @@ function bundleInputs(): Map<string, string[]> {
 }
 
 async function loadedBy(args: string[], work: string): Promise<Loaded> {
+  // quiet, plain: what CI runs (no terminal), so no renderer is wanted
   const hook = path.join(work, 'hook.mjs');
   await fsp.writeFile(hook, HOOK);
   const r = await run(process.execPath, ['--no-warnings', '--experimental-loader', hook, HOIST_BIN, ...args]);
@@ -67,5 +69,20 @@ describe('start-up: what `hoist version` loads', () => {
     const ours = l.sources.filter((s) => /packages\//.test(s));
     // main, its error classes and the broken-pipe guard: the commands come only when they run
     expect(ours.map((s) => path.basename(s)).sort()).toEqual(['errors.js', 'main.js', 'pipes.js']);
+  });
+
+  it('a fully cached build loads neither the registry client, the cache package nor the progress renderer', async () => {
+    const root = await storeWithBusybox();
+    try {
+      const args = ['build', '--root', root, '--progress', 'plain', '-t', 'hello:1', path.join(REPO_ROOT, 'fixtures', 'hello')];
+      expect((await hoist(args)).code).toBe(0);
+      const l = await loadedBy(args, work);
+      // it did build (from the cache) and the hook saw the builder
+      expect(l.sources.some((s) => /packages\/builder\/(dist|src)\/build\.js$/.test(s))).toBe(true);
+      expect(l.sources.filter((s) => /registry-client\/|\/cache\/(dist|src)\/|tty-progress/.test(s))).toEqual([]);
+      expect(l.builtins.filter((b) => /^node:(https|http|tls)$/.test(b))).toEqual([]);
+    } finally {
+      await fsp.rm(root, { recursive: true, force: true });
+    }
   });
 });

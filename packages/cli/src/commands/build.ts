@@ -7,12 +7,12 @@ import { UsageError } from '../errors.js';
 import { openStore } from '../store.js';
 import { StoreThenRegistry } from '../image-source.js';
 import { plainPrinter, type ProgressMode } from '../progress.js';
-import { makeRegistryClient } from '../registry.js';
 import { parseAllow, parseKeyValues, parseSecurityOpts, readSecrets } from '../args.js';
-import { wireCache } from './build-cache.js';
-import { TtyProgress } from '../tty-progress.js';
+import type { CacheWiring } from './build-cache.js';
+import type { RegistryClient } from '@hoist/registry-client';
+import type { TtyProgress } from '../tty-progress.js';
 import { loadConfig } from '../config.js';
-import { parseBuildOutputs, writeBuildOutputs } from './outputs.js';
+import type { BuildOutputs } from './outputs.js';
 
 export interface BuildFlags {
   tag: string[];
@@ -80,8 +80,9 @@ export async function buildCommand(context: string, f: BuildFlags, signal: Abort
   const opened = await openStore(f.root);
   const snapshotter = await opened.snapshotter();
   const mode: ProgressMode = f.quiet ? 'quiet' : f.progress === 'auto' ? (process.stderr.isTTY ? 'tty' : 'plain') : f.progress;
-  const tty = mode === 'tty' ? new TtyProgress(process.stderr) : undefined;
-  const registry = makeRegistryClient(mode, tty ? { onTransfer: (id, text) => tty.transfer(id, text) } : {});
+  // the renderer, the registry client, cache import/export and output writers load only when used
+  const tty = mode === 'tty' ? new (await import('../tty-progress.js')).TtyProgress(process.stderr) : undefined;
+  const registry = lazyRegistry(mode, tty);
   const print = tty ? tty.onEvent : plainPrinter((s) => process.stderr.write(s), mode);
   const network = f.network ?? 'default';
   if (network !== 'default' && network !== 'host' && network !== 'none') throw new UsageError(`--network must be default, host or none, not "${f.network}"`);
@@ -90,13 +91,13 @@ export async function buildCommand(context: string, f: BuildFlags, signal: Abort
   if (f.format && f.format !== 'oci' && f.format !== 'docker') throw new UsageError(`--format must be oci or docker, not "${f.format}"`);
   const jobs = f.jobs ? Number(f.jobs) : undefined;
   if (jobs !== undefined && !(Number.isInteger(jobs) && jobs > 0)) throw new UsageError(`--jobs must be a positive integer, not "${f.jobs}"`);
-  const outputs = parseBuildOutputs(f.output);
+  const outputs: BuildOutputs = f.output?.length ? (await import('./outputs.js')).parseBuildOutputs(f.output) : { specs: [], push: false, stdout: false };
   if ((f.push || outputs.push) && f.tag.length === 0) throw new UsageError('--push and --output type=registry need at least one -t NAME:TAG');
   // `--output type=registry` alone (as in buildx): nothing is kept locally, so layers that only an
   // imported cache or the base image's registry holds are mounted registry-side, never downloaded
   const registryOnly = outputs.specs.length > 0 && outputs.specs.every((o) => o.type === 'registry');
   const sde = process.env.SOURCE_DATE_EPOCH;
-  const cache = await wireCache(opened.store, registry, f.cacheFrom ?? [], f.cacheTo ?? [], signal, (s) => process.stderr.write(mode === 'quiet' ? '' : s));
+  const cache = await wireCacheIfAny(f, { store: opened.store, registry, signal, log: (s) => process.stderr.write(mode === 'quiet' ? '' : s) });
   const t0 = Date.now();
   let result: Awaited<ReturnType<typeof build>>;
   try {
@@ -105,7 +106,7 @@ export async function buildCommand(context: string, f: BuildFlags, signal: Abort
     snapshotter,
     images: new StoreThenRegistry({
       store: opened.store,
-      registry: () => registry,
+      registry,
       pull: f.pull ? 'always' : 'missing',
       mirrors: [...(f.registryMirror ?? []), ...(loadConfig().registryMirrors ?? [])],
       checks: new LayerChecker(opened.store.blobs),
@@ -147,17 +148,34 @@ export async function buildCommand(context: string, f: BuildFlags, signal: Abort
     for (const t of result.tags) process.stderr.write(`tagged ${t}\n`);
   }
   await cache.exportAll(result, signal, (s) => process.stderr.write(mode === 'quiet' ? '' : s));
-  await writeBuildOutputs(outputs, { store: opened.store, snapshotter, descriptor: result.descriptor, tags: result.tags, signal, log: (s) => process.stderr.write(mode === 'quiet' ? '' : s), ...(f.platform ? { platform: parsePlatform(f.platform) } : {}) });
+  if (outputs.specs.length > 0) await (await import('./outputs.js')).writeBuildOutputs(outputs, { store: opened.store, snapshotter, descriptor: result.descriptor, tags: result.tags, signal, log: (s) => process.stderr.write(mode === 'quiet' ? '' : s), ...(f.platform ? { platform: parsePlatform(f.platform) } : {}) });
   if (f.push || outputs.push) {
     // a lazy result is not tagged locally (its layers are not all here): push the requested tags
     const pushTags = result.tags.length > 0 ? result.tags : f.tag.map((t) => formatReference(parseReference(t)));
     for (const t of pushTags) {
-      await registry.push(opened.store, result.descriptor, t, { signal, mountFrom: cache.mountFrom });
+      await (await registry()).push(opened.store, result.descriptor, t, { signal, mountFrom: cache.mountFrom });
       process.stderr.write(`pushed ${t}\n`);
     }
   }
   if (!outputs.stdout) process.stdout.write(`${result.descriptor.digest}\n`);
   return 0;
+}
+
+/** The command's registry client, made (and its package loaded) on first use. */
+function lazyRegistry(mode: ProgressMode, tty: TtyProgress | undefined): () => Promise<RegistryClient> {
+  let client: Promise<RegistryClient> | undefined;
+  return () =>
+    (client ??= import('../registry.js').then((m) => m.makeRegistryClient(mode, tty ? { onTransfer: (id, text) => tty.transfer(id, text) } : {})));
+}
+
+/** `--cache-from`/`--cache-to`; without them nothing of the cache package is loaded. */
+async function wireCacheIfAny(
+  f: BuildFlags,
+  d: { store: Parameters<typeof build>[0]['store']; registry: () => Promise<RegistryClient>; signal: AbortSignal; log: (s: string) => void },
+): Promise<CacheWiring> {
+  if ((f.cacheFrom ?? []).length === 0 && (f.cacheTo ?? []).length === 0) return { sources: [], mountFrom: [], exportAll: async () => undefined };
+  const { wireCache } = await import('./build-cache.js');
+  return wireCache(d.store, await d.registry(), f.cacheFrom ?? [], f.cacheTo ?? [], d.signal, d.log);
 }
 
 /** --ssh, --memory, --cpus, --pids-limit, --explain-cache as build options (bad values are usage errors). */
