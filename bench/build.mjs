@@ -78,8 +78,18 @@ function storeTool(tool, build, work) {
   };
 }
 
-function buildkitTool(bk) {
-  return { open: async () => ({ build: (ctx) => bk.build(ctx, 'bench-app:1'), close: () => bk.reset() }) };
+/**
+ * BuildKit on an empty store: a fresh private dockerd per run (started and stopped outside the
+ * timings). Pruning one daemon between runs is not enough: after `docker system prune` BuildKit
+ * 20.10 sometimes fails a COPY --from with "failed to walk ... no such file" (moby/buildkit#2103).
+ */
+function buildkitTool(registry) {
+  return {
+    async open() {
+      const bk = await startBuildkit(await fsp.mkdtemp(path.join(os.tmpdir(), 'hoist-bench-dockerd-')), registry);
+      return { build: (ctx) => bk.build(ctx, 'bench-app:1'), close: () => bk.stop() };
+    },
+  };
 }
 
 /** 20,000 small files in 100 directories, copied and listed by one RUN. */
@@ -158,7 +168,6 @@ export async function main() {
   if (TOOLS.includes('buildkit') && !buildkitAvailable()) await sh('bash', [path.join(repo, 'bench/setup.sh')]);
   const work = await fsp.mkdtemp(path.join(os.tmpdir(), 'hoist-bench-build-'));
   const reg = await startRegistry();
-  let bk;
   try {
     // base images: busybox made offline and debian from debootstrap, served by the local registry
     const seed = path.join(work, 'seed');
@@ -167,14 +176,12 @@ export async function main() {
     await sh(process.execPath, [hoistBin, 'push', '--root', seed, '--progress', 'quiet', 'busybox:latest', refs.busybox]);
     if (CASES.includes('debian')) await pushDebian(seed, refs.debian);
     const cases = await prepareCases(work, refs);
-    if (TOOLS.includes('buildkit')) bk = await startBuildkit(await fsp.mkdtemp(path.join(os.tmpdir(), 'hoist-bench-dockerd-')), reg.host);
-    const tools = { hoist: storeTool('hoist', hoistBuild, work), buildah: storeTool('buildah', buildahBuild, work), buildkit: bk && buildkitTool(bk) };
+    const tools = { hoist: storeTool('hoist', hoistBuild, work), buildah: storeTool('buildah', buildahBuild, work), buildkit: buildkitTool(reg.host) };
     const before = load();
     const best = await runCases(cases, tools);
     report(cases, best);
     console.log(`\nload average (1, 5, 15 min): ${before} before, ${load()} after; ${os.cpus().length} CPUs`);
   } finally {
-    await bk?.stop();
     await reg.stop();
     await fsp.rm(work, { recursive: true, force: true });
   }

@@ -25,7 +25,7 @@ async function waitForSocket(client, child, ms) {
   throw new Error('dockerd did not answer within 60 s');
 }
 
-/** Start a private dockerd; returns build/reset/stop. `registry` is host:port on loopback. */
+/** Start a private dockerd; returns build and stop. `registry` is host:port on loopback. */
 export async function startBuildkit(dir, registry) {
   const sock = path.join(dir, 'docker.sock');
   await fsp.mkdir(path.join(dir, 'config'), { recursive: true });
@@ -55,13 +55,6 @@ export async function startBuildkit(dir, registry) {
   return {
     // --bridge=none leaves RUN no default network: each RUN gets its own empty namespace
     build: (ctx, tag) => client(['build', '-q', '--network', 'none', '-t', tag, ctx]),
-    /** Back to an empty store: every image, container and build cache record removed. */
-    async reset() {
-      await client(['system', 'prune', '-a', '-f'], { allowFail: true });
-      await client(['builder', 'prune', '-a', '-f'], { allowFail: true });
-      const left = await client(['images', '-aq']);
-      if (left.out.trim()) throw new Error(`docker store not empty after prune: ${left.out}`);
-    },
     async stop() {
       const exited = new Promise((r) => (child.exitCode !== null ? r() : child.once('exit', r)));
       child.kill('SIGTERM');

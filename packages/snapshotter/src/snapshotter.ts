@@ -7,7 +7,8 @@ import { applyLayer, type ApplyOptions, type ApplyResult } from './apply.js';
 import { SnapshotError, throwIfAborted } from './errors.js';
 import { layerTar, type LayerTarOptions } from './layer.js';
 import { Mounted, type Driver, type MountHost } from './mounted.js';
-import { mountOverlay, probeOverlay, unmount } from './overlay.js';
+import { mountOverlay, unmount } from './overlay.js';
+import { storeDriver } from './driver-probe.js';
 import { cleanupStaleWork } from './stale.js';
 import { stampTree } from './stamps.js';
 import { Layout, chainIds, pidAlive, type SnapshotRecord } from './store.js';
@@ -54,7 +55,7 @@ export class Snapshotter implements MountHost {
     const root = path.resolve(opts.root);
     const layout = new Layout(root);
     await layout.init();
-    const driver = opts.driver ?? ((await probeOverlay(layout.tmpPath('probe'))) ? 'overlay' : 'copy');
+    const driver = opts.driver ?? (await storeDriver(layout));
     const s = new Snapshotter(root, opts.blobs, driver, opts.limits ?? {});
     await s.cleanupStale().catch(() => undefined);
     return s;

@@ -14,6 +14,7 @@ import { SnapshotError } from './errors.js';
  *   mounts/<pid>-<rand>/        an active mount: upper/ work/ merged/ (or root/ for copy)
  *   tmp/<what>-<pid>-<rand>     work in progress; renamed into place when complete
  *   empty/                      an empty dir (bottom lower for scratch and single-layer views)
+ *   driver.json                 {key, driver}: the probed driver for this kernel, device and uid
  */
 export interface SnapshotRecord {
   diffId: Digest;
