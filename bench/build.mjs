@@ -147,6 +147,21 @@ function report(cases, best) {
   table(`build: hoist vs BuildKit (docker.io 20.10) and buildah bud (best of ${RUNS}, interleaved, base from a loopback registry; target hoist/BuildKit <= 1.00)`, ['case', ...TOOLS, 'hoist/BuildKit', 'hoist/buildah'], rows);
 }
 
+/** Failed runs, reported with the table (a failed run is redone from an empty store). */
+const failures = [];
+
+async function measureRetrying(tool, c, tag) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await measureOnce(await tool.open(), c, tag);
+    } catch (e) {
+      const line = String(e.message).split('\n').find((l) => /error|failed/i.test(l) && !l.includes(' exited ')) ?? String(e.message).split('\n')[0];
+      failures.push(`${tag} on ${c.name} (attempt ${attempt}): ${line.trim()}`);
+      if (attempt >= 3) throw e;
+    }
+  }
+}
+
 async function runCases(cases, tools) {
   const best = {};
   for (const c of cases) {
@@ -155,7 +170,7 @@ async function runCases(cases, tools) {
       // interleaved, and each tool goes first in turn
       const order = TOOLS.map((_, j) => TOOLS[(i + j) % TOOLS.length]);
       for (const t of order) {
-        const r = await measureOnce(await tools[t].open(), c, `${i} ${t}`);
+        const r = await measureRetrying(tools[t], c, `${i} ${t}`);
         for (const k of KINDS) best[c.name][t][k] = Math.min(best[c.name][t][k], r[k]);
       }
     }
@@ -181,6 +196,7 @@ export async function main() {
     const best = await runCases(cases, tools);
     report(cases, best);
     console.log(`\nload average (1, 5, 15 min): ${before} before, ${load()} after; ${os.cpus().length} CPUs`);
+    if (failures.length) console.log(`\nruns that failed and were redone on an empty store:\n${failures.map((f) => `  ${f}`).join('\n')}`);
   } finally {
     await reg.stop();
     await fsp.rm(work, { recursive: true, force: true });
