@@ -20,6 +20,8 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const pick = (name, all) => (process.env[name] ?? '').split(',').filter(Boolean).length ? process.env[name].split(',') : all;
 const TOOLS = pick('BENCH_TOOLS', ['hoist', 'buildkit', 'buildah']);
 const CASES = pick('BENCH_CASES', ['hello', 'debian', 'files20k']);
+// dockerd's private root (BENCH_DOCKERD_TMP, default os.tmpdir())
+const DOCKERD_TMP = process.env.BENCH_DOCKERD_TMP ?? os.tmpdir();
 // shared with the snapshotter and builder tests: made once by debootstrap, then imported once
 const CACHE = process.env.HOIST_TEST_CACHE ?? path.join(os.homedir(), '.cache', 'hoist-test');
 const DEB_LAYOUT = path.join(CACHE, 'debian-bookworm-hoist.oci');
@@ -86,7 +88,7 @@ function storeTool(tool, build, work) {
 function buildkitTool(registry) {
   return {
     async open() {
-      const bk = await startBuildkit(await fsp.mkdtemp(path.join(os.tmpdir(), 'hoist-bench-dockerd-')), registry);
+      const bk = await startBuildkit(await fsp.mkdtemp(path.join(DOCKERD_TMP, 'hoist-bench-dockerd-')), registry);
       return { build: (ctx) => bk.build(ctx, 'bench-app:1'), close: () => bk.stop() };
     },
   };

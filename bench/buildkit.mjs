@@ -31,7 +31,8 @@ export async function startBuildkit(dir, registry) {
   await fsp.mkdir(path.join(dir, 'config'), { recursive: true });
   await fsp.writeFile(path.join(dir, 'daemon.json'), '{}\n');
   const log = await fsp.open(path.join(dir, 'dockerd.log'), 'w');
-  const child = spawn(DOCKERD, [
+  // its own mount namespace: its overlay mounts are invisible to (and safe from) the host's
+  const child = spawn('unshare', ['--mount', '--propagation', 'private', DOCKERD,
     '--config-file', path.join(dir, 'daemon.json'),
     '--data-root', path.join(dir, 'data'),
     '--exec-root', path.join(dir, 'exec'),
