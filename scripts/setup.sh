@@ -30,6 +30,9 @@ need ip iproute2
 need unshare util-linux
 need setpriv util-linux
 need pgrep procps
+# rootless builds (a non-root user): subordinate ids mapped by the setuid newuidmap/newgidmap;
+# unshare and setpriv come with util-linux (essential)
+need newuidmap uidmap
 [ -x /bin/busybox ] || pkgs+=(busybox-static)
 
 if [ ${#pkgs[@]} -gt 0 ]; then

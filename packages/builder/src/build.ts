@@ -1,12 +1,22 @@
-import { formatReference, layerCompression, layerMediaType, parseReference, writeImage, type Image, type Platform } from '@hoist/oci';
+import { currentUserNamespace, formatReference, layerCompression, layerMediaType, parseReference, writeImage, type Image, type Platform } from '@hoist/oci';
 import { BuildError } from './errors.js';
-import { createDockerignoreMatcher, outline, parse, plan as makePlan, stagesNeeded, type BaseImageInfo } from '@hoist/parser';
-import { BuildContext, type StageState } from './context.js';
+import { createDockerignoreMatcher, outline, parse, plan as makePlan, stagesNeeded, type BaseImageInfo, type Dockerfile } from '@hoist/parser';
+import { BuildSession } from './session.js';
+import type { StageState } from './state.js';
 import type { CacheRecord } from './cache.js';
-import { isoTime, keyStage, runStage, stagesToRun } from './stage.js';
+import { Solver } from './solver.js';
+import { isoTime } from './step.js';
 import { fetchMissing } from './materialize.js';
-import type { BuildOptions, BuildResult } from './types.js';
+import type { BuildOptions, BuildResult, ResolvedImage } from './types.js';
 import { checkEntitlements } from './sandbox/entitlements.js';
+import { checkLimitsAllowed, describeIsolation } from './sandbox/isolation.js';
+import { effectiveDefaultNetwork, tunUsable } from './sandbox/network.js';
+import { runBuildChecks } from './checks.js';
+
+function limitFlags(r: BuildOptions['resources']): string[] {
+  const named: Array<[unknown, string]> = [[r?.memoryBytes, '--memory'], [r?.cpus, '--cpus'], [r?.pidsLimit, '--pids-limit']];
+  return named.filter(([v]) => v !== undefined).map(([, n]) => n);
+}
 
 function platformString(p: Platform): string {
   return `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`;
@@ -17,58 +27,40 @@ function platformString(p: Platform): string {
  * (independent stages in parallel), write the image, tag it. The store only ever gains
  * complete blobs; the image is tagged last, so a failed build leaves no image behind.
  */
-export async function build(opts: BuildOptions): Promise<BuildResult> {
+export async function build(requested: BuildOptions): Promise<BuildResult> {
+  checkLimitsAllowed(limitFlags(requested.resources));
+  requested.progress?.({ type: 'info', message: `isolation: ${describeIsolation()}; snapshots: ${requested.snapshotter.describe()}` });
+  const net = effectiveDefaultNetwork(requested.network, { rootless: currentUserNamespace() !== undefined, tunUsable: () => tunUsable() });
+  if (net.warning) requested.progress?.({ type: 'warning', message: net.warning });
+  const opts: BuildOptions = { ...requested, network: net.network };
   const platform: Platform = opts.platform ?? { os: 'linux', architecture: hostArch() };
   const df = parse(opts.dockerfile.text, { file: opts.dockerfile.path });
   const planArgs = { buildArgs: opts.buildArgs ?? {}, platform: platformString(platform), ...(opts.target ? { target: opts.target } : {}) };
   const o = outline(df, planArgs);
-  const needed = new Set<string>();
-  for (const b of o.baseRefs) needed.add(b.ref);
-  const resolved = await Promise.all(
-    [...needed].map(async (ref) => {
-      try {
-        return [ref, await opts.images.resolve(ref, { platform, ...(opts.signal ? { signal: opts.signal } : {}) })] as const;
-      } catch (e) {
-        // name the FROM line that asked for the image, keep the registry's own explanation
-        const b = o.baseRefs.find((x) => x.ref === ref)!;
-        const st = df.stages[b.stage]!;
-        throw new BuildError('BASE_IMAGE_NOT_FOUND', `base image ${ref}: ${(e as Error).message}`, {
-          cause: e,
-          location: { stage: st.name ?? String(b.stage), step: st.node.original, file: opts.dockerfile.path, line: st.node.startLine, instruction: st.node.original },
-        });
-      }
-    }),
-  );
+  const resolved = await resolveBases(opts, { df, platform, outline: o });
   const baseImages: Record<string, BaseImageInfo> = {};
-  for (const [ref, img] of resolved) {
-    const c = img.config.value.config ?? {};
-    const info: BaseImageInfo = {};
-    if (c.Env) info.env = c.Env;
-    if (c.OnBuild) info.onBuild = c.OnBuild;
-    if (c.WorkingDir) info.workingDir = c.WorkingDir;
-    if (c.User) info.user = c.User;
-    if (c.Shell) info.shell = c.Shell;
-    baseImages[ref] = info;
-  }
+  for (const [ref, img] of resolved) baseImages[ref] = baseInfo(img);
   const plan = makePlan(df, { ...planArgs, baseImages });
-  const ctx = new BuildContext(opts, plan, platform);
+  const ctx = new BuildSession(opts, plan, platform);
   for (const [ref, img] of resolved) ctx.bases.set(ref, img);
   if (opts.dockerignore) ctx.contextFilter = createDockerignoreMatcher(opts.dockerignore);
-  // as BuildKit shows its checks: the rule's name, then what it found
-  for (const w of plan.warnings) ctx.emit({ type: 'warning', message: `${w.code}: ${w.message}`, ...(w.line ? { line: w.line } : {}) });
   const stages = stagesNeeded(plan);
+  // as BuildKit shows its checks: the rule's name, then what it found
+  runBuildChecks({ df, buildArgs: planArgs.buildArgs, platform: planArgs.platform, stages, ...(opts.dockerignore !== undefined ? { dockerignore: opts.dockerignore } : {}), baseImages, baseRefs: o.baseRefs, resolved }, (ev) => ctx.emit(ev));
+  for (const w of plan.warnings) ctx.emit({ type: 'warning', message: `${w.code}: ${w.message}`, ...(w.line ? { line: w.line } : {}) });
   checkEntitlements({ plan, stages, allow: opts.allow ?? [], network: opts.network, label: (i, s) => ctx.label(i, s) });
   ctx.emit({ type: 'plan', target: plan.target, stages: stages.map((i) => ({ index: i, steps: plan.stages[i]!.steps.length, ...(plan.stages[i]!.name ? { name: plan.stages[i]!.name! } : {}) })) });
+  const solver = new Solver(ctx);
   try {
     // pass 1: every key, nothing executed; pass 2: run only the stages the target really
     // needs, all started at once so independent stages run in parallel (bounded by --jobs)
-    await Promise.all(stages.map((i) => keyStage(ctx, i)));
-    const toRun = await stagesToRun(ctx, plan.target);
-    const all = [...new Set([...toRun, plan.target])].map((i) => runStage(ctx, i));
+    await Promise.all(stages.map((i) => solver.key(i)));
+    const toRun = await solver.stagesToRun(plan.target);
+    const all = [...new Set([...toRun, plan.target])].map((i) => solver.run(i));
     const results = await Promise.allSettled(all);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
-    const final = await runStage(ctx, plan.target);
+    const final = await solver.run(plan.target);
     const history = final.img.config.history ?? [];
     const created = opts.sourceDateEpoch !== undefined ? isoTime(ctx) : (history.at(-1)?.created ?? final.lastCreated);
     const img = { ...final.img, config: { ...final.img.config, created } };
@@ -82,11 +74,44 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     const tags: string[] = [];
     // a lazy result is not tagged locally: its blobs are not all here (fsck would flag it)
     for (const t of remoteLayers.length > 0 ? [] : (opts.tags ?? [])) tags.push(await opts.store.tag(formatReference(parseReference(t)), written.descriptor));
-    const cacheRecords = await exportableRecords(ctx, { stages, toRun, final });
+    const cacheRecords = await exportableRecords(solver, { stages, toRun, final });
     return { descriptor: written.descriptor, manifest: written.manifest, config: img.config, tags, stats: { ...ctx.stats }, cacheRecords, remoteLayers };
   } finally {
-    await ctx.cleanup();
+    await solver.cleanup().finally(() => ctx.cleanup());
   }
+}
+
+/** Resolve every base image the outline names (in parallel); a failure names the FROM line. */
+async function resolveBases(opts: BuildOptions, o: { df: Dockerfile; platform: Platform; outline: ReturnType<typeof outline> }): Promise<Array<readonly [string, ResolvedImage]>> {
+  const needed = new Set<string>();
+  for (const b of o.outline.baseRefs) needed.add(b.ref);
+  return Promise.all(
+    [...needed].map(async (ref) => {
+      try {
+        return [ref, await opts.images.resolve(ref, { platform: o.platform, ...(opts.signal ? { signal: opts.signal } : {}) })] as const;
+      } catch (e) {
+        // name the FROM line that asked for the image, keep the registry's own explanation
+        const b = o.outline.baseRefs.find((x) => x.ref === ref)!;
+        const st = o.df.stages[b.stage]!;
+        throw new BuildError('BASE_IMAGE_NOT_FOUND', `base image ${ref}: ${(e as Error).message}`, {
+          cause: e,
+          location: { stage: st.name ?? String(b.stage), step: st.node.original, file: opts.dockerfile.path, line: st.node.startLine, instruction: st.node.original },
+        });
+      }
+    }),
+  );
+}
+
+/** What the planner needs of a base image: env for expansion, ONBUILD triggers, workdir, user, shell. */
+function baseInfo(img: ResolvedImage): BaseImageInfo {
+  const c = img.config.value.config ?? {};
+  const info: BaseImageInfo = {};
+  if (c.Env) info.env = c.Env;
+  if (c.OnBuild) info.onBuild = c.OnBuild;
+  if (c.WorkingDir) info.workingDir = c.WorkingDir;
+  if (c.User) info.user = c.User;
+  if (c.Shell) info.shell = c.Shell;
+  return info;
 }
 
 /**
@@ -94,10 +119,10 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
  * and the stages it is built FROM); `max`, those of every stage the target needs, whether it
  * ran in this build or was entirely cached (then its records are the ones pass 1 found).
  */
-async function exportableRecords(ctx: BuildContext, b: { stages: number[]; toRun: number[]; final: StageState }): Promise<BuildResult['cacheRecords']> {
+async function exportableRecords(solver: Solver, b: { stages: number[]; toRun: number[]; final: StageState }): Promise<BuildResult['cacheRecords']> {
   const max = new Map<string, CacheRecord>();
   for (const i of b.stages) {
-    const st = b.toRun.includes(i) || i === ctx.plan.target ? await runStage(ctx, i) : await keyStage(ctx, i);
+    const st = b.toRun.includes(i) || i === solver.session.plan.target ? await solver.run(i) : await solver.key(i);
     for (const r of st.records) max.set(r.key, r);
   }
   return { min: [...b.final.records], max: [...max.values()] };

@@ -3,6 +3,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { writeFileAtomic, type Descriptor, type Digest } from '@hoist/oci';
 import type { InputDigests } from './cache-inputs.js';
+import { readIndex, rememberChild, type ParentIndex } from './cache-index.js';
 
 /** What a cache key maps to: the layer a step produced (none when the step changed nothing). */
 export interface CacheRecord {
@@ -24,9 +25,29 @@ export function cacheKey(parent: string, inputs: Record<string, unknown>): strin
   return createHash('sha256').update(JSON.stringify({ v: 2, parent, inputs })).digest('hex');
 }
 
+/**
+ * Where the solver keeps cache records: the seam between it and the store (an in-memory fake
+ * is under `testing/`). `children` and `addChild` keep, per parent key, the records made on
+ * top of it, to explain a later miss (`--explain-cache`); a store may leave them out.
+ */
+export interface CacheStore {
+  get(key: string): Promise<CacheRecord | undefined>;
+  put(rec: CacheRecord): Promise<void>;
+  addChild?(parent: string, rec: CacheRecord): Promise<void>;
+  children?(parent: string): Promise<ParentIndex['children']>;
+}
+
 /** Cache records on disk, one small JSON file per key, written atomically. */
-export class CacheStore {
+export class FileCacheStore implements CacheStore {
   constructor(readonly dir: string) {}
+
+  async addChild(parent: string, rec: CacheRecord): Promise<void> {
+    await rememberChild(this.dir, parent, rec);
+  }
+
+  async children(parent: string): Promise<ParentIndex['children']> {
+    return (await readIndex(this.dir, parent)).children;
+  }
 
   private file(key: string): string {
     return path.join(this.dir, key.slice(0, 2), `${key}.json`);

@@ -1,7 +1,8 @@
 import type { ContainerConfig } from '@hoist/oci';
 import { goQuote, type CommandForm, type Instruction } from '@hoist/parser';
 
-export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+/** The PATH an image without one gets: the planner's constant, one definition. */
+export { DEFAULT_PATH } from '@hoist/parser';
 export const DEFAULT_SHELL = ['/bin/sh', '-c'];
 
 export function envGet(env: readonly string[] | undefined, name: string): string | undefined {

@@ -12,6 +12,9 @@ export type BuildErrorCode =
   | 'ENTITLEMENT_REQUIRED'
   | 'NETWORK_UNAVAILABLE'
   | 'INVALID_SECURITY_OPT'
+  /** --memory/--cpus/--pids-limit where this process cannot manage cgroups (rootless). */
+  | 'LIMITS_UNAVAILABLE'
+  | 'LINT_VIOLATION'
   | 'CANCELLED';
 
 export interface StepLocation {

@@ -1,35 +1,5 @@
-import { promises as fsp } from 'node:fs';
-import * as path from 'node:path';
-import { writeFileAtomic } from '@hoist/oci';
 import type { CacheRecord, CacheStore } from './cache.js';
 import type { InputDigests } from './cache-inputs.js';
-
-/** Children of a parent key, kept to explain misses: (parent key) -> [(key, op)]. */
-interface ParentIndex {
-  children: Array<{ key: string; op: string; created: string }>;
-}
-
-const MAX_CHILDREN = 32;
-
-function indexFile(cache: CacheStore, parent: string): string {
-  return path.join(path.dirname(cache.dir), 'parents', parent.slice(0, 2), `${parent}.json`);
-}
-
-async function readIndex(cache: CacheStore, parent: string): Promise<ParentIndex> {
-  try {
-    return JSON.parse(await fsp.readFile(indexFile(cache, parent), 'utf8')) as ParentIndex;
-  } catch {
-    return { children: [] };
-  }
-}
-
-/** Note a new record under its parent key (newest first, bounded), for later explanations. */
-export async function rememberChild(cache: CacheStore, parent: string, rec: CacheRecord): Promise<void> {
-  const idx = await readIndex(cache, parent);
-  const op = rec.inputDigests?.op ?? '';
-  idx.children = [{ key: rec.key, op, created: rec.created }, ...idx.children.filter((c) => c.key !== rec.key)].slice(0, MAX_CHILDREN);
-  await writeFileAtomic(indexFile(cache, parent), JSON.stringify(idx));
-}
 
 /** The words for one input whose digest differs (values are never kept, so never shown). */
 function inputChange(k: string, was: string | undefined, now: string | undefined): string {
@@ -78,7 +48,7 @@ export async function explainMiss(
   imported: Array<Pick<CacheRecord, 'key' | 'created' | 'inputDigests'>> = [],
 ): Promise<string> {
   if (disabled) return 'cache miss: the cache is disabled for this stage (--no-cache / --no-cache-filter)';
-  const idx = await readIndex(cache, parent);
+  const idx = { children: (await cache.children?.(parent)) ?? [] };
   const op = digests.op ?? '';
   // the nearest candidate: of the steps of the same kind cached on this parent (locally or in an
   // imported cache), the one whose inputs differ in the fewest fields; records without input

@@ -2,12 +2,13 @@ import type { Descriptor, Digest } from '@hoist/oci';
 import type { CopyInstruction } from '@hoist/parser';
 import { cacheKey } from './cache.js';
 import { inputDigests } from './cache-inputs.js';
-import type { BuildContext, StageState } from './context.js';
+import type { BuildSession } from './session.js';
+import type { StageState } from './state.js';
 import { copyInto } from './copy.js';
 import { unpackArchive, type ArchiveKind } from './archive.js';
 import { withMountedImage } from './materialize.js';
 import { resolveChown } from './rootfs.js';
-import { commitOptions } from './run-step.js';
+import { commitOptions } from './commit-options.js';
 import { copyPathViews, copyStepError } from './host-paths.js';
 import type { SourceItem } from './sources.js';
 
@@ -20,7 +21,7 @@ type Layer = { descriptor: Descriptor; diffId: Digest };
  * copy's inputs, so it is reused when the stage below changes (`link` records in the cache).
  */
 export async function executeLinkedCopy(
-  ctx: BuildContext,
+  ctx: BuildSession,
   ins: CopyInstruction,
   state: StageState,
   inputs: Record<string, unknown>,

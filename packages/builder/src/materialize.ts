@@ -1,13 +1,13 @@
 import type { Descriptor, Digest, Image } from '@hoist/oci';
 import { BuildError } from './errors.js';
 import type { Mounted } from '@hoist/snapshotter';
-import type { BuildContext } from './context.js';
+import type { BuildSession } from './session.js';
 
 /**
  * Make an image's layers usable as snapshots: fetch blobs that are not local yet (lazily, only
  * when a step really runs on them), then unpack each once (keyed by diff_id).
  */
-export async function materialize(ctx: BuildContext, img: Image): Promise<void> {
+export async function materialize(ctx: BuildSession, img: Image): Promise<void> {
   const blobs = ctx.opts.store.blobs;
   const missing = [];
   for (const l of img.layers) if (!(await blobs.has(l.digest))) missing.push(l);
@@ -35,7 +35,7 @@ export function mountLowers(diffIds: readonly Digest[]): Digest[] {
 }
 
 /** Mount a writable root over an image's layers, run `fn`, and always release the mount. */
-export async function withMountedImage<T>(ctx: BuildContext, img: Image, fn: (m: Mounted) => Promise<T>): Promise<T> {
+export async function withMountedImage<T>(ctx: BuildSession, img: Image, fn: (m: Mounted) => Promise<T>): Promise<T> {
   await materialize(ctx, img);
   const m = await ctx.opts.snapshotter.mount(mountLowers(img.config.rootfs.diff_ids), ctx.opts.signal ? { signal: ctx.opts.signal } : {});
   try {
@@ -46,7 +46,7 @@ export async function withMountedImage<T>(ctx: BuildContext, img: Image, fn: (m:
 }
 
 /** Bring missing layer blobs into the store: from the base image they belong to, else an imported cache. */
-export async function fetchMissing(ctx: BuildContext, missing: Descriptor[]): Promise<void> {
+export async function fetchMissing(ctx: BuildSession, missing: Descriptor[]): Promise<void> {
   let rest = missing;
   for (const base of ctx.bases.values()) {
     const mine = rest.filter((m) => base.manifest.value.layers.some((l) => l.digest === m.digest));

@@ -8,7 +8,8 @@ import { detectRuntime, runInSandbox } from './sandbox/runtime.js';
 import { SandboxSession } from './sandbox/session.js';
 import { promises as fsp } from 'node:fs';
 import { mountLowers } from './materialize.js';
-import { openNetwork, runNetwork, sandboxResolvConf, type DefaultNetwork, type RunNetwork } from './sandbox/network.js';
+import { effectiveDefaultNetwork, openNetwork, runNetwork, sandboxResolvConf, tunUsable, type DefaultNetwork, type RunNetwork } from './sandbox/network.js';
+import { currentUserNamespace } from '@hoist/oci';
 import type { SeccompSetting } from './sandbox/seccomp.js';
 
 export interface RunImageOptions {
@@ -53,7 +54,9 @@ export async function runImage(o: RunImageOptions): Promise<number> {
   const rt = detectRuntime(o.runtime);
   const m = await o.snapshotter.mount(mountLowers(cfg.rootfs.diff_ids));
   const tmp = path.join(o.root, 'tmp', `run-${process.pid}`);
-  const network = runNetwork('default', o.network);
+  const fallback = effectiveDefaultNetwork(o.network, { rootless: currentUserNamespace() !== undefined, tunUsable: () => tunUsable() });
+  if (fallback.warning) (o.stderr ?? ((d: Buffer) => process.stderr.write(d)))(Buffer.from(`hoist: warning: ${fallback.warning}\n`));
+  const network = runNetwork('default', fallback.network);
   let net: RunNetwork | undefined;
   const session = new SandboxSession(o.root);
   try {

@@ -1,14 +1,15 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import type { RunInstruction, Stage } from '@hoist/parser';
+import type { RunInstruction, RunMount } from '@hoist/parser';
 import type { Mounted } from '@hoist/snapshotter';
 import { BuildError } from './errors.js';
 import { makeTempDir } from './tmp.js';
 import { collectSources } from './sources.js';
 import { copyInto } from './copy.js';
-import type { BuildContext } from './context.js';
+import type { BuildSession } from './session.js';
 import { materialize, mountLowers } from './materialize.js';
-import { runStage } from './stage.js';
+import { stageInput, type StageInputs } from './state.js';
+import { stageRef } from './stage-ref.js';
 import { secureJoin, type ResolvedUser } from './rootfs.js';
 import type { SandboxMount } from './sandbox/spec.js';
 import { cacheMountKey } from './cache-mounts.js';
@@ -47,133 +48,160 @@ async function missingPaths(root: string, target: string): Promise<CreatedPath[]
   return out;
 }
 
+type Mount<T extends RunMount['type']> = Extract<RunMount, { type: T }>;
+
+/** What the mounts of one RUN collect: sandbox mounts, env, and what to undo afterwards. */
+interface MountSet {
+  ctx: BuildSession;
+  run: RunMountsArgs;
+  mounts: SandboxMount[];
+  env: string[];
+  cleanup: Array<() => Promise<unknown>>;
+  created: CreatedPath[];
+  held: Mounted[];
+}
+
+export interface RunMountsArgs {
+  ins: RunInstruction;
+  root: string;
+  user: ResolvedUser;
+  stages: StageInputs;
+}
+
+/** Note a mount target, to remove what the runtime creates for it afterwards. */
+async function note(set: MountSet, target: string): Promise<void> {
+  set.created.push(...(await missingPaths(set.run.root, target)));
+}
+
+/**
+ * Root of a mount source — the context, another stage of this Dockerfile, or an image — and
+ * what identifies its content (the stage's cache key, the image's digest).
+ */
+async function mountSource(set: MountSet, from: string | undefined): Promise<{ root: string; identity: string }> {
+  const { ctx } = set;
+  if (from === undefined) return { root: ctx.opts.contextDir, identity: 'context' };
+  const ref = stageRef(ctx.plan, from);
+  let img;
+  let identity: string;
+  if (ref.kind === 'stage') {
+    const st = await stageInput(set.run.stages, ref.index).load();
+    img = st.img;
+    identity = `stage:${st.key}`;
+  } else {
+    const r = await ctx.opts.images.resolve(from, { platform: ctx.platform, ...(ctx.opts.signal ? { signal: ctx.opts.signal } : {}) });
+    ctx.bases.set(from, r);
+    img = { config: r.config.value, layers: r.manifest.value.layers };
+    identity = `image:${r.descriptor.digest}`;
+  }
+  await materialize(ctx, img);
+  const sm = await ctx.opts.snapshotter.mount(mountLowers(img.config.rootfs.diff_ids));
+  set.held.push(sm);
+  return { root: sm.root, identity };
+}
+
+async function tmpfsMount(set: MountSet, m: Mount<'tmpfs'>): Promise<void> {
+  await note(set, m.target);
+  set.mounts.push({ destination: m.target, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', ...(m.size ? [`size=${m.size}`] : [])] });
+}
+
+/** A cache mount; a new cache is seeded from `from`/`source` (a stage, image or the context), as BuildKit does. */
+async function cacheMount(set: MountSet, m: Mount<'cache'>): Promise<void> {
+  const src = m.from !== undefined || m.source !== undefined ? await mountSource(set, m.from) : undefined;
+  const seed = src ? await secureJoin(src.root, m.source ?? '/') : undefined;
+  const perms = { ...(m.uid !== undefined ? { uid: m.uid } : {}), ...(m.gid !== undefined ? { gid: m.gid } : {}), ...(m.mode !== undefined ? { mode: m.mode } : {}) };
+  const key = cacheMountKey(m.id ?? m.target, { ...perms, ...(src ? { from: src.identity } : {}), ...(m.source !== undefined ? { source: m.source } : {}) });
+  const c = await set.ctx.cacheMounts.acquire(key, { sharing: m.sharing, ...perms, ...(seed ? { seed } : {}) });
+  set.cleanup.push(() => c.release());
+  await note(set, m.target);
+  set.mounts.push({ destination: m.target, type: 'bind', source: c.source, options: ['rbind', m.readonly ? 'ro' : 'rw'] });
+}
+
+async function bindMount(set: MountSet, m: Mount<'bind'>): Promise<void> {
+  const { ctx } = set;
+  let source = await secureJoin((await mountSource(set, m.from)).root, m.source ?? '/');
+  const fromContext = m.from === undefined;
+  if (m.readwrite || (fromContext && ctx.contextFilter)) {
+    // writes to a rw bind mount are discarded, and the context is seen through
+    // .dockerignore: give the step its own copy
+    const scratch = await makeTempDir(ctx.tmpDir, 'bind-');
+    set.cleanup.push(() => fsp.rm(scratch, { recursive: true, force: true }));
+    const items = await collectSources(fromContext ? ctx.opts.contextDir : path.dirname(source), [fromContext ? (m.source ?? '.') : path.basename(source)], {
+      ...(fromContext && ctx.contextFilter ? { filter: ctx.contextFilter } : {}),
+      allowEmptyWildcard: false,
+    });
+    const isDir = items.length === 1 && items[0]!.stat.isDirectory();
+    await copyInto(scratch, items, { dest: '/', preserveOwner: !fromContext, createdTime: Math.floor(Date.now() / 1000) });
+    source = isDir ? scratch : path.join(scratch, items[0]!.name);
+  }
+  await note(set, m.target);
+  set.mounts.push({ destination: m.target, type: 'bind', source, options: ['rbind', m.readwrite ? 'rw' : 'ro'] });
+}
+
+async function secretMount(set: MountSet, m: Mount<'secret'>): Promise<void> {
+  const { ctx, run } = set;
+  const secret = ctx.opts.secrets?.find((s) => s.id === m.id);
+  if (!secret) {
+    if (m.required) throw new BuildError('SECRET_NOT_FOUND', `secret "${m.id}" is required but was not given; pass it with --secret id=${m.id},src=FILE`);
+    return;
+  }
+  if (m.env) set.env.push(`${m.env}=${secret.data.toString()}`);
+  if (!m.target && m.env) return;
+  const target = m.target ?? `/run/secrets/${m.id}`;
+  const dir = await makeTempDir(await ctx.sandbox.dir(), 'secret-');
+  const file = path.join(dir, 'secret');
+  await fsp.writeFile(file, secret.data, { mode: m.mode ?? 0o400 });
+  await fsp.chown(file, m.uid ?? run.user.uid, m.gid ?? run.user.gid);
+  set.cleanup.push(() => fsp.rm(dir, { recursive: true, force: true }));
+  await note(set, target);
+  set.mounts.push({ destination: target, type: 'bind', source: file, options: ['rbind', 'ro'] });
+}
+
+async function sshMount(set: MountSet, m: Mount<'ssh'>): Promise<void> {
+  const agent = set.ctx.opts.ssh?.find((a) => a.id === (m.id || 'default'));
+  if (!agent) {
+    if (m.required) throw new BuildError('SECRET_NOT_FOUND', `RUN --mount=type=ssh${m.id && m.id !== 'default' ? `,id=${m.id}` : ''} needs an SSH agent: pass --ssh ${m.id || 'default'}[=SOCKET]`);
+    return;
+  }
+  const target = m.target ?? '/run/buildkit/ssh_agent.0';
+  await note(set, target);
+  set.mounts.push({ destination: target, type: 'bind', source: agent.socket, options: ['rbind'] });
+  set.env.push(`SSH_AUTH_SOCK=${target}`);
+}
+
+async function addMount(set: MountSet, m: RunMount): Promise<void> {
+  switch (m.type) {
+    case 'tmpfs':
+      return tmpfsMount(set, m);
+    case 'cache':
+      return cacheMount(set, m);
+    case 'bind':
+      return bindMount(set, m);
+    case 'secret':
+      return secretMount(set, m);
+    case 'ssh':
+      return sshMount(set, m);
+  }
+}
+
 /**
  * Turn `RUN --mount=…` into sandbox mounts. Mount points that the runtime has to create in
  * the root are removed again afterwards, so they never end up in the layer.
  */
-export async function prepareRunMounts(
-  ctx: BuildContext,
-  _stage: Stage,
-  ins: RunInstruction,
-  root: string,
-  user: ResolvedUser,
-): Promise<PreparedMounts> {
-  const mounts: SandboxMount[] = [];
-  const env: string[] = [];
-  const cleanup: Array<() => Promise<unknown>> = [];
-  const created: CreatedPath[] = [];
-  const held: Mounted[] = [];
-  const note = async (target: string): Promise<void> => {
-    created.push(...(await missingPaths(root, target)));
-  };
-  /**
-   * Root of a mount source — the context, another stage of this Dockerfile, or an image — and
-   * what identifies its content (the stage's cache key, the image's digest).
-   */
-  const source = async (from: string | undefined): Promise<{ root: string; identity: string }> => {
-    if (from === undefined) return { root: ctx.opts.contextDir, identity: 'context' };
-    const idx = ctx.plan.stages.findIndex((s) => s.name?.toLowerCase() === from.toLowerCase() || String(s.index) === from);
-    let img;
-    let identity: string;
-    if (idx >= 0) {
-      const st = await runStage(ctx, idx);
-      img = st.img;
-      identity = `stage:${st.key}`;
-    } else {
-      const r = await ctx.opts.images.resolve(from, { platform: ctx.platform, ...(ctx.opts.signal ? { signal: ctx.opts.signal } : {}) });
-      ctx.bases.set(from, r);
-      img = { config: r.config.value, layers: r.manifest.value.layers };
-      identity = `image:${r.descriptor.digest}`;
-    }
-    await materialize(ctx, img);
-    const sm = await ctx.opts.snapshotter.mount(mountLowers(img.config.rootfs.diff_ids));
-    held.push(sm);
-    return { root: sm.root, identity };
-  };
-  const sourceRoot = async (from: string | undefined): Promise<string> => (await source(from)).root;
-  for (const t of ['/etc/hosts', '/etc/resolv.conf', '/proc', '/sys', '/dev']) await note(t);
-  for (const m of ins.mounts) {
-    switch (m.type) {
-      case 'tmpfs':
-        await note(m.target);
-        mounts.push({ destination: m.target, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', ...(m.size ? [`size=${m.size}`] : [])] });
-        break;
-      case 'cache': {
-        // a new cache is seeded from `from`/`source` (a stage, image or the context), as BuildKit does
-        const src = m.from !== undefined || m.source !== undefined ? await source(m.from) : undefined;
-        const seed = src ? await secureJoin(src.root, m.source ?? '/') : undefined;
-        const perms = { ...(m.uid !== undefined ? { uid: m.uid } : {}), ...(m.gid !== undefined ? { gid: m.gid } : {}), ...(m.mode !== undefined ? { mode: m.mode } : {}) };
-        const key = cacheMountKey(m.id ?? m.target, { ...perms, ...(src ? { from: src.identity } : {}), ...(m.source !== undefined ? { source: m.source } : {}) });
-        const c = await ctx.cacheMounts.acquire(key, { sharing: m.sharing, ...perms, ...(seed ? { seed } : {}) });
-        cleanup.push(() => c.release());
-        await note(m.target);
-        mounts.push({ destination: m.target, type: 'bind', source: c.source, options: ['rbind', m.readonly ? 'ro' : 'rw'] });
-        break;
-      }
-      case 'bind': {
-        let source = await secureJoin(await sourceRoot(m.from), m.source ?? '/');
-        const fromContext = m.from === undefined;
-        if (m.readwrite || (fromContext && ctx.contextFilter)) {
-          // writes to a rw bind mount are discarded, and the context is seen through
-          // .dockerignore: give the step its own copy
-          const scratch = await makeTempDir(ctx.tmpDir, 'bind-');
-          cleanup.push(() => fsp.rm(scratch, { recursive: true, force: true }));
-          const items = await collectSources(fromContext ? ctx.opts.contextDir : path.dirname(source), [fromContext ? (m.source ?? '.') : path.basename(source)], {
-            ...(fromContext && ctx.contextFilter ? { filter: ctx.contextFilter } : {}),
-            allowEmptyWildcard: false,
-          });
-          const isDir = items.length === 1 && items[0]!.stat.isDirectory();
-          await copyInto(scratch, items, { dest: '/', preserveOwner: !fromContext, createdTime: Math.floor(Date.now() / 1000) });
-          source = isDir ? scratch : path.join(scratch, items[0]!.name);
-        }
-        await note(m.target);
-        mounts.push({ destination: m.target, type: 'bind', source, options: ['rbind', m.readwrite ? 'rw' : 'ro'] });
-        break;
-      }
-      case 'secret': {
-        const secret = ctx.opts.secrets?.find((s) => s.id === m.id);
-        if (!secret) {
-          if (m.required) throw new BuildError('SECRET_NOT_FOUND', `secret "${m.id}" is required but was not given; pass it with --secret id=${m.id},src=FILE`);
-          break;
-        }
-        if (m.env) env.push(`${m.env}=${secret.data.toString()}`);
-        if (m.target || !m.env) {
-          const target = m.target ?? `/run/secrets/${m.id}`;
-          const dir = await makeTempDir(await ctx.sandbox.dir(), 'secret-');
-          const file = path.join(dir, 'secret');
-          await fsp.writeFile(file, secret.data, { mode: m.mode ?? 0o400 });
-          await fsp.chown(file, m.uid ?? user.uid, m.gid ?? user.gid);
-          cleanup.push(() => fsp.rm(dir, { recursive: true, force: true }));
-          await note(target);
-          mounts.push({ destination: target, type: 'bind', source: file, options: ['rbind', 'ro'] });
-        }
-        break;
-      }
-      case 'ssh': {
-        const agent = ctx.opts.ssh?.find((a) => a.id === (m.id || 'default'));
-        if (!agent) {
-          if (m.required) throw new BuildError('SECRET_NOT_FOUND', `RUN --mount=type=ssh${m.id && m.id !== 'default' ? `,id=${m.id}` : ''} needs an SSH agent: pass --ssh ${m.id || 'default'}[=SOCKET]`);
-          break;
-        }
-        const target = m.target ?? '/run/buildkit/ssh_agent.0';
-        await note(target);
-        mounts.push({ destination: target, type: 'bind', source: agent.socket, options: ['rbind'] });
-        env.push(`SSH_AUTH_SOCK=${target}`);
-        break;
-      }
-    }
-  }
+export async function prepareRunMounts(ctx: BuildSession, run: RunMountsArgs): Promise<PreparedMounts> {
+  const set: MountSet = { ctx, run, mounts: [], env: [], cleanup: [], created: [], held: [] };
+  for (const t of ['/etc/hosts', '/etc/resolv.conf', '/proc', '/sys', '/dev']) await note(set, t);
+  for (const m of run.ins.mounts) await addMount(set, m);
   return {
-    mounts,
-    env,
-    cleanup,
+    mounts: set.mounts,
+    env: set.env,
+    cleanup: set.cleanup,
     release: async () => {
-      for (const c of created.reverse()) {
+      for (const c of set.created.reverse()) {
         if (!(await removeEmptyChain(c))) continue;
         if (c.parentMtime) await fsp.utimes(path.dirname(c.abs), c.parentMtime, c.parentMtime).catch(() => undefined);
       }
-      for (const c of cleanup) await c();
-      for (const h of held) await h.release();
+      for (const c of set.cleanup) await c();
+      for (const h of set.held) await h.release();
     },
   };
 }

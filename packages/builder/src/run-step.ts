@@ -1,26 +1,22 @@
-import { promises as fsp } from 'node:fs';
-import * as path from 'node:path';
-import type { Descriptor, Digest } from '@hoist/oci';
-import type { RunInstruction, Stage, Step } from '@hoist/parser';
+import { PROXY_ARGS as PROXY_ARG_NAMES, type RunInstruction, type Step } from '@hoist/parser';
 import { DEFAULT_PATH, DEFAULT_SHELL, envGet } from './config-ops.js';
-import { BuildError } from './errors.js';
-import { makeTempDir } from './tmp.js';
-import type { BuildContext, StageState } from './context.js';
-import { withMountedImage } from './materialize.js';
-import { resolveUser, secureJoin } from './rootfs.js';
-import { runInSandbox } from './sandbox/runtime.js';
-import { openNetwork, runNetwork, type RunNetwork } from './sandbox/network.js';
-import { prepareRunMounts } from './run-mounts.js';
+import type { BuildSession } from './session.js';
+import { stageInput, type StageInputs, type StageState } from './state.js';
+import { stageRef } from './stage-ref.js';
+import { runNetwork } from './sandbox/network.js';
 import { collectSources, digestSources } from './sources.js';
-import { keyStage } from './stage.js';
 
 /** Proxy args are result-neutral: they never enter a cache key (as in BuildKit). */
-const PROXY_ARGS = new Set(['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'FTP_PROXY', 'ftp_proxy', 'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy']);
+const PROXY_ARGS = new Set(PROXY_ARG_NAMES);
 
-/** The environment a RUN sees: the image's Env (with a default PATH) plus the build args in scope. */
-export function runEnv(state: StageState, step: Step): string[] {
+/**
+ * The environment a RUN sees: the image's Env (with a default PATH), the build args in scope,
+ * and the proxy build args given (`Plan.proxyArgs`: every RUN gets them without an ARG).
+ */
+export function runEnv(state: StageState, step: Step, proxyArgs: ReadonlyArray<[string, string]>): string[] {
   const { env, args } = runEnvParts(state, step);
-  return [...env, ...args];
+  const proxies = proxyArgs.filter(([k]) => envGet(env, k) === undefined && envGet(args, k) === undefined).map(([k, v]) => `${k}=${v}`);
+  return [...env, ...args, ...proxies];
 }
 
 /** The image's Env (with a default PATH), and the build args in scope that no ENV overrides. */
@@ -54,11 +50,10 @@ export function runArgs(ins: RunInstruction, shell: readonly string[] | undefine
   return { args: [...sh, cmd] };
 }
 
-export async function runCacheInputs(ctx: BuildContext, step: Step, ins: RunInstruction, state: StageState): Promise<Record<string, unknown>> {
+export async function runCacheInputs(ctx: BuildSession, step: Step, ins: RunInstruction, state: StageState, stages: StageInputs): Promise<Record<string, unknown>> {
   const c = state.img.config.config ?? {};
   // a bind/cache mount from another stage makes the step depend on that stage's content
-  const fromStages: string[] = [];
-  for (const i of step.stageInputs) fromStages.push((await keyStage(ctx, i)).key);
+  const fromStages = step.stageInputs.map((i) => stageInput(stages, i).key);
   return {
     fromStages,
     ...(await mountSourceInputs(ctx, ins)),
@@ -86,7 +81,7 @@ function envInputs(state: StageState, step: Step): { env: string[]; buildArgs: s
  * What bind mounts read besides other stages: the content digest of context paths (through
  * .dockerignore; never mtimes) and the manifest digest of images.
  */
-async function mountSourceInputs(ctx: BuildContext, ins: RunInstruction): Promise<Record<string, unknown>> {
+async function mountSourceInputs(ctx: BuildSession, ins: RunInstruction): Promise<Record<string, unknown>> {
   const context: string[] = [];
   const images: string[] = [];
   for (const m of ins.mounts) {
@@ -94,101 +89,10 @@ async function mountSourceInputs(ctx: BuildContext, ins: RunInstruction): Promis
     if (m.from === undefined) {
       const items = await collectSources(ctx.opts.contextDir, [m.source ?? '.'], { ...(ctx.contextFilter ? { filter: ctx.contextFilter } : {}), allowEmptyWildcard: false });
       context.push(await digestSources(items, ctx.fileDigests));
-    } else if (!ctx.plan.stages.some((s) => s.name?.toLowerCase() === m.from!.toLowerCase() || String(s.index) === m.from)) {
+    } else if (stageRef(ctx.plan, m.from).kind === 'image') {
       const img = await ctx.opts.images.resolve(m.from, { platform: ctx.platform, ...(ctx.opts.signal ? { signal: ctx.opts.signal } : {}) });
       images.push(img.descriptor.digest);
     }
   }
   return { ...(context.length > 0 ? { contextMounts: context } : {}), ...(images.length > 0 ? { imageMounts: images } : {}) };
-}
-
-const TAIL_LINES = 20;
-
-export async function executeRun(
-  ctx: BuildContext,
-  stage: Stage,
-  step: Step,
-  ins: RunInstruction,
-  state: StageState,
-): Promise<{ descriptor: Descriptor; diffId: Digest }> {
-  const rt = ctx.runtime();
-  const etc = await ctx.etc();
-  const c = state.img.config.config ?? {};
-  const { args, script } = runArgs(ins, c.Shell);
-  return ctx.limit(() =>
-    withMountedImage(ctx, state.img, async (m) => {
-      const user = await resolveUser(m.root, c.User ?? '').catch((e: unknown) => {
-        throw e instanceof BuildError ? e : new BuildError('USER_NOT_FOUND', String(e));
-      });
-      const cwd = c.WorkingDir || '/';
-      const cwdAbs = await secureJoin(m.root, cwd);
-      await fsp.mkdir(cwdAbs, { recursive: true });
-      const mounts = await prepareRunMounts(ctx, stage, ins, m.root, user);
-      const network = runNetwork(ins.network, ctx.opts.network);
-      let net: RunNetwork | undefined;
-      try {
-        net = await openNetwork(network, ctx.opts.signal ? { signal: ctx.opts.signal } : {});
-        const env = [...runEnv(state, step), ...mounts.env];
-        if (script !== undefined) {
-          const dir = await makeTempDir(ctx.tmpDir, 'heredoc-');
-          await fsp.writeFile(path.join(dir, path.posix.basename(args[0]!)), script, { mode: 0o755 });
-          mounts.mounts.push({ destination: '/dev/pipes', type: 'bind', source: dir, options: ['rbind', 'ro'] });
-          mounts.cleanup.push(() => fsp.rm(dir, { recursive: true, force: true }));
-        }
-        const tail: string[] = [];
-        let partial = '';
-        const onData = (stream: 'stdout' | 'stderr') => (d: Buffer): void => {
-          const text = d.toString();
-          ctx.emit({ type: 'log', id: step.id, stream, data: text });
-          const lines = (partial + text).split('\n');
-          partial = lines.pop() ?? '';
-          tail.push(...lines);
-          if (tail.length > TAIL_LINES) tail.splice(0, tail.length - TAIL_LINES);
-        };
-        const res = await runInSandbox(
-          rt,
-          {
-            rootfs: m.root,
-            hostname: 'buildkitsandbox',
-            network: net.spec,
-            hostsFile: etc.hosts,
-            resolvConf: network === 'sandbox' ? etc.sandboxResolv : etc.resolv,
-            mounts: mounts.mounts,
-            privileged: ins.security === 'insecure',
-            ...(ctx.opts.seccomp ? { seccomp: ctx.opts.seccomp } : {}),
-            ...(ctx.opts.resources ? { resources: ctx.opts.resources } : {}),
-            process: { args, env, cwd, uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
-          },
-          {
-            stateDir: path.join(ctx.opts.root, 'runtime', rt.name),
-            bundleParent: await ctx.sandbox.bundles(),
-            stdout: onData('stdout'),
-            stderr: onData('stderr'),
-            ...(ctx.opts.signal ? { signal: ctx.opts.signal } : {}),
-          },
-        );
-        if (partial) tail.push(partial);
-        if (res.exitCode !== 0) {
-          const shown = ins.command.form === 'exec' ? JSON.stringify(ins.command.args) : ins.command.command;
-          throw new BuildError(
-            'STEP_FAILED',
-            `process "${shown}" did not complete successfully: exit code: ${res.exitCode}${res.signal ? ` (signal ${res.signal})` : ''} (runtime ${rt.name})`,
-            { outputTail: tail.slice(-TAIL_LINES), exitCode: res.exitCode },
-          );
-        }
-      } finally {
-        await net?.close();
-        await mounts.release();
-      }
-      const r = await m.commit(commitOptions(ctx));
-      return { descriptor: r.descriptor, diffId: r.diffId };
-    }),
-  );
-}
-
-export function commitOptions(ctx: BuildContext): { compression: 'gzip'; sourceDateEpoch?: number; mediaType?: string } {
-  const o: { compression: 'gzip'; sourceDateEpoch?: number; mediaType?: string } = { compression: 'gzip' };
-  if (ctx.opts.sourceDateEpoch !== undefined) o.sourceDateEpoch = ctx.opts.sourceDateEpoch;
-  if (ctx.opts.format === 'docker') o.mediaType = 'application/vnd.docker.image.rootfs.diff.tar.gzip';
-  return o;
 }

@@ -3,6 +3,8 @@ import type { Snapshotter } from '@hoist/snapshotter';
 import type { Entitlement } from './sandbox/entitlements.js';
 import type { DefaultNetwork } from './sandbox/network.js';
 import type { SeccompSetting } from './sandbox/seccomp.js';
+import type { CacheStore } from './cache.js';
+import type { Executor } from './executor.js';
 
 /** A base image, resolved: manifest and config are in the store; layer blobs may not be yet. */
 export interface ResolvedImage {
@@ -23,7 +25,7 @@ export type BuildEvent =
   | { type: 'plan'; stages: Array<{ index: number; name?: string; steps: number }>; target: number }
   | { type: 'step'; id: string; label: string; status: 'start' | 'cached' | 'done' | 'error'; ms?: number }
   | { type: 'log'; id: string; stream: 'stdout' | 'stderr'; data: string }
-  | { type: 'warning'; message: string; line?: number }
+  | { type: 'warning'; message: string; line?: number; rule?: string; url?: string }
   | { type: 'info'; message: string };
 
 /**
@@ -66,6 +68,10 @@ export interface BuildOptions {
   store: ImageStore;
   snapshotter: Snapshotter;
   images: ImageSource;
+  /** Runs RUN steps' processes; the OCI runtime (`runtime`) by default. */
+  executor?: Executor;
+  /** Cache records; files under `<root>/cache` by default. */
+  cache?: CacheStore;
   /** Root of hoist's store (cache records, runtime state, temp files live below it). */
   root: string;
   contextDir: string;

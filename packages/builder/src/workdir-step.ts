@@ -1,12 +1,13 @@
 import type { Descriptor, Digest } from '@hoist/oci';
 import { promises as fsp } from 'node:fs';
-import type { BuildContext, StageState } from './context.js';
+import type { BuildSession } from './session.js';
+import type { StageState } from './state.js';
 import { withMountedImage } from './materialize.js';
 import { resolveUser, secureJoin } from './rootfs.js';
-import { commitOptions } from './run-step.js';
+import { commitOptions } from './commit-options.js';
 
 /** WORKDIR creates its directory (owned by the current USER, as BuildKit does) when missing. */
-export async function executeWorkdir(ctx: BuildContext, dir: string, state: StageState): Promise<{ descriptor: Descriptor; diffId: Digest }> {
+export async function executeWorkdir(ctx: BuildSession, dir: string, state: StageState): Promise<{ descriptor: Descriptor; diffId: Digest }> {
   return ctx.limit(() =>
     withMountedImage(ctx, state.img, async (m) => {
       const abs = await secureJoin(m.root, dir);

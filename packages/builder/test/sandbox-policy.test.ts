@@ -10,6 +10,7 @@ import {
   allCurrentCapabilities,
   compileSeccomp,
   defaultSeccompProfile,
+  effectiveDefaultNetwork,
   DEFAULT_CAPABILITIES,
   generateSpec,
   openSandboxNetwork,
@@ -17,6 +18,7 @@ import {
   parseSeccompProfile,
   runNetwork,
   sandboxResolvConf,
+  tunUsable,
   type OciSeccomp,
   type SandboxOptions,
 } from '@hoist/builder';
@@ -178,5 +180,40 @@ describe('entitlements and network modes', () => {
     } finally {
       await fsp.rm(empty, { recursive: true, force: true });
     }
+  });
+});
+
+describe("the build's default network, as root and rootless", () => {
+  const open = (): boolean => true;
+  const closed = (): boolean => false;
+
+  it('root never falls back: the sandbox network stays the default even without a tun device', () => {
+    expect(effectiveDefaultNetwork(undefined, { rootless: false, tunUsable: closed })).toEqual({ network: 'default' });
+    expect(effectiveDefaultNetwork('default', { rootless: false, tunUsable: closed })).toEqual({ network: 'default' });
+  });
+
+  it('rootless with /dev/net/tun open: the sandbox network, no warning', () => {
+    expect(effectiveDefaultNetwork(undefined, { rootless: true, tunUsable: open })).toEqual({ network: 'default' });
+  });
+
+  it('rootless with /dev/net/tun closed: the host network, with a warning naming the device and the fixes', () => {
+    const r = effectiveDefaultNetwork(undefined, { rootless: true, tunUsable: closed });
+    expect(r.network).toBe('host');
+    expect(r.warning).toContain('/dev/net/tun is not open to your user');
+    expect(r.warning).toContain('chmod 0666 /dev/net/tun');
+    expect(r.warning).toContain('--network none');
+  });
+
+  it('an explicit --network is never changed', () => {
+    for (const n of ['host', 'none'] as const) expect(effectiveDefaultNetwork(n, { rootless: true, tunUsable: closed })).toEqual({ network: n });
+  });
+
+  it('tunUsable: a device this process cannot open is reported as not usable', async () => {
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'tun-'));
+    const missing = path.join(dir, 'tun');
+    expect(tunUsable(missing)).toBe(false);
+    await fsp.writeFile(missing, '');
+    expect(tunUsable(missing)).toBe(true);
+    await fsp.rm(dir, { recursive: true, force: true });
   });
 });

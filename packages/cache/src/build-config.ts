@@ -9,15 +9,24 @@ function entry(r: CacheEntry): CacheEntry {
     ...(r.layer ? { layer: { descriptor: r.layer.descriptor, diffId: r.layer.diffId } } : {}),
     ...(r.inputDigests ? { inputDigests: r.inputDigests } : {}),
     ...(r.parent ? { parent: r.parent } : {}),
+    ...(r.lastUsed ? { lastUsed: r.lastUsed } : {}),
   };
 }
 
+export interface CacheManifestInput {
+  records: CacheEntry[];
+  mode: CacheMode;
+  /** Earlier artifacts at the same ref not deleted yet (registry exports). */
+  superseded?: string[];
+}
+
 /** Write the cache artifact's config and manifest blobs into `blobs`; layers are referenced, not copied. */
-export async function writeCacheManifest(blobs: BlobStore, records: CacheEntry[], mode: CacheMode): Promise<{ descriptor: Descriptor; manifest: Manifest; layers: Descriptor[] }> {
+export async function writeCacheManifest(blobs: BlobStore, input: CacheManifestInput): Promise<{ descriptor: Descriptor; manifest: Manifest; layers: Descriptor[] }> {
   const unique = new Map<string, CacheEntry>();
-  for (const r of records) unique.set(r.key, entry(r));
+  for (const r of input.records) unique.set(r.key, entry(r));
   const sorted = [...unique.values()].sort((a, b) => (a.key < b.key ? -1 : 1));
-  const config: CacheConfig = { version: CACHE_FORMAT_VERSION, mode, records: sorted };
+  const superseded = input.superseded?.length ? { superseded: input.superseded } : {};
+  const config: CacheConfig = { version: CACHE_FORMAT_VERSION, mode: input.mode, records: sorted, ...superseded };
   const configDesc = await blobs.putBytes(canonicalJson(config), CACHE_CONFIG_MEDIA_TYPE);
   const layers = new Map<string, Descriptor>();
   for (const r of sorted) {

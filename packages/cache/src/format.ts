@@ -10,8 +10,15 @@ export const CACHE_CONFIG_MEDIA_TYPE = 'application/vnd.hoist.build-cache.config
 /**
  * 2: a record keeps one digest per input of its key (`inputDigests`), never a value (version 1
  * kept the inputs themselves, build args in plain text), and keys hash build args apart.
+ * 3: a record says when a build last used it (`lastUsed`), and a registry artifact lists the
+ * manifests it replaced at its ref that are not deleted yet (`superseded`). Keys are those of 2,
+ * so a version 2 cache is still read (its records count as last used when created).
  */
-export const CACHE_FORMAT_VERSION = 2;
+export const CACHE_FORMAT_VERSION = 3;
+/** The versions this hoist reads. */
+export const CACHE_FORMAT_READABLE: readonly number[] = [2, 3];
+/** At most this many superseded manifest digests are listed; older ones are left to the registry's own GC. */
+export const MAX_SUPERSEDED = 1000;
 
 export interface CacheEntry {
   /** The cache key (hex sha256): machine-independent by construction. */
@@ -26,13 +33,20 @@ export interface CacheEntry {
   inputDigests?: Record<string, string>;
   /** The parent key: lets another machine explain a miss against this record. */
   parent?: string;
+  /** When a build last ran or hit this step (ISO 8601 with milliseconds); missing in version 2. */
+  lastUsed?: string;
 }
 
 export interface CacheConfig {
-  version: typeof CACHE_FORMAT_VERSION;
+  version: number;
   /** `min`: the records of the final image's layers; `max`: those of every stage the build needed. */
   mode: 'min' | 'max';
   records: CacheEntry[];
+  /**
+   * Digests of earlier artifacts at this ref (registry only) that no export or prune has deleted
+   * yet: `hoist cache prune` and bounded exports delete them and the blobs only they used.
+   */
+  superseded?: string[];
 }
 
 export type CacheMode = CacheConfig['mode'];

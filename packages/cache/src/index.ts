@@ -1,7 +1,10 @@
 export * from './format.js';
 export * from './errors.js';
 export * from './spec.js';
-export { writeCacheManifest } from './build-config.js';
+export { parseDuration, mergeRecords, boundRecords, type Bounds } from './bound.js';
+export { writeCacheManifest, type CacheManifestInput } from './build-config.js';
 export { CacheSource, parseCacheConfig } from './source.js';
-export { RegistryCacheSource, exportCacheToRegistry } from './registry.js';
-export { LocalCacheSource, exportCacheToDir } from './local.js';
+export { RegistryCacheSource, exportCacheToRegistry, readRegistryCache, type RegistryExport } from './registry.js';
+export { LocalCacheSource, exportCacheToDir, pruneLocalCache, readLocalCache, type LocalExport, type ExportResult } from './local.js';
+export { reclaimSuperseded, type Reclaimed } from './registry-reclaim.js';
+export { registryCacheUsage, localCacheUsage, pruneRegistryCache, type CacheUsage } from './usage.js';

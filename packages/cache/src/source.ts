@@ -1,14 +1,16 @@
 import type { Descriptor } from '@hoist/oci';
 import { CacheError } from './errors.js';
-import { CACHE_CONFIG_MEDIA_TYPE, CACHE_FORMAT_VERSION, type CacheConfig, type CacheEntry } from './format.js';
+import { CACHE_CONFIG_MEDIA_TYPE, CACHE_FORMAT_READABLE, type CacheConfig, type CacheEntry } from './format.js';
 
 /** An imported cache: records by key, and the layer blobs it can provide. */
 export abstract class CacheSource {
   private readonly byKey = new Map<string, CacheEntry>();
   private readonly layers = new Set<string>();
   private readonly byParent = new Map<string, CacheEntry[]>();
+  /** Keys a build took from this cache: they count as used at the next export. */
+  readonly hits = new Set<string>();
 
-  protected constructor(readonly where: string, config: CacheConfig, layers: Descriptor[]) {
+  protected constructor(readonly where: string, readonly config: CacheConfig, layers: Descriptor[]) {
     for (const r of config.records) {
       this.byKey.set(r.key, r);
       if (r.parent) this.byParent.set(r.parent, [...(this.byParent.get(r.parent) ?? []), r]);
@@ -21,7 +23,9 @@ export abstract class CacheSource {
   }
 
   async get(key: string): Promise<CacheEntry | undefined> {
-    return this.byKey.get(key);
+    const r = this.byKey.get(key);
+    if (r) this.hits.add(key);
+    return r;
   }
 
   /** Records cached on top of `parent` (for --explain-cache). */
@@ -47,8 +51,8 @@ export function parseCacheConfig(raw: Buffer, configDesc: Descriptor, where: str
     throw new CacheError('CACHE_INVALID', `${where}: the cache config is not JSON`, { cause: e });
   }
   if (typeof cfg !== 'object' || cfg === null || !Array.isArray(cfg.records)) throw new CacheError('CACHE_INVALID', `${where}: the cache config lists no records`);
-  if (cfg.version !== CACHE_FORMAT_VERSION) {
-    throw new CacheError('CACHE_VERSION', `${where}: cache format version ${String(cfg.version)}, this hoist reads version ${CACHE_FORMAT_VERSION}; the next --cache-to replaces it`);
+  if (!CACHE_FORMAT_READABLE.includes(cfg.version)) {
+    throw new CacheError('CACHE_VERSION', `${where}: cache format version ${String(cfg.version)}, this hoist reads versions ${CACHE_FORMAT_READABLE.join(' and ')}; the next --cache-to replaces it`);
   }
   return cfg;
 }

@@ -1,14 +1,30 @@
+import { parseDuration, type Bounds } from './bound.js';
 import { CacheError } from './errors.js';
 import type { CacheMode } from './format.js';
 
-export type CacheSpec =
-  | { type: 'registry'; ref: string; mode: CacheMode }
-  | { type: 'local'; dir: string; mode: CacheMode };
+export type CacheSpec = ({ type: 'registry'; ref: string; mode: CacheMode } | { type: 'local'; dir: string; mode: CacheMode }) & Bounds;
+
+/** `ttl=DURATION` and `max-entries=N` of a `--cache-to` value (not of `--cache-from`). */
+function parseBounds(kv: Record<string, string>, flag: string, direction: 'to' | 'from'): Bounds {
+  const b: Bounds = {};
+  for (const k of ['ttl', 'max-entries'] as const) {
+    if (kv[k] === undefined) continue;
+    if (direction === 'from') throw new CacheError('CACHE_SPEC_INVALID', `${flag} does not take ${k}=: it bounds what an export keeps, so give it to --cache-to`);
+  }
+  if (kv.ttl !== undefined) b.ttlMs = parseDuration(kv.ttl, `${flag} ttl`);
+  if (kv['max-entries'] !== undefined) {
+    const n = Number(kv['max-entries']);
+    if (!/^\d+$/.test(kv['max-entries']) || n < 1) throw new CacheError('CACHE_SPEC_INVALID', `${flag} max-entries must be a whole number of records, at least 1, not "${kv['max-entries']}"`);
+    b.maxEntries = n;
+  }
+  return b;
+}
 
 /**
  * Parse `--cache-to` / `--cache-from` values as docker buildx does:
  * `type=registry,ref=REF[,mode=min|max]`, `type=local,dest=DIR` (to) / `src=DIR` (from); a bare
- * `REF` means `type=registry,ref=REF`.
+ * `REF` means `type=registry,ref=REF`. `--cache-to` also takes `ttl=DURATION` (drop records no build
+ * used for that long) and `max-entries=N` (keep the N most recently used records).
  */
 export function parseCacheSpec(value: string, direction: 'to' | 'from'): CacheSpec {
   const flag = direction === 'to' ? '--cache-to' : '--cache-from';
@@ -24,12 +40,12 @@ export function parseCacheSpec(value: string, direction: 'to' | 'from'): CacheSp
   const type = kv.type ?? 'registry';
   if (type === 'registry') {
     if (!kv.ref) throw new CacheError('CACHE_SPEC_INVALID', `${flag} type=registry needs ref=REGISTRY/REPO:TAG`);
-    return { type, ref: kv.ref, mode };
+    return { type, ref: kv.ref, mode, ...parseBounds(kv, flag, direction) };
   }
   if (type === 'local') {
     const dir = direction === 'to' ? kv.dest : kv.src;
     if (!dir) throw new CacheError('CACHE_SPEC_INVALID', `${flag} type=local needs ${direction === 'to' ? 'dest' : 'src'}=DIR`);
-    return { type, dir, mode };
+    return { type, dir, mode, ...parseBounds(kv, flag, direction) };
   }
   throw new CacheError('CACHE_SPEC_INVALID', `${flag} type must be registry or local, not "${type}"`);
 }

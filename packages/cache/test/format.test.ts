@@ -1,5 +1,5 @@
 /**
- * Cache format 2: records carry input digests only (whatever else a record object holds is not
+ * Cache format 2 (and 3): records carry input digests only (whatever else a record object holds is not
  * written), and a cache of another format version is a CACHE_VERSION error the CLI can skip.
  */
 import { promises as fsp } from 'node:fs';
@@ -28,11 +28,11 @@ describe('cache format', () => {
       inputDigests: { op: 'run', 'arg:NPM_TOKEN': sha256('salted') },
       inputs: { env: ['NPM_TOKEN=s3cr3t-value'] },
     } as CacheEntry;
-    const { manifest } = await writeCacheManifest(store.blobs, [rec], 'min');
+    const { manifest } = await writeCacheManifest(store.blobs, { records: [rec], mode: 'min' });
     const text = (await store.blobs.getBytes(manifest.config)).toString();
     expect(text).not.toContain('s3cr3t');
     const cfg = JSON.parse(text) as { version: number; records: Array<Record<string, unknown>> };
-    expect(cfg.version).toBe(2);
+    expect(cfg.version).toBe(3);
     expect(Object.keys(cfg.records[0]!).sort()).toEqual(['created', 'inputDigests', 'key', 'layer', 'parent']);
   });
 
@@ -46,11 +46,11 @@ describe('cache format', () => {
     }
     expect(err).toBeInstanceOf(CacheError);
     expect((err as CacheError).code).toBe('CACHE_VERSION');
-    expect((err as CacheError).message).toMatch(/reg\.example\/app:cache: cache format version 1, this hoist reads version 2/);
+    expect((err as CacheError).message).toMatch(/reg\.example\/app:cache: cache format version 1, this hoist reads versions 2 and 3/);
   });
 
   it('a config without records is CACHE_INVALID', () => {
-    expect(() => parseCacheConfig(Buffer.from('{"version":2}'), configDesc, 'x')).toThrow(expect.objectContaining({ code: 'CACHE_INVALID' }));
+    expect(() => parseCacheConfig(Buffer.from('{"version":3}'), configDesc, 'x')).toThrow(expect.objectContaining({ code: 'CACHE_INVALID' }));
     expect(() => parseCacheConfig(Buffer.from('null'), configDesc, 'x')).toThrow(expect.objectContaining({ code: 'CACHE_INVALID' }));
   });
 });

@@ -36,7 +36,7 @@ describe('cache artifact', () => {
       { key: 'b'.repeat(64), created: '2026-01-01T00:00:00Z', layer: { descriptor: layer, diffId } },
       { key: 'a'.repeat(64), created: '2026-01-01T00:00:00Z', layer: { descriptor: layer, diffId } },
     ];
-    const { manifest } = await writeCacheManifest(store.blobs, recs, 'max');
+    const { manifest } = await writeCacheManifest(store.blobs, { records: recs, mode: 'max' });
     expect(manifest.artifactType).toBe(CACHE_ARTIFACT_TYPE);
     expect(manifest.config.mediaType).toBe(CACHE_CONFIG_MEDIA_TYPE);
     expect(manifest.layers).toEqual([layer]);
@@ -44,7 +44,7 @@ describe('cache artifact', () => {
     expect(cfg.records.map((r) => r.key)).toEqual(['a'.repeat(64), 'b'.repeat(64)]);
 
     const out = path.join(dir, 'exported');
-    await exportCacheToDir(store, recs, out, 'max');
+    await exportCacheToDir(store, { records: recs, dir: out, mode: 'max' });
     const other = await ImageStore.open(path.join(dir, 'other'));
     const src = await LocalCacheSource.load(other, out);
     expect(src?.size).toBe(2);

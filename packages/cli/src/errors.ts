@@ -14,3 +14,12 @@ export class ExitError extends Error {
     this.name = 'ExitError';
   }
 }
+
+/** Not root, and the user namespace a rootless build needs cannot be made here. Exit code 1. */
+export class RootlessError extends Error {
+  readonly code = 'ROOTLESS_UNAVAILABLE';
+  constructor(message: string) {
+    super(message);
+    this.name = 'RootlessError';
+  }
+}

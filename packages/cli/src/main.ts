@@ -43,13 +43,15 @@ function program(signal: AbortSignal): Command {
     .option('--explain-cache', 'for each step that misses the cache, say which input changed')
     .option('--runtime <name>', 'OCI runtime (runc or crun; default: the first that works)')
     .option('--registry-mirror <host>', 'pull docker.io images through this mirror first (repeatable)', collect, [])
-    .option('--cache-from <spec>', 'import build cache: type=registry,ref=REF or type=local,src=DIR (repeatable)', collect, [])
-    .option('--cache-to <spec>', 'export build cache: type=registry,ref=REF[,mode=min|max] or type=local,dest=DIR[,mode=…] (repeatable)', collect, [])
+    .option('--cache-from <spec>', 'import build cache: type=registry,ref=REF or type=local,src=DIR (repeatable; the first that has a step wins)', collect, [])
+    .option('--cache-to <spec>', 'export build cache: type=registry,ref=REF[,mode=min|max][,ttl=DURATION][,max-entries=N] or type=local,dest=DIR[,…] (repeatable)', collect, [])
     .option('-o, --output <spec>', 'also write the result: type=oci|docker|tar,dest=FILE|- or type=oci|local,dest=DIR, type=registry (= --push), type=image (default) (repeatable)', collect, [])
     .option('--pull', 'always pull base images')
     .option('-q, --quiet', 'print only the image digest')
+    .option('--call <fn>', 'what to do: build (default) or check (BuildKit\'s build checks only; check,format=json for JSON)')
+    .option('--check', 'shorthand for --call=check')
     .option('--root <dir>', 'store directory')
-    .addHelpText('after', '\nExamples:\n  hoist build -t app:1 .\n  hoist build -f docker/Dockerfile --build-arg VERSION=2 -t localhost:5000/app:2 --push .\n  hoist build --cache-from type=registry,ref=reg.example/app:cache --cache-to type=registry,ref=reg.example/app:cache,mode=max -t app .\n  hoist build -o type=docker,dest=app.tar -t app:1 .       (docker load -i app.tar)\n  hoist build -o type=local,dest=rootfs/ .\n')
+    .addHelpText('after', '\nExamples:\n  hoist build -t app:1 .\n  hoist build --check .                    (lint: exit 1 on a failed check with # check=error=true)\n  hoist build -f docker/Dockerfile --build-arg VERSION=2 -t localhost:5000/app:2 --push .\n  hoist build --cache-from type=registry,ref=reg.example/app:cache --cache-to type=registry,ref=reg.example/app:cache,mode=max -t app .\n  hoist build -o type=docker,dest=app.tar -t app:1 .       (docker load -i app.tar)\n  hoist build -o type=local,dest=rootfs/ .\n')
     .action(async (context: string, o: Record<string, unknown>) => {
       const { buildCommand } = await import('./commands/build.js');
       // commander turns --no-cache into cache=false
@@ -211,6 +213,35 @@ function program(signal: AbortSignal): Command {
       process.exitCode = await duCommand({ ...o, root: o.root ?? root() });
     });
 
+  const cache = p
+    .command('cache')
+    .description('Inspect and prune exported build caches (in a registry or a local directory)')
+    .addHelpText('after', '\nExamples:\n  hoist cache du --registry reg.example/app:cache\n  hoist cache prune --registry reg.example/app:cache --older-than 14d\n');
+  cache
+    .command('du')
+    .description('Show a build cache: entries, bytes, last use, and orphans a prune would reclaim')
+    .option('--registry <ref>', 'the cache artifact in a registry (as given to --cache-to type=registry,ref=REF)')
+    .option('--local <dir>', 'a cache directory (as given to --cache-to type=local,dest=DIR)')
+    .option('--json', 'machine-readable output')
+    .addHelpText('after', '\nExamples:\n  hoist cache du --registry reg.example/app:cache\n  hoist cache du --local /ci/cache --json\n')
+    .action(async (o: { registry?: string; local?: string; json?: boolean }) => {
+      const { cacheDuCommand } = await import('./commands/cache.js');
+      process.exitCode = await cacheDuCommand(o, signal);
+    });
+  cache
+    .command('prune')
+    .description('Drop old entries of a build cache and delete what nothing references any more (replaced artifacts, their blobs)')
+    .option('--registry <ref>', 'the cache artifact in a registry; deletes through the registry API (needs deletes enabled there)')
+    .option('--local <dir>', 'a cache directory')
+    .option('--older-than <duration>', 'drop entries no build used for this long (168h, 7d, 1h30m)')
+    .option('--keep <n>', 'keep only the N most recently used entries')
+    .option('--json', 'machine-readable report')
+    .addHelpText('after', '\nExamples:\n  hoist cache prune --registry reg.example/app:cache\n  hoist cache prune --registry reg.example/app:cache --older-than 14d\n  hoist cache prune --local /ci/cache --keep 200\n')
+    .action(async (o: { registry?: string; local?: string; olderThan?: string; keep?: string; json?: boolean }) => {
+      const { cachePruneCommand } = await import('./commands/cache.js');
+      process.exitCode = await cachePruneCommand(o, signal);
+    });
+
   p.command('plan')
     .description('Show the build graph of a Dockerfile without building')
     .argument('[context]', 'build context', '.')
@@ -256,10 +287,28 @@ function program(signal: AbortSignal): Command {
   return p;
 }
 
+/** Not root: run the command in a user namespace (rootless.ts). Undefined: run it here. */
+async function rootless(): Promise<number | undefined> {
+  if ((process.geteuid?.() ?? 0) === 0) return undefined;
+  try {
+    const { reexecRootless } = await import('./rootless.js');
+    return await reexecRootless(process.argv.slice(2), (s) => process.stderr.write(s));
+  } catch (e) {
+    return reportLazily(e);
+  }
+}
+
+/** report.js imports every package, which a rootless parent process never needs: loaded on errors only. */
+async function reportLazily(e: unknown): Promise<number> {
+  const { reportError } = await import('./report.js');
+  return reportError(e, (s) => process.stderr.write(s));
+}
+
 /**
- * Ctrl-C / SIGTERM abort the command, which stops its sandboxes and unmounts what it mounted;
- * the exit code is then 128 + the signal's number (130, 143) as in a shell. Further signals
- * never cut that cleanup short: they are noted once and the cleanup goes on.
+ * Ctrl-C / SIGTERM / SIGHUP abort the command, which stops its sandboxes and unmounts what it
+ * mounted; the exit code is then 128 + the signal's number (130, 143, 129) as in a shell.
+ * Further signals never cut that cleanup short: they are noted once and the cleanup goes on
+ * (a rootless child gets SIGHUP once per exiting thread of a dead parent).
  */
 function onSignals(ac: AbortController): () => NodeJS.Signals | undefined {
   let received: NodeJS.Signals | undefined;
@@ -279,6 +328,11 @@ function onSignals(ac: AbortController): () => NodeJS.Signals | undefined {
 }
 
 async function main(): Promise<void> {
+  const code = await rootless();
+  if (code !== undefined) {
+    process.exitCode = code;
+    return;
+  }
   const ac = new AbortController();
   const received = onSignals(ac);
   // a reader that went away (| head) cancels the command; nothing more is reported
@@ -289,11 +343,7 @@ async function main(): Promise<void> {
     if (pipes.exitCode !== undefined) process.exitCode = pipes.exitCode;
     else if (e instanceof CommanderError) process.exitCode = e.exitCode === 0 ? 0 : 2;
     else if (e instanceof ExitError) process.exitCode = e.exitCode;
-    else {
-      // loaded only on failure: it knows every package's error classes
-      const { reportError } = await import('./report.js');
-      process.exitCode = reportError(e, (s) => process.stderr.write(s));
-    }
+    else process.exitCode = await reportLazily(e);
   }
   const sig = received();
   if (pipes.exitCode !== undefined) process.exitCode = pipes.exitCode;

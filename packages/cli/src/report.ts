@@ -1,5 +1,5 @@
 import { BuildError } from '@hoist/builder';
-import { OciError } from '@hoist/oci';
+import { OciError, currentUserNamespace } from '@hoist/oci';
 import { CacheError } from '@hoist/cache';
 import { ParseError, formatParseError } from '@hoist/parser';
 import { RegistryError } from '@hoist/registry-client';
@@ -44,6 +44,13 @@ export function reportError(e: unknown, write: (s: string) => void): number {
     return e.code === 'REFERENCE_INVALID' ? 2 : 1;
   }
   const err = e as Error & { code?: unknown; hint?: unknown };
+  if ((err?.code === 'EACCES' || err?.code === 'EPERM') && currentUserNamespace()) {
+    write(
+      `ERROR: ${err.message}\nhint: hoist runs rootless (in a user namespace) and may only use files of your own and of your subordinate ids; ` +
+        'a store made by root or another user cannot be used: pass --root DIR of your own, or unset HOIST_ROOT\n',
+    );
+    return 1;
+  }
   // typed errors of the other packages (SnapshotError, ExportError, ...) carry a stable code
   if (err instanceof Error && typeof err.code === 'string' && /^[A-Z][A-Z0-9_]+$/.test(err.code)) {
     write(`ERROR: ${err.message}${typeof err.hint === 'string' ? `\nhint: ${err.hint}` : ''}\n`);

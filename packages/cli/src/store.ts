@@ -4,6 +4,7 @@ import { acquireStoreLease, ensurePrivateDir, ImageStore } from '@hoist/oci';
 import { reclaimStore, type ReclaimReport } from '@hoist/builder/reclaim';
 import { Snapshotter } from '@hoist/snapshotter';
 import { loadConfig } from './config.js';
+import { UsageError } from './errors.js';
 
 /** The store root: `--root`, else `$HOIST_ROOT`, else `root` in hoist.json / the user config, else `$XDG_DATA_HOME/hoist`, else `~/.local/share/hoist`. */
 export function storeRoot(flag?: string): string {
@@ -35,8 +36,16 @@ export async function openStore(rootFlag?: string): Promise<OpenedStore> {
   return {
     root,
     store,
-    snapshotter: () => (snaps ??= Snapshotter.open({ root: path.join(root, 'snapshots'), blobs: store.blobs })),
+    snapshotter: () => (snaps ??= Snapshotter.open({ root: path.join(root, 'snapshots'), blobs: store.blobs, ...snapshotDriver() })),
   };
+}
+
+/** `$HOIST_SNAPSHOTTER=overlay|copy` picks the snapshot driver; default: overlay where a test mount works. */
+function snapshotDriver(): { driver?: 'overlay' | 'copy' } {
+  const d = process.env.HOIST_SNAPSHOTTER;
+  if (d === undefined || d === '') return {};
+  if (d !== 'overlay' && d !== 'copy') throw new UsageError(`HOIST_SNAPSHOTTER must be overlay or copy, not "${d}"`);
+  return { driver: d };
 }
 
 const held = new Set<string>();

@@ -153,7 +153,7 @@ describe('exported build cache', () => {
     for (const [name, e] of exports) {
       expect([name, e.records.length]).toEqual([name, name.endsWith('min') ? expected.min : expected.max]);
       expect([name, e.blobs.filter(holdsToken).length]).toEqual([name, 0]);
-      expect([name, e.version]).toEqual([name, 2]);
+      expect([name, e.version]).toEqual([name, 3]);
       // what explain needs is there: the build arg by name, its value only as a digest
       expect(e.records.some((r) => /^sha256:[0-9a-f]{64}$/.test(r.inputDigests?.['arg:NPM_TOKEN'] ?? ''))).toBe(name.endsWith('max'));
     }
@@ -177,10 +177,10 @@ describe('exported build cache', () => {
     const dir = path.join(work, 'v1-cache');
     await writeV1Cache(dir);
     const r = await build(path.join(work, 'v1-runner'), ['--cache-from', `type=local,src=${dir}`, '--cache-to', `type=local,dest=${dir},mode=max`]);
-    expect(r.stderr).toMatch(/WARNING: --cache-from .*v1-cache: cache format version 1, this hoist reads version 2; .*continuing without it/);
+    expect(r.stderr).toMatch(/WARNING: --cache-from .*v1-cache: cache format version 1, this hoist reads versions 2 and 3; .*continuing without it/);
     expect(r.code).toBe(0);
     const now = await readLocal(dir);
-    expect(now.version).toBe(2);
+    expect(now.version).toBe(3);
     expect(now.records.length).toBe(expected.max);
   }, 300_000);
 

@@ -16,7 +16,7 @@ import {
 import { ExportError } from './errors.js';
 import { diffIdOf } from './layer-data.js';
 import { resolveMember, type ScannedArchive, type ScannedLayer } from './load-scan.js';
-import type { LoadedImage } from './load.js';
+import type { LoadedImage } from './load-types.js';
 
 interface Entry {
   Config: string;

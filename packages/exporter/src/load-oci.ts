@@ -13,7 +13,7 @@ import {
 } from '@hoist/oci';
 import { ExportError } from './errors.js';
 import type { ScannedArchive } from './load-scan.js';
-import type { LoadedImage } from './load.js';
+import type { LoadedImage } from './load-types.js';
 
 function corrupt(msg: string, cause?: unknown): ExportError {
   return new ExportError('ARCHIVE_CORRUPT', msg, cause !== undefined ? { cause } : undefined);

@@ -1,21 +1,11 @@
-import type { Descriptor, ImageStore } from '@hoist/oci';
+import type { ImageStore } from '@hoist/oci';
 import { ExportError } from './errors.js';
 import { loadDockerImages } from './load-docker.js';
 import { loadOciImages } from './load-oci.js';
 import { scanArchive } from './load-scan.js';
+import type { LoadedImage } from './load-types.js';
 
-/** An image `loadArchive` stored. */
-export interface LoadedImage {
-  descriptor: Descriptor;
-  /** Full references it was tagged with (none: untagged, find it by digest). */
-  refs: string[];
-  /**
-   * The manifest is the one the archive was made from (OCI layouts always; docker-archives
-   * written by hoist when the layers recompress to the same blobs). Otherwise a new manifest
-   * over recompressed layers: same config (image ID), another manifest digest — as docker load.
-   */
-  exact: boolean;
-}
+export type { LoadedImage } from './load-types.js';
 
 export interface LoadResult {
   format: 'docker' | 'oci';

@@ -10,3 +10,4 @@ export * from './image-store.js';
 export * from './image.js';
 export * from './compression.js';
 export * from './lease.js';
+export * from './userns.js';

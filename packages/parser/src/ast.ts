@@ -36,6 +36,8 @@ export interface Node {
   /** The first physical line, for locating tokens in error messages. */
   firstLine: string;
   heredocs: RawHeredoc[];
+  /** Comment lines directly above the instruction, `#` and blanks trimmed (none: absent). */
+  comments?: string[];
   /** ONBUILD's wrapped instruction. */
   inner?: Node;
 }

@@ -35,7 +35,8 @@ export type ParseErrorCode =
   | 'UnknownTarget'
   | 'UnknownStage'
   | 'ForwardReference'
-  | 'StageCycle';
+  | 'StageCycle'
+  | 'InvalidCheckOption';
 
 export interface ParseErrorInit {
   code: ParseErrorCode;

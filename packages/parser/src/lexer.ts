@@ -71,6 +71,7 @@ export function lex(text: string, file: string): LexResult {
   const nodes: Node[] = [];
   let esc = '\\';
   let inDirectives = true;
+  let comments: string[] = [];
   let i = 0;
   const n = lines.length;
   const checkLength = (k: number): void => {
@@ -105,10 +106,18 @@ export function lex(text: string, file: string): LexResult {
       }
       inDirectives = false;
     }
-    if (first === '' || first.charCodeAt(0) === 35 /* # */) continue;
+    if (first === '' || first.charCodeAt(0) === 35 /* # */) {
+      // comments right above an instruction (a blank line or an empty `#` ends a run), for
+      // BuildKit's InvalidDefinitionDescription check
+      const comment = first === '' ? '' : first.slice(1).trim();
+      if (comment === '') comments = [];
+      else comments.push(comment);
+      continue;
+    }
     let { text: logical, more } = trimContinuation(first, esc);
     let endLine = lineNo;
     let guard = 0;
+    let emptyContinuation = false;
     while (more && i < n) {
       if (++guard > 10_000_000) break;
       checkLength(i);
@@ -117,13 +126,15 @@ export function lex(text: string, file: string): LexResult {
       endLine = i;
       if (isCommentLine(cont)) continue;
       if (isBlankLine(cont)) {
-        warnings.push({ code: 'EmptyContinuationLine', message: 'Empty continuation line found in a multi-line instruction', line: endLine });
+        emptyContinuation = true;
         continue;
       }
       const piece = trimContinuation(cont, esc);
       logical += piece.text;
       more = piece.more;
     }
+    // one per instruction, at its last continued line, as BuildKit's parser reports it
+    if (emptyContinuation) warnings.push({ code: 'NoEmptyContinuation', message: 'Empty continuation line', line: endLine });
     const column = phys.text.length - first.length + 1;
     const node = buildNode(logical, { file, esc, startLine: lineNo, endLine, column, firstLine: phys.text });
     if (node === undefined) continue;
@@ -149,6 +160,8 @@ export function lex(text: string, file: string): LexResult {
       doc.body = body;
     }
     node.endLine = endLine;
+    if (comments.length > 0) node.comments = comments;
+    comments = [];
     nodes.push(node);
   }
   return { escape: esc, directives, nodes, warnings };

@@ -1,8 +1,8 @@
 /** `plan(df, options)`: typed stages -> the step DAG the builder runs. Pure. */
 import type { Dockerfile, Node, StageAst } from './ast.js';
+import { CHECK_BUILD_ARG } from './checks/config.js';
 import type { BaseImageInfo, Instruction, ParseWarning, Plan, PlanOptions, Stage, StageBase, Step } from './plan-types.js';
 import { fail, ParseError } from './errors.js';
-import { secretNameWarnings } from './secret-names.js';
 import { at, parseInstruction } from './instructions.js';
 import { expander } from './expand-word.js';
 import { DEFAULT_PLATFORM, isValidPlatform, platformArgs, PLATFORM_ARGS, PROXY_ARGS, resolveGlobalArgs } from './args.js';
@@ -223,13 +223,14 @@ export function plan(df: Dockerfile, options: PlanOptions = {}): Plan {
     throw new ParseError({ code: 'StageCycle', file: df.file, line, column: culpritColumn(df, cycle.stage, line), message: `circular dependency detected on stage: ${stageLabel(df, cycle.stage)}`, hint: 'a stage cannot copy from itself or from a stage that depends on it' });
   }
   checkForwardSources(df, stages, target);
-  const warnings: ParseWarning[] = [...df.warnings, ...secretNameWarnings(df)];
+  // BuildKit's build checks (NoEmptyContinuation, SecretsUsedInArgOrEnv, ...) come from lint()
+  const warnings: ParseWarning[] = [];
   // Like BuildKit: a build-arg counts as used when a global ARG or an ARG in a stage that the
   // target needs declares it.
   const usedArgs = new Set<string>(globals.declared.keys());
   for (const i of stagesNeeded({ stages, target })) for (const k of walk.usedArgs[i] ?? []) usedArgs.add(k);
   for (const k of Object.keys(buildArgs)) {
-    if (!usedArgs.has(k) && !PROXY_ARGS.includes(k) && !PLATFORM_ARGS.includes(k)) {
+    if (!usedArgs.has(k) && !PROXY_ARGS.includes(k) && !PLATFORM_ARGS.includes(k) && k !== CHECK_BUILD_ARG) {
       warnings.push({ code: 'UnusedBuildArg', message: `build-arg ${k} was provided but not consumed by any ARG instruction` });
     }
   }

@@ -67,7 +67,7 @@ export function basicAuthHeader(c: Credentials): string | undefined {
 }
 
 /** `repository:NAME:ACTIONS` scope strings. */
-export function repoScope(repository: string, actions: 'pull' | 'push' | 'pull,push'): string {
+export function repoScope(repository: string, actions: 'pull' | 'push' | 'pull,push' | 'pull,push,delete'): string {
   return `repository:${repository}:${actions}`;
 }
 

@@ -8,8 +8,16 @@ import { repoName, type ClientContext, type RepoRef } from './context.js';
 import { RegistryError } from './errors.js';
 import { header, isAbortError, isRetriableNetworkError, readBody } from './http.js';
 import { blobReporter } from './progress.js';
-import type { ContentCheck } from './layer-pull.js';
 import { backoffMs, fitsDeadline, retryDeadline, sleep } from './retry.js';
+
+/** A check fed with a blob's bytes, in order, as they arrive. */
+export interface ContentCheck {
+  /** Resolves when the check can take more; rejects as soon as the content is known bad. */
+  write(chunk: Buffer): Promise<void>;
+  /** Every byte was written: resolves when the content passed, rejects with why not. */
+  end(): Promise<void>;
+  abort(): void;
+}
 
 /**
  * Download one blob into `blobs`, verified: size-capped while streaming, hashed, and only

@@ -38,6 +38,7 @@ import { DEFAULT_RETRY, type RetryPolicy } from './retry.js';
 import { RegistrySession } from './transport.js';
 import { allOrAbortLinked } from './tasks.js';
 import { BlobSources } from './sources.js';
+import { deleteContent, listTags, type DeleteResult } from './delete.js';
 import { pushImage, type PushOptions, type PushResult } from './push.js';
 import { fetchCheckedLayer, type LayerChecks } from './layer-pull.js';
 
@@ -180,6 +181,21 @@ export class RegistryClient {
     const d = await putManifest(this.ctx, r, raw, mediaType, opts.signal);
     this.emitManifest('push', r, d);
     return d;
+  }
+
+  /** Delete a manifest by digest (and with it every tag on it). 405 is an UNSUPPORTED error naming the registry setting. */
+  async deleteManifest(ref: string | Reference, digest: string, opts: OpOptions = {}): Promise<DeleteResult> {
+    return deleteContent(this.ctx, toRef(ref), 'manifests', digest, opts.signal);
+  }
+
+  /** Unlink a blob from a repository (the registry's garbage collection frees its bytes). */
+  async deleteBlob(ref: string | Reference | RepoRef, digest: string, opts: OpOptions = {}): Promise<DeleteResult> {
+    return deleteContent(this.ctx, toRef(ref), 'blobs', digest, opts.signal);
+  }
+
+  /** Every tag of the repository of `ref` (empty when the repository does not exist). */
+  async listTags(ref: string | Reference | RepoRef, opts: OpOptions = {}): Promise<string[]> {
+    return listTags(this.ctx, toRef(ref), opts.signal);
   }
 
   async hasBlob(ref: string | Reference | RepoRef, desc: Pick<Descriptor, 'digest' | 'size'>, opts: OpOptions = {}): Promise<boolean> {

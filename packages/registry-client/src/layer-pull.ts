@@ -1,16 +1,7 @@
 import { OciError, type BlobStore, type Descriptor, type Digest, type LayerPair, type Manifest } from '@hoist/oci';
-import { fetchBlobInto, type BlobTap } from './blob-pull.js';
+import { fetchBlobInto, type BlobTap, type ContentCheck } from './blob-pull.js';
 import type { ClientContext, RepoRef } from './context.js';
 import { RegistryError } from './errors.js';
-
-/** A check fed with a blob's bytes, in order, as they arrive. */
-export interface ContentCheck {
-  /** Resolves when the check can take more; rejects as soon as the content is known bad. */
-  write(chunk: Buffer): Promise<void>;
-  /** Every byte was written: resolves when the content passed, rejects with why not. */
-  end(): Promise<void>;
-  abort(): void;
-}
 
 /**
  * How a pull verifies layers against the diff_ids of the image config (this package reads no

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import type { Readable } from 'node:stream';
-import type { Digest } from '@hoist/oci';
+import { currentUserNamespace, type Digest } from '@hoist/oci';
 import { decompress } from './compress.js';
 import { SnapshotError, throwIfAborted } from './errors.js';
 import { OPAQUE_WHITEOUT, SafeRoot, normalizeEntryName, splitParent, whiteoutTarget, type AbsoluteSymlinks } from './safe-path.js';
@@ -10,14 +10,21 @@ import { ByteSource, DEFAULT_MAX_LAYER_BYTES, readTar, type ReadLimits, type Tar
 export interface ApplyOptions extends ReadLimits {
   /**
    * `overlay`: the target is a snapshot directory used as an overlayfs layer — `.wh.x` becomes
-   * an overlay whiteout (char device 0/0) and `.wh..wh..opq` sets `trusted.overlay.opaque=y`.
+   * an overlay whiteout (char device 0/0) and `.wh..wh..opq` sets `trusted.overlay.opaque=y`
+   * (or `opaqueXattr`).
    * `flat` (default): the target is a plain tree — whiteouts delete what lower layers left.
    */
   whiteouts?: 'overlay' | 'flat';
+  /** The opaque marker for `whiteouts: 'overlay'` (default `trusted.overlay.opaque`). */
+  opaqueXattr?: string;
   /** The layer's diff_id: the uncompressed stream must hash to it (DIFF_ID_MISMATCH otherwise). */
   diffId?: Digest;
-  /** `skip` leaves device nodes and FIFOs out (for hosts where mknod is not allowed). */
-  devices?: 'create' | 'skip';
+  /**
+   * `skip` leaves device nodes and FIFOs out (for hosts where mknod is not allowed); `fifos`
+   * makes FIFOs but leaves char/block devices out. Default: `create`, or `fifos` inside a user
+   * namespace, where the kernel refuses mknod of devices (as containerd and BuildKit rootless).
+   */
+  devices?: 'create' | 'skip' | 'fifos';
   /** Absolute symlinks met on the way to a member: refused (default) or resolved from `dir` (ADD). */
   absoluteSymlinks?: AbsoluteSymlinks;
   /** Owner of every member instead of the archive's (`ADD --chown`). */
@@ -41,6 +48,7 @@ export interface ApplyResult {
  */
 export async function applyLayer(src: Readable | AsyncIterable<Buffer>, dir: string, opts: ApplyOptions = {}): Promise<ApplyResult> {
   const overlay = opts.whiteouts === 'overlay';
+  const devices = opts.devices ?? (currentUserNamespace() ? 'fifos' : 'create');
   const dec = await decompress(src);
   const source = new ByteSource(dec.stream, opts.maxBytes ?? DEFAULT_MAX_LAYER_BYTES);
   // directories this apply created, or found empty: their children cannot pre-exist
@@ -86,7 +94,7 @@ export async function applyLayer(src: Readable | AsyncIterable<Buffer>, dir: str
 
   const own = (abs: string, e: TarEntry, symlink: boolean): void => {
     const o = ownerOf(e);
-    fs.lchownSync(abs, o.uid, o.gid);
+    chowning(e, o, () => fs.lchownSync(abs, o.uid, o.gid));
     if (symlink) {
       fs.lutimesSync(abs, e.mtime, e.mtime);
       return;
@@ -108,7 +116,7 @@ export async function applyLayer(src: Readable | AsyncIterable<Buffer>, dir: str
         while (off < b.length) off += fs.writeSync(fd, b, off, b.length - off);
       }
       const o = ownerOf(e);
-      fs.fchownSync(fd, o.uid, o.gid);
+      chowning(e, o, () => fs.fchownSync(fd, o.uid, o.gid));
       fs.fchmodSync(fd, e.mode);
       fs.futimesSync(fd, e.mtime, e.mtime);
     } finally {
@@ -122,7 +130,7 @@ export async function applyLayer(src: Readable | AsyncIterable<Buffer>, dir: str
       const realP = safe.resolveDir(parent, overlay);
       if (realP === undefined) return;
       if (overlay) {
-        await helper.exec(['setfattr', '-n', 'trusted.overlay.opaque', '-v', 'y', '--', safe.abs(realP)]);
+        await helper.exec(['setfattr', '-n', opts.opaqueXattr ?? 'trusted.overlay.opaque', '-v', 'y', '--', safe.abs(realP)]);
         touch(realP);
         return;
       }
@@ -211,7 +219,7 @@ export async function applyLayer(src: Readable | AsyncIterable<Buffer>, dir: str
         case 'char':
         case 'block':
         case 'fifo': {
-          if (opts.devices === 'skip') break;
+          if (devices === 'skip' || (devices === 'fifos' && e.type !== 'fifo')) break;
           clear(real, false);
           touch(real);
           const mode = (e.mode & 0o777).toString(8);
@@ -233,5 +241,24 @@ export async function applyLayer(src: Readable | AsyncIterable<Buffer>, dir: str
   } finally {
     if (!ok) dec.cancel();
     await helper.close();
+  }
+}
+
+/**
+ * Run a chown; EINVAL means the id has no mapping in this user namespace (rootless hoist with
+ * too few subordinate ids): say so, with the fix, instead of a bare "invalid argument".
+ */
+function chowning(e: TarEntry, o: { uid: number; gid: number }, fn: () => void): void {
+  try {
+    fn();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EINVAL' || !currentUserNamespace()) throw err;
+    throw new SnapshotError(
+      'ID_NOT_MAPPED',
+      `layer member ${JSON.stringify(e.name)} belongs to ${o.uid}:${o.gid}, an id this user namespace does not map. ` +
+        'Rootless hoist maps the ranges of /etc/subuid and /etc/subgid: give this user 65536 ids there ' +
+        '(as root: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 USER), or build as root',
+      { cause: err },
+    );
   }
 }

@@ -21,6 +21,10 @@ export type SnapshotErrorCode =
   | 'HELPER_FAILED'
   /** The mount was used after `commit` or `release`. */
   | 'RELEASED'
+  /** Inside a user namespace: a layer needs an owner id the namespace does not map. */
+  | 'ID_NOT_MAPPED'
+  /** The snapshot store was made for another privilege mode (root vs user namespace). */
+  | 'STORE_MODE'
   | 'ABORTED';
 
 export class SnapshotError extends Error {

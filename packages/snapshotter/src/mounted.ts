@@ -5,7 +5,7 @@ import { SnapshotError, throwIfAborted } from './errors.js';
 import { diffTrees } from './diff.js';
 import { writeLayer, type WriteLayerOptions } from './layer.js';
 import { withoutBlindOpaques } from './opaque.js';
-import { unmount } from './overlay.js';
+import { opaqueXattr, unmount, type OverlayXattrs } from './overlay.js';
 import type { TreeStamps } from './stamps.js';
 import { chainIds, type Layout } from './store.js';
 import { readXattrsTree } from './sys.js';
@@ -30,6 +30,8 @@ export interface CommitResult {
 /** What a Mounted needs from its Snapshotter. */
 export interface MountHost {
   readonly driver: Driver;
+  /** Which xattrs the overlay mounts keep their bookkeeping in. */
+  readonly overlayXattrs: OverlayXattrs;
   readonly layout: Layout;
   readonly blobs: BlobStore;
   /** Forget a finished mount (for cleanup bookkeeping). */
@@ -96,8 +98,9 @@ export class Mounted {
     const empty = (await fsp.readdir(this.upper)).length === 0;
     const xattrs = empty ? new Map() : await readXattrsTree(this.upper);
     const lowerDirs = this.lowers.map((d) => path.join(layout.snapshot(d), 'diff')).reverse();
-    const upperEntries = walkTree(this.upper, xattrs, { overlay: true, ...(opts.signal ? { signal: opts.signal } : {}) });
-    const w = await writeLayer(blobs, withoutBlindOpaques(upperEntries, this.upper, lowerDirs), opts);
+    const opaque = opaqueXattr(this.host.overlayXattrs);
+    const upperEntries = walkTree(this.upper, xattrs, { overlay: true, opaqueXattr: opaque, ...(opts.signal ? { signal: opts.signal } : {}) });
+    const w = await writeLayer(blobs, withoutBlindOpaques(upperEntries, this.upper, lowerDirs, opaque), opts);
     if (!(await layout.record(w.diffId))) {
       const tmp = layout.tmpPath('commit');
       await fsp.mkdir(tmp);

@@ -3,8 +3,6 @@ import * as path from 'node:path';
 import { parseGetfattr, run } from './sys.js';
 import type { LayerEntry } from './tar/writer.js';
 
-const OPAQUE = 'trusted.overlay.opaque';
-
 /**
  * overlayfs marks a directory opaque when it is made over a whiteout, but also when a directory
  * made in this step is renamed into a merged one (`mkdir t && mv t /opt/x`), whether or not a
@@ -13,10 +11,10 @@ const OPAQUE = 'trusted.overlay.opaque';
  * it from the layer, and from the upper dir, which becomes the snapshot of this layer's diff_id
  * and may later sit on other lowers.
  */
-export async function* withoutBlindOpaques(entries: AsyncIterable<LayerEntry>, upper: string, lowers: string[]): AsyncGenerator<LayerEntry> {
+export async function* withoutBlindOpaques(entries: AsyncIterable<LayerEntry>, upper: string, lowers: string[], opaque: string): AsyncGenerator<LayerEntry> {
   for await (const e of entries) {
-    if (e.kind === 'opaque' && !(await lowersShow(lowers, e.dir))) {
-      await run('setfattr', ['-x', OPAQUE, '--', path.join(upper, e.dir)]);
+    if (e.kind === 'opaque' && !(await lowersShow(lowers, e.dir, opaque))) {
+      await run('setfattr', ['-x', opaque, '--', path.join(upper, e.dir)]);
       continue;
     }
     yield e;
@@ -31,12 +29,12 @@ function isWhiteout(st: BigIntStats): boolean {
  * Does the union of the overlay lower dirs `lowers` (top first) show anything at `rel`? As in an
  * overlay lookup, a whiteout, a non-directory or an opaque directory hides the layers below it.
  */
-export async function lowersShow(lowers: string[], rel: string): Promise<boolean> {
+export async function lowersShow(lowers: string[], rel: string, opaque = 'trusted.overlay.opaque'): Promise<boolean> {
   const parts = rel.split('/');
   const prefixes = parts.map((_, i) => parts.slice(0, i + 1).join('/'));
   const stats = await Promise.all(lowers.map((l) => Promise.all(prefixes.map((p) => fsp.lstat(path.join(l, p), { bigint: true }).catch(() => undefined)))));
   const dirs = lowers.flatMap((l, li) => prefixes.slice(0, -1).filter((_, i) => stats[li]![i]?.isDirectory()).map((p) => path.join(l, p)));
-  const opaque = dirs.length === 0 ? new Map() : parseGetfattr((await run('getfattr', ['-n', OPAQUE, '-e', 'text', '--absolute-names', '--', ...dirs], { allowFail: true })).stdout.toString('utf8'));
+  const marks = dirs.length === 0 ? new Map() : parseGetfattr((await run('getfattr', ['-n', opaque, '-e', 'text', '--absolute-names', '--', ...dirs], { allowFail: true })).stdout.toString('utf8'));
   let live = lowers.map((_, i) => i);
   for (let d = 0; d < parts.length; d++) {
     const next: number[] = [];
@@ -46,7 +44,7 @@ export async function lowersShow(lowers: string[], rel: string): Promise<boolean
       if (d === parts.length - 1) return !isWhiteout(st);
       if (!st.isDirectory()) break;
       next.push(li);
-      if (opaque.get(path.join(lowers[li]!, prefixes[d]!))?.get(OPAQUE)?.toString() === 'y') break;
+      if (marks.get(path.join(lowers[li]!, prefixes[d]!))?.get(opaque)?.toString() === 'y') break;
     }
     if (next.length === 0) return false;
     live = next;

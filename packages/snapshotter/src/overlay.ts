@@ -11,8 +11,26 @@ import { run } from './sys.js';
  */
 export const MOUNT_DATA_MAX = 4095;
 
-/** Options that keep an upper dir a complete, self-contained diff usable as a lower later. */
-const FIXED = 'index=off,redirect_dir=off,metacopy=off';
+/**
+ * Where overlayfs keeps its bookkeeping (opaque dirs): `trusted.overlay.*` when mounted by real
+ * root, `user.overlay.*` when mounted inside a user namespace (option `userxattr`, kernel >= 5.11:
+ * a namespace root may not write trusted.* xattrs). A snapshot store uses one kind throughout.
+ */
+export type OverlayXattrs = 'trusted' | 'user';
+
+export function opaqueXattr(x: OverlayXattrs): string {
+  return `${x}.overlay.opaque`;
+}
+
+/**
+ * Options that keep an upper dir a complete, self-contained diff usable as a lower later. With
+ * userxattr the kernel refuses redirect_dir=off (it may mean "follow", which needs trusted
+ * xattrs); nofollow likewise creates no redirects, so the upper dirs are the same.
+ */
+const FIXED: Record<OverlayXattrs, string> = {
+  trusted: 'index=off,redirect_dir=off,metacopy=off',
+  user: 'userxattr,index=off,redirect_dir=nofollow,metacopy=off',
+};
 
 export interface OverlaySpec {
   /** Directory the relative paths are relative to (and the mount's cwd). */
@@ -22,12 +40,14 @@ export interface OverlaySpec {
   upper?: string;
   work?: string;
   target: string;
+  /** Default `trusted`. */
+  xattrs?: OverlayXattrs;
 }
 
 export function overlayOptions(spec: OverlaySpec): string {
   let o = `lowerdir=${spec.lowers.join(':')}`;
   if (spec.upper) o += `,upperdir=${spec.upper},workdir=${spec.work}`;
-  return `${o},${FIXED}`;
+  return `${o},${FIXED[spec.xattrs ?? 'trusted']}`;
 }
 
 export async function mountOverlay(spec: OverlaySpec): Promise<void> {
@@ -71,14 +91,14 @@ export async function mountsUnder(dir: string): Promise<string[]> {
   return out.sort((a, b) => b.length - a.length);
 }
 
-/** Can overlayfs be mounted here (root, kernel support, a backing fs that takes trusted xattrs)? */
-export async function probeOverlay(d: string): Promise<boolean> {
+/** Can overlayfs be mounted here (root or a user namespace's root, kernel support, a backing fs that takes the xattrs)? */
+export async function probeOverlay(d: string, xattrs: OverlayXattrs = 'trusted'): Promise<boolean> {
   await fsp.mkdir(d, { recursive: true });
   try {
     for (const n of ['l1', 'l2', 'u', 'w', 'm']) await fsp.mkdir(path.join(d, n));
     await fsp.writeFile(path.join(d, 'l1', 'f'), 'x');
     try {
-      await mountOverlay({ cwd: d, lowers: ['l1', 'l2'], upper: 'u', work: 'w', target: path.join(d, 'm') });
+      await mountOverlay({ cwd: d, lowers: ['l1', 'l2'], upper: 'u', work: 'w', target: path.join(d, 'm'), xattrs });
     } catch {
       return false;
     }

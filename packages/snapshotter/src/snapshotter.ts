@@ -7,7 +7,7 @@ import { applyLayer, type ApplyOptions, type ApplyResult } from './apply.js';
 import { SnapshotError, throwIfAborted } from './errors.js';
 import { layerTar, type LayerTarOptions } from './layer.js';
 import { Mounted, type Driver, type MountHost } from './mounted.js';
-import { mountOverlay, unmount } from './overlay.js';
+import { mountOverlay, opaqueXattr, unmount, type OverlayXattrs } from './overlay.js';
 import { storeDriver } from './driver-probe.js';
 import { cleanupStaleWork } from './stale.js';
 import { stampTree } from './stamps.js';
@@ -22,6 +22,11 @@ export interface SnapshotterOptions {
   blobs: BlobStore;
   /** Default: `overlay` if a test mount works here, else `copy`. */
   driver?: Driver;
+  /**
+   * Default: what the store was made with (`overlay-xattrs` file), else `user` inside a user
+   * namespace (rootless), else `trusted`.
+   */
+  overlayXattrs?: OverlayXattrs;
   /** Limits applied to every layer unpacked (gzip bomb, header sizes). */
   limits?: ReadLimits;
 }
@@ -42,23 +47,39 @@ export class Snapshotter implements MountHost {
   private readonly inflight = new Map<string, Promise<void>>();
   private readonly active = new Set<Mounted>();
 
-  private constructor(
-    readonly root: string,
-    readonly blobs: BlobStore,
-    readonly driver: Driver,
-    private readonly limits: ReadLimits,
-  ) {
-    this.layout = new Layout(root);
+  readonly root: string;
+  readonly blobs: BlobStore;
+  readonly driver: Driver;
+  readonly overlayXattrs: OverlayXattrs;
+  private readonly limits: ReadLimits;
+  /** The driver was chosen by probing (not asked for). */
+  private readonly probed: boolean;
+
+  private constructor(o: { root: string; blobs: BlobStore; driver: Driver; overlayXattrs: OverlayXattrs; limits: ReadLimits; probed: boolean }) {
+    this.root = o.root;
+    this.blobs = o.blobs;
+    this.driver = o.driver;
+    this.overlayXattrs = o.overlayXattrs;
+    this.limits = o.limits;
+    this.probed = o.probed;
+    this.layout = new Layout(o.root);
   }
 
   static async open(opts: SnapshotterOptions): Promise<Snapshotter> {
     const root = path.resolve(opts.root);
     const layout = new Layout(root);
     await layout.init();
-    const driver = opts.driver ?? (await storeDriver(layout));
-    const s = new Snapshotter(root, opts.blobs, driver, opts.limits ?? {});
+    const overlayXattrs = opts.overlayXattrs ?? (await layout.overlayXattrs());
+    const driver = opts.driver ?? (await storeDriver(layout, overlayXattrs));
+    const s = new Snapshotter({ root, blobs: opts.blobs, driver, overlayXattrs, limits: opts.limits ?? {}, probed: opts.driver === undefined });
     await s.cleanupStale().catch(() => undefined);
     return s;
+  }
+
+  /** The driver as progress output names it. */
+  describe(): string {
+    if (this.driver === 'copy') return this.probed ? 'copy (overlayfs cannot be mounted here)' : 'copy';
+    return this.overlayXattrs === 'user' ? 'overlay (kernel overlayfs inside the user namespace, userxattr)' : 'overlay (kernel overlayfs)';
   }
 
   /** Is this layer available as a snapshot (unpacked, or recorded for the copy driver)? */
@@ -96,6 +117,7 @@ export class Snapshotter implements MountHost {
       await applyLayer(this.blobs.get(layer.descriptor), path.join(tmp, 'diff'), {
         ...this.limits,
         whiteouts: 'overlay',
+        opaqueXattr: opaqueXattr(this.overlayXattrs),
         diffId: layer.diffId,
         ...(layer.signal ? { signal: layer.signal } : {}),
       });
@@ -120,7 +142,7 @@ export class Snapshotter implements MountHost {
         const links = await this.lowerLinks(lowers, false);
         for (const d of ['upper', 'work', 'merged']) await fsp.mkdir(path.join(dir, d));
         const rel = path.relative(this.layout.links, dir);
-        await mountOverlay({ cwd: this.layout.links, lowers: links, upper: `${rel}/upper`, work: `${rel}/work`, target: path.join(dir, 'merged') });
+        await mountOverlay({ cwd: this.layout.links, lowers: links, upper: `${rel}/upper`, work: `${rel}/work`, target: path.join(dir, 'merged'), xattrs: this.overlayXattrs });
         return this.track(new Mounted(this, dir, path.join(dir, 'merged'), lowers, true));
       }
       const tree = await this.chainTree(lowers, opts.signal);
@@ -152,7 +174,7 @@ export class Snapshotter implements MountHost {
       await fsp.rm(dir, { recursive: true, force: true });
     };
     try {
-      await mountOverlay({ cwd: this.layout.links, lowers: await this.lowerLinks(lowers, true), target });
+      await mountOverlay({ cwd: this.layout.links, lowers: await this.lowerLinks(lowers, true), target, xattrs: this.overlayXattrs });
       mounted = true;
     } catch (e) {
       await release();

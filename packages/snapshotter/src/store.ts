@@ -1,8 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { digestHex, ensurePrivateDir, sha256, writeFileAtomic, type Descriptor, type Digest } from '@hoist/oci';
+import { currentUserNamespace, digestHex, ensurePrivateDir, sha256, writeFileAtomic, type Descriptor, type Digest } from '@hoist/oci';
 import { SnapshotError } from './errors.js';
+import type { OverlayXattrs } from './overlay.js';
 
 /**
  * On-disk layout of the snapshot root:
@@ -15,6 +16,8 @@ import { SnapshotError } from './errors.js';
  *   tmp/<what>-<pid>-<rand>     work in progress; renamed into place when complete
  *   empty/                      an empty dir (bottom lower for scratch and single-layer views)
  *   driver.json                 {key, driver}: the probed driver for this kernel, device and uid
+ *   overlay-xattrs              "user": made inside a user namespace (overlay bookkeeping in
+ *                               user.overlay.*); absent: made by root (trusted.overlay.*)
  */
 export interface SnapshotRecord {
   diffId: Digest;
@@ -47,6 +50,26 @@ export class Layout {
     await ensurePrivateDir(this.root);
     for (const d of ['snapshots', 'l', 'chains', 'mounts', 'tmp', 'empty']) await fsp.mkdir(path.join(this.root, d), { recursive: true });
   }
+  /**
+   * The overlay xattr kind of this store. A new store made inside a user namespace is marked
+   * `user`; a root store (unmarked, with snapshots) cannot be used there: its opaque markers are
+   * trusted.* xattrs a namespace cannot read, and its files belong to ids it does not map.
+   */
+  async overlayXattrs(): Promise<OverlayXattrs> {
+    const marker = path.join(this.root, 'overlay-xattrs');
+    const text = await fsp.readFile(marker, 'utf8').catch(() => undefined);
+    if (text !== undefined) return text.trim() === 'user' ? 'user' : 'trusted';
+    if (!currentUserNamespace()) return 'trusted';
+    if ((await fsp.readdir(path.join(this.root, 'snapshots'))).length > 0) {
+      throw new SnapshotError(
+        'STORE_MODE',
+        `the snapshots in ${this.root} were made by root; rootless hoist needs a store of its own (the default $XDG_DATA_HOME/hoist, or --root DIR)`,
+      );
+    }
+    await writeFileAtomic(marker, 'user\n');
+    return 'user';
+  }
+
   /** A fresh path under tmp/ named so that cleanupStale can tell whose it is. */
   tmpPath(what: string): string {
     return path.join(this.tmp, `${what}-${process.pid}-${randomBytes(6).toString('hex')}`);

@@ -30,6 +30,8 @@ export interface WalkOptions {
    * `trusted.overlay.opaque=y` marks opaque directories. Otherwise everything is plain content.
    */
   overlay: boolean;
+  /** The opaque marker's name (default `trusted.overlay.opaque`; `user.overlay.opaque` in a user namespace). */
+  opaqueXattr?: string;
   signal?: AbortSignal;
 }
 
@@ -39,6 +41,7 @@ export interface WalkOptions {
  * that is the size of the change, not of the root filesystem.
  */
 export async function* walkTree(root: string, xattrs: XattrMap, opts: WalkOptions): AsyncGenerator<LayerEntry> {
+  const opaque = opts.opaqueXattr ?? 'trusted.overlay.opaque';
   async function* dir(rel: string): AsyncGenerator<LayerEntry> {
     throwIfAborted(opts.signal);
     const abs = rel === '' ? root : path.join(root, rel);
@@ -60,7 +63,7 @@ export async function* walkTree(root: string, xattrs: XattrMap, opts: WalkOption
       const x = contentXattrs(xattrs, childAbs);
       yield x ? { kind: 'node', name: childRel, abs: childAbs, st: it.st, xattrs: x } : { kind: 'node', name: childRel, abs: childAbs, st: it.st };
       if (it.st.isDirectory()) {
-        if (opts.overlay && xattrs.get(childAbs)?.get('trusted.overlay.opaque')?.toString() === 'y') yield { kind: 'opaque', dir: childRel };
+        if (opts.overlay && xattrs.get(childAbs)?.get(opaque)?.toString() === 'y') yield { kind: 'opaque', dir: childRel };
         yield* dir(childRel);
       }
     }

@@ -1,7 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import type { Digest } from '@hoist/oci';
-import { diffTrees, readXattrsTree, stampTree, type Driver, type TreeStamps } from '@hoist/snapshotter';
+import type { Descriptor, Digest } from '@hoist/oci';
+import { diffTrees, readXattrsTree, Snapshotter, stampTree, type Driver, type OverlayXattrs, type TreeStamps } from '@hoist/snapshotter';
 import { describeTree, normaliseLinks, openStore, sh, tmpdir, withMount } from './helpers.js';
 
 /** The first layer of every case. */
@@ -11,10 +11,11 @@ const BASE = [
 ].join(' && ');
 
 /** Run each step as a layer on `driver`: the layers' digests and listings, and the final tree. */
-async function layers(driver: Driver, steps: string[]): Promise<{ digests: string[]; listing: string[]; tree: unknown }> {
-  const { snaps } = await openStore(driver);
+async function layers(driver: Driver, steps: string[], xattrs?: OverlayXattrs): Promise<{ digests: string[]; listing: string[]; tree: unknown; snaps: Snapshotter; descs: Array<{ diffId: Digest; descriptor: Descriptor }> }> {
+  const { snaps } = await openStore(driver, xattrs);
   const ids: Digest[] = [];
   const digests: string[] = [];
+  const descs: Array<{ diffId: Digest; descriptor: Descriptor }> = [];
   let listing: string[] = [];
   for (const script of [BASE, ...steps]) {
     const r = await withMount(snaps, ids, async (m) => {
@@ -22,12 +23,13 @@ async function layers(driver: Driver, steps: string[]): Promise<{ digests: strin
       return m.commit({ sourceDateEpoch: 1_000_000_000 });
     });
     ids.push(r.diffId);
+    descs.push({ diffId: r.diffId, descriptor: r.descriptor });
     digests.push(r.diffId, r.descriptor.digest);
     listing = sh(`tar -tzf ${snaps.blobs.path(r.descriptor.digest)}`).split('\n').filter(Boolean);
   }
   const out = await tmpdir('export-');
   await snaps.exportTree(ids, out);
-  return { digests, listing, tree: normaliseLinks(await describeTree(out)) };
+  return { digests, listing, tree: normaliseLinks(await describeTree(out)), snaps, descs };
 }
 
 const REF = 'r=$(mktemp) && touch -r same "$r"';
@@ -70,6 +72,35 @@ describe('copy driver: the same layers as overlayfs', () => {
     const copy = await layers('copy', ['chmod 600 file']);
     expect(overlay.listing).toEqual(['file']);
     expect(copy.listing).toEqual(['file', 'file.hard']);
+  });
+});
+
+// rootless hoist mounts overlayfs inside a user namespace with userxattr: its bookkeeping (opaque
+// dirs) lives in user.overlay.* instead of trusted.overlay.*; root may mount that way too
+describe('overlay with user xattrs (as rootless hoist mounts it): the same layers', () => {
+  test.each(CASES)('$name', async ({ steps }) => {
+    const trusted = await layers('overlay', steps);
+    const user = await layers('overlay', steps, 'user');
+    expect(user.snaps.overlayXattrs).toBe('user');
+    expect(user.listing).toEqual(trusted.listing);
+    expect(user.digests).toEqual(trusted.digests);
+    expect(user.tree).toEqual(trusted.tree);
+    // and the layers' blobs unpack (whiteouts, opaque markers) into the same tree
+    const again = await Snapshotter.open({ root: await tmpdir('user-snaps-'), blobs: user.snaps.blobs, overlayXattrs: 'user' });
+    for (const d of user.descs) await again.ensureLayer(d);
+    const out = await tmpdir('user-export-');
+    await again.exportTree(user.descs.map((d) => d.diffId), out);
+    expect(normaliseLinks(await describeTree(out))).toEqual(trusted.tree);
+  });
+
+  test('an opaque dir of a layer is marked with user.overlay.opaque only', async () => {
+    const user = await layers('overlay', ['rm -rf d && mkdir d && touch d/new'], 'user');
+    const again = await Snapshotter.open({ root: await tmpdir('user-snaps-'), blobs: user.snaps.blobs, overlayXattrs: 'user' });
+    for (const d of user.descs) await again.ensureLayer(d);
+    const rec = await again.layout.record(user.descs.at(-1)!.diffId);
+    const x = await readXattrsTree(path.join(again.layout.links, rec!.link!, 'd'));
+    const names = [...(x.values().next().value?.keys() ?? [])];
+    expect(names).toEqual(['user.overlay.opaque']);
   });
 });
 

@@ -5,3 +5,4 @@ export * from './tls.js';
 export * from './token-issuer.js';
 export * from './proxy.js';
 export * from './debian.js';
+export * from './users.js';

@@ -3,6 +3,7 @@ import { promises as fsp } from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { run } from './tools.js';
 
 export interface RegistryOptions {
   /** Extra YAML appended under the top level of the registry config (auth:, http.tls, ...). */
@@ -13,6 +14,8 @@ export interface RegistryOptions {
   tls?: boolean;
   /** CA for the readiness probe when `tls` is set. */
   caFile?: string;
+  /** `storage.delete.enabled` (default true); false makes DELETE answer 405 UNSUPPORTED. */
+  deleteEnabled?: boolean;
 }
 
 export interface RunningRegistry {
@@ -22,6 +25,11 @@ export interface RunningRegistry {
   storageDir: string;
   dir: string;
   logs(): string;
+  /**
+   * Stop the registry, run its offline `garbage-collect` (with `--delete-untagged` if asked),
+   * start it again on the same port; resolves with the command's output.
+   */
+  garbageCollect(opts?: { deleteUntagged?: boolean }): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -59,7 +67,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Running
     '  filesystem:',
     `    rootdirectory: ${storageDir}`,
     '  delete:',
-    '    enabled: true',
+    `    enabled: ${opts.deleteEnabled === false ? 'false' : 'true'}`,
     'http:',
     `  addr: 127.0.0.1:${port}`,
     '  secret: hoist-test-secret',
@@ -69,39 +77,59 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Running
   ].join('\n');
   const cfgFile = path.join(dir, 'config.yml');
   await fsp.writeFile(cfgFile, config);
+  const host = `127.0.0.1:${port}`;
+  let server = await serve(cfgFile, port);
+  return {
+    host,
+    port,
+    storageDir,
+    dir,
+    logs: () => server.out(),
+    garbageCollect: async (o = {}) => {
+      await server.stop();
+      const r = await run(REGISTRY_BIN, ['garbage-collect', ...(o.deleteUntagged ? ['--delete-untagged'] : []), cfgFile]);
+      server = await serve(cfgFile, port);
+      if (r.code !== 0) throw new Error(`registry garbage-collect failed:\n${r.stdout}${r.stderr}`);
+      return r.stdout + r.stderr;
+    },
+    stop: async () => {
+      await server.stop();
+      await fsp.rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** One `docker-registry serve` process, resolved when it answers on `port`. */
+async function serve(cfgFile: string, port: number): Promise<{ out(): string; stop(): Promise<void> }> {
   let out = '';
   const child: ChildProcess = spawn(REGISTRY_BIN, ['serve', cfgFile], { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   let exited = false;
   child.on('exit', () => (exited = true));
-  const host = `127.0.0.1:${port}`;
   const deadline = Date.now() + 20_000;
   for (;;) {
     if (exited) throw new Error(`docker-registry exited at start:\n${out}`);
     if (await probe(port)) break;
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`docker-registry did not listen on ${host} within 20 s:\n${out}`);
+      throw new Error(`docker-registry did not listen on 127.0.0.1:${port} within 20 s:\n${out}`);
     }
     await new Promise((r) => setTimeout(r, 50));
   }
   return {
-    host,
-    port,
-    storageDir,
-    dir,
-    logs: () => out,
+    out: () => out,
     stop: async () => {
+      if (exited) return;
+      const done = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([done, new Promise((r) => (timer = setTimeout(r, 5000)))]);
+      clearTimeout(timer);
       if (!exited) {
-        const done = new Promise((r) => child.once('exit', r));
-        child.kill('SIGTERM');
-        let timer: NodeJS.Timeout | undefined;
-        await Promise.race([done, new Promise((r) => (timer = setTimeout(r, 5000)))]);
-        clearTimeout(timer);
-        if (!exited) child.kill('SIGKILL');
+        child.kill('SIGKILL');
+        await done;
       }
-      await fsp.rm(dir, { recursive: true, force: true });
     },
   };
 }

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { accessSync, constants, existsSync } from 'node:fs';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import { BuildError } from '../errors.js';
@@ -37,6 +37,34 @@ const STANDARD_PATH = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/b
 export function runNetwork(flag: 'default' | 'host' | 'none', buildDefault: DefaultNetwork | undefined): NetworkMode {
   const mode = flag === 'default' ? (buildDefault ?? 'default') : flag;
   return mode === 'default' ? 'sandbox' : mode;
+}
+
+/** Whether this process may open the tun device slirp4netns needs (rootless, it is not the host's root). */
+export function tunUsable(device = '/dev/net/tun'): boolean {
+  try {
+    accessSync(device, constants.R_OK | constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The build's default network. As root the sandbox network never falls back (a missing
+ * slirp4netns is an error). Rootless, slirp4netns opens /dev/net/tun from inside the user
+ * namespace; where the host keeps that device from the user (mode 0600 instead of the usual
+ * 0666), RUN shares the host network, as BuildKit's rootless mode does by default, and the
+ * build says so: the RUN can reach nothing the invoking user's own processes cannot.
+ */
+export function effectiveDefaultNetwork(requested: DefaultNetwork | undefined, o: { rootless: boolean; tunUsable: () => boolean }): { network: DefaultNetwork; warning?: string } {
+  const network = requested ?? 'default';
+  if (network !== 'default' || !o.rootless || o.tunUsable()) return { network };
+  return {
+    network: 'host',
+    warning:
+      'rootless: /dev/net/tun is not open to your user, so slirp4netns cannot give RUN its own network namespace; RUN uses the host network (as BuildKit rootless does). ' +
+      'Fix: `chmod 0666 /dev/net/tun` (the usual mode) for an isolated network, or build with --network none',
+  };
 }
 
 /** /etc/resolv.conf for the sandbox network: slirp's forwarder, the host's search domains and options. */

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { BuildError } from '../errors.js';
 import { generateSpec, type SandboxOptions } from './spec.js';
+import { forThisNamespace } from './userns-spec.js';
 
 export interface RuntimeInfo {
   name: string;
@@ -92,7 +93,7 @@ export async function runInSandbox(rt: RuntimeInfo, sb: SandboxOptions, opts: Ru
   // config.json holds the process environment (secrets of RUN --mount=type=secret,env=…): root only
   await fsp.mkdir(bundle, { recursive: true, mode: 0o700 });
   await fsp.mkdir(opts.stateDir, { recursive: true });
-  const spec = generateSpec({ ...sb, cgroupsPath: sb.cgroupsPath ?? `/hoist/${id}` });
+  const spec = forThisNamespace(generateSpec({ ...sb, cgroupsPath: sb.cgroupsPath ?? `/hoist/${id}` }));
   await fsp.writeFile(path.join(bundle, 'config.json'), JSON.stringify(spec), { mode: 0o600 });
   const args = ['--root', opts.stateDir, 'run', '--bundle', bundle, id];
   let stderrText = '';

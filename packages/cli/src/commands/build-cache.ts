@@ -1,6 +1,6 @@
 import type { BuildResult, RemoteCache } from '@hoist/builder';
-import { CacheError, LocalCacheSource, RegistryCacheSource, exportCacheToDir, exportCacheToRegistry, parseCacheSpec, type CacheEntry, type CacheSpec } from '@hoist/cache';
-import type { ImageStore } from '@hoist/oci';
+import { CacheError, LocalCacheSource, RegistryCacheSource, exportCacheToDir, exportCacheToRegistry, parseCacheSpec, type CacheEntry, type CacheSource, type CacheSpec } from '@hoist/cache';
+import type { Descriptor, ImageStore } from '@hoist/oci';
 import type { RegistryClient } from '@hoist/registry-client';
 import { UsageError } from '../errors.js';
 
@@ -66,23 +66,51 @@ export async function wireCache(
     sources,
     mountFrom,
     exportAll: async (result, sig, out) => {
-      for (const s of toSpecs) {
-        const records = selectRecords(result, s.mode);
-        const fetch = async (d: { digest: string }): Promise<void> => {
-          const src = sources.find((c) => c.hasLayer(d as never));
-          if (!src) throw new UsageError(`cannot export cache: layer ${d.digest} is in no store`);
-          await src.fetchLayer(d as never, { signal: sig });
-        };
-        if (s.type === 'registry') {
-          const d = await exportCacheToRegistry(client, store, records, s.ref, s.mode, { signal: sig, mountFrom });
-          out(`exported cache (${records.length} records, mode=${s.mode}) to ${s.ref} ${d.digest}\n`);
-        } else {
-          const d = await exportCacheToDir(store, records, s.dir, s.mode, fetch as never);
-          out(`exported cache (${records.length} records, mode=${s.mode}) to ${s.dir} ${d.digest}\n`);
-        }
-      }
+      const used = new Set(sources.flatMap((src) => [...(src as CacheSource).hits]));
+      for (const s of toSpecs) await exportOne(s, { store, client, result, used, sources, mountFrom, signal: sig, log: out });
     },
   };
+}
+
+interface ExportDeps {
+  store: ImageStore;
+  client: RegistryClient;
+  result: BuildResult;
+  used: Set<string>;
+  sources: CacheWiring['sources'];
+  mountFrom: string[];
+  signal: AbortSignal;
+  log: (s: string) => void;
+}
+
+function bounds(s: CacheSpec): string {
+  const parts = [`mode=${s.mode}`];
+  if (s.ttlMs !== undefined) parts.push(`ttl=${s.ttlMs / 1000}s`);
+  if (s.maxEntries !== undefined) parts.push(`max-entries=${s.maxEntries}`);
+  return parts.join(', ');
+}
+
+/** One `--cache-to`: merged with what is there, bounded, and (bounded registry caches) reclaimed. */
+async function exportOne(s: CacheSpec, d: ExportDeps): Promise<void> {
+  const records = selectRecords(d.result, s.mode);
+  const common = { records, mode: s.mode, used: d.used, ...(s.ttlMs !== undefined ? { ttlMs: s.ttlMs } : {}), ...(s.maxEntries !== undefined ? { maxEntries: s.maxEntries } : {}) };
+  const fetchMissing = async (desc: Descriptor): Promise<void> => {
+    const src = d.sources.find((c) => c.hasLayer(desc));
+    if (!src) throw new UsageError(`cannot export cache: layer ${desc.digest} is in no store`);
+    await src.fetchLayer(desc, { signal: d.signal });
+  };
+  const where = s.type === 'registry' ? s.ref : s.dir;
+  if (s.type === 'local') {
+    const r = await exportCacheToDir(d.store, { ...common, dir: s.dir, fetchMissing });
+    const gone = s.ttlMs !== undefined || s.maxEntries !== undefined ? `; ${r.dropped} records dropped, ${r.deleted} blobs deleted` : '';
+    d.log(`exported cache (${r.records} records, ${bounds(s)}) to ${where} ${r.descriptor.digest}${gone}\n`);
+    return;
+  }
+  const r = await exportCacheToRegistry(d.client, d.store, { ...common, ref: s.ref, signal: d.signal, mountFrom: d.mountFrom });
+  const dropped = s.ttlMs !== undefined || s.maxEntries !== undefined ? `; ${r.dropped} records dropped` : '';
+  const gone = r.reclaimed ? `, ${r.reclaimed.manifests} old artifacts and ${r.reclaimed.blobs} blobs deleted` : '';
+  d.log(`exported cache (${r.records} records, ${bounds(s)}) to ${where} ${r.descriptor.digest}${dropped}${gone}\n`);
+  if (r.reclaimError) d.log(`WARNING: could not delete the cache artifacts ${where} replaced: ${r.reclaimError.message}\n`);
 }
 
 /** `min`: the records of the final image's layers; `max`: those of every stage the build needed. */

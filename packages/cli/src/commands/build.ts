@@ -13,6 +13,7 @@ import type { RegistryClient } from '@hoist/registry-client';
 import type { TtyProgress } from '../tty-progress.js';
 import { loadConfig } from '../config.js';
 import type { BuildOutputs } from './outputs.js';
+import { checkCommand, parseCall } from './check.js';
 
 export interface BuildFlags {
   tag: string[];
@@ -46,6 +47,9 @@ export interface BuildFlags {
   allow?: string[];
   /** `--security-opt seccomp=…`. */
   securityOpt?: string[];
+  /** `--call build|check[,format=json]`; `--check` is `--call=check`. */
+  call?: string;
+  check?: boolean;
 }
 
 /** Locate the Dockerfile and its ignore file as Docker does (`<name>.dockerignore` wins). */
@@ -76,7 +80,9 @@ export async function buildCommand(context: string, f: BuildFlags, signal: Abort
   const contextDir = path.resolve(context);
   const st = await fsp.stat(contextDir).catch(() => undefined);
   if (!st?.isDirectory()) throw new UsageError(`build context ${context} is not a directory`);
+  const call = parseCall(f.call, f.check);
   const df = await readDockerfile(contextDir, f.file);
+  if (call.name === 'check') return checkCommand(df, f, call);
   const opened = await openStore(f.root);
   const snapshotter = await opened.snapshotter();
   const mode: ProgressMode = f.quiet ? 'quiet' : f.progress === 'auto' ? (process.stderr.isTTY ? 'tty' : 'plain') : f.progress;

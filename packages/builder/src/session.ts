@@ -2,49 +2,28 @@ import pLimit, { type LimitFunction } from 'p-limit';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { availableParallelism } from 'node:os';
-import type { Digest, Image, Platform } from '@hoist/oci';
+import type { Digest, Platform } from '@hoist/oci';
 import type { Plan, Step } from '@hoist/parser';
-import { CacheStore, type CacheRecord } from './cache.js';
+import { FileCacheStore, type CacheRecord, type CacheStore } from './cache.js';
 import type { Descriptor } from '@hoist/oci';
-import { detectRuntime, type RuntimeInfo } from './sandbox/runtime.js';
+import { RuntimeExecutor, type Executor } from './executor.js';
 import { SandboxSession } from './sandbox/session.js';
 import type { BuildEvent, BuildOptions, RemoteCache, ResolvedImage } from './types.js';
 import type { PathFilter } from './sources.js';
 import { CacheMounts } from './cache-mounts.js';
 import { sandboxResolvConf } from './sandbox/network.js';
-import type { PreparedCopy } from './copy-step.js';
+import type { StageState } from './state.js';
 import { StatCache } from './stat-cache.js';
 
-/** What one stage has produced so far. */
-export interface StageState {
-  img: Image;
-  /** Cache key of the root filesystem so far (base + every layer step). */
-  key: string;
-  /** Time of the newest layer (for metadata history entries). */
-  lastCreated: string;
-  cmdSet: boolean;
-  /**
-   * Set in pass 1 when a step (or the base stage) has no cache record: the stage must run.
-   * `readsFrom` lists stages that its missing steps read (COPY --from, RUN --mount from=).
-   */
-  incomplete?: boolean;
-  readsFrom?: number[];
-  /**
-   * The cache records of the layers this stage's steps (and the stages it is built FROM) added,
-   * in order: in pass 1 only those found in a cache. `--cache-to mode=min` exports the target's.
-   */
-  records: CacheRecord[];
-}
-
-/** Everything shared by the stages of one build; owned by `build()`, never global. */
-export class BuildContext {
+/**
+ * The services one build's steps use (cache records, the executor, mounts, sandboxes, base
+ * images, events): owned by `build()`, never global. The scheduler's own state (which stage
+ * ran, keys found) is the Solver's, not this.
+ */
+export class BuildSession {
   readonly cache: CacheStore;
+  readonly executor: Executor;
   readonly limit: LimitFunction;
-  readonly stageResults = new Map<number, Promise<StageState>>();
-  /** Pass 1 (keys only, nothing executed): each stage's key chain and whether it is complete. */
-  readonly keyResults = new Map<number, Promise<StageState>>();
-  /** COPY/ADD sources selected in pass 1, by step id, reused by pass 2 (released at the end). */
-  readonly preparedCopies = new Map<string, PreparedCopy>();
   readonly bases = new Map<string, ResolvedImage>();
   readonly stats = { executed: 0, cached: 0, runSteps: 0, layersFetched: 0 };
   /** RUN --mount=type=cache directories and their sharing locks. */
@@ -53,7 +32,6 @@ export class BuildContext {
   readonly sandbox: SandboxSession;
   /** Digests of unchanged context files, from the store's stat cache (read once, saved at the end). */
   readonly fileDigests: StatCache;
-  private runtimeInfo: RuntimeInfo | undefined;
   private etcFiles: { hosts: string; resolv: string; sandboxResolv: string } | undefined;
   contextFilter: PathFilter | undefined;
 
@@ -62,7 +40,8 @@ export class BuildContext {
     readonly plan: Plan,
     readonly platform: Platform,
   ) {
-    this.cache = new CacheStore(path.join(opts.root, 'cache', 'keys'));
+    this.cache = opts.cache ?? new FileCacheStore(path.join(opts.root, 'cache', 'keys'));
+    this.executor = opts.executor ?? new RuntimeExecutor({ root: opts.root, ...(opts.runtime ? { preferred: opts.runtime } : {}) });
     this.limit = pLimit(Math.max(1, opts.jobs ?? availableParallelism()));
     this.cacheMounts = new CacheMounts(opts.root, this.tmpDir);
     this.sandbox = new SandboxSession(opts.root);
@@ -71,12 +50,6 @@ export class BuildContext {
 
   emit(ev: BuildEvent): void {
     this.opts.progress?.(ev);
-  }
-
-  /** The OCI runtime, detected once and only when a RUN step actually executes. */
-  runtime(): RuntimeInfo {
-    this.runtimeInfo ??= detectRuntime(this.opts.runtime);
-    return this.runtimeInfo;
   }
 
   get tmpDir(): string {
@@ -103,8 +76,6 @@ export class BuildContext {
   }
 
   async cleanup(): Promise<void> {
-    for (const p of this.preparedCopies.values()) await p.release().catch(() => undefined);
-    this.preparedCopies.clear();
     // only a cache: a failed write costs re-hashing next time, never the build
     await this.fileDigests.save().catch(() => undefined);
     try {

@@ -1,0 +1,43 @@
+import * as path from 'node:path';
+import { detectRuntime, runInSandbox, type RunResult, type RuntimeInfo } from './sandbox/runtime.js';
+import type { SandboxOptions } from './sandbox/spec.js';
+
+/** Per run: where the bundle goes, where output goes, how to cancel. */
+export interface ExecOptions {
+  /** A private directory for the bundle (the sandbox session's). */
+  bundleParent: string;
+  stdout?: (chunk: Buffer) => void;
+  stderr?: (chunk: Buffer) => void;
+  signal?: AbortSignal;
+}
+
+/**
+ * Runs one sandboxed process of a RUN step on a prepared root filesystem: the seam between the
+ * solver and the OCI runtime. The fake under `testing/` records calls and writes files instead.
+ */
+export interface Executor {
+  /** The runtime's name, for error messages (detected on first use). */
+  name(): string;
+  run(sb: SandboxOptions, opts: ExecOptions): Promise<RunResult>;
+}
+
+/** The OCI runtime (runc, crun), detected only when a RUN step first executes. */
+export class RuntimeExecutor implements Executor {
+  private rt: RuntimeInfo | undefined;
+
+  constructor(private readonly o: { root: string; preferred?: string }) {}
+
+  private runtime(): RuntimeInfo {
+    this.rt ??= detectRuntime(this.o.preferred);
+    return this.rt;
+  }
+
+  name(): string {
+    return this.runtime().name;
+  }
+
+  run(sb: SandboxOptions, opts: ExecOptions): Promise<RunResult> {
+    const rt = this.runtime();
+    return runInSandbox(rt, sb, { ...opts, stateDir: path.join(this.o.root, 'runtime', rt.name) });
+  }
+}

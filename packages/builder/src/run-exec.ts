@@ -1,0 +1,104 @@
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import type { Descriptor, Digest } from '@hoist/oci';
+import type { RunInstruction, Step } from '@hoist/parser';
+import type { Mounted } from '@hoist/snapshotter';
+import { BuildError } from './errors.js';
+import { makeTempDir } from './tmp.js';
+import type { BuildSession } from './session.js';
+import type { StageInputs, StageState } from './state.js';
+import { withMountedImage } from './materialize.js';
+import { resolveUser, secureJoin, type ResolvedUser } from './rootfs.js';
+import { openNetwork, runNetwork, type RunNetwork } from './sandbox/network.js';
+import { prepareRunMounts, type PreparedMounts } from './run-mounts.js';
+import { commitOptions } from './commit-options.js';
+import { singleIdHint } from './sandbox/isolation.js';
+import { runArgs, runEnv } from './run-step.js';
+
+const TAIL_LINES = 20;
+
+/** A RUN to execute on a mounted root. */
+interface RunJob {
+  step: Step;
+  ins: RunInstruction;
+  state: StageState;
+  stages: StageInputs;
+}
+
+/** Execute a RUN on its stage's state and commit what it changed as a layer. */
+export async function executeRun(ctx: BuildSession, job: RunJob): Promise<{ descriptor: Descriptor; diffId: Digest }> {
+  ctx.executor.name(); // find the runtime before anything is mounted
+  return ctx.limit(() =>
+    withMountedImage(ctx, job.state.img, async (m) => {
+      const c = job.state.img.config.config ?? {};
+      const user = await resolveUser(m.root, c.User ?? '').catch((e: unknown) => {
+        throw e instanceof BuildError ? e : new BuildError('USER_NOT_FOUND', String(e));
+      });
+      await fsp.mkdir(await secureJoin(m.root, c.WorkingDir || '/'), { recursive: true });
+      const mounts = await prepareRunMounts(ctx, { ins: job.ins, root: m.root, user, stages: job.stages });
+      let net: RunNetwork | undefined;
+      try {
+        net = await openNetwork(runNetwork(job.ins.network, ctx.opts.network), ctx.opts.signal ? { signal: ctx.opts.signal } : {});
+        await runProcess(ctx, { job, m, user, mounts, net });
+      } finally {
+        await net?.close();
+        await mounts.release();
+      }
+      const r = await m.commit(commitOptions(ctx));
+      return { descriptor: r.descriptor, diffId: r.diffId };
+    }),
+  );
+}
+
+/** The step's output, streamed as log events, with its last lines kept for an error. */
+function outputTail(ctx: BuildSession, id: string): { onData(stream: 'stdout' | 'stderr'): (d: Buffer) => void; lines(): string[] } {
+  const tail: string[] = [];
+  let partial = '';
+  return {
+    onData: (stream) => (d) => {
+      const text = d.toString();
+      ctx.emit({ type: 'log', id, stream, data: text });
+      const lines = (partial + text).split('\n');
+      partial = lines.pop() ?? '';
+      tail.push(...lines);
+      if (tail.length > TAIL_LINES) tail.splice(0, tail.length - TAIL_LINES);
+    },
+    lines: () => [...tail, ...(partial ? [partial] : [])].slice(-TAIL_LINES),
+  };
+}
+
+/** Run the RUN's process in the sandbox (through the executor); a non-zero exit is a STEP_FAILED. */
+async function runProcess(ctx: BuildSession, r: { job: RunJob; m: Mounted; user: ResolvedUser; mounts: PreparedMounts; net: RunNetwork }): Promise<void> {
+  const { ins, state, step } = r.job;
+  const c = state.img.config.config ?? {};
+  const { args, script } = runArgs(ins, c.Shell);
+  const etc = await ctx.etc();
+  const env = [...runEnv(state, step, ctx.plan.proxyArgs), ...r.mounts.env];
+  if (script !== undefined) {
+    const dir = await makeTempDir(ctx.tmpDir, 'heredoc-');
+    await fsp.writeFile(path.join(dir, path.posix.basename(args[0]!)), script, { mode: 0o755 });
+    r.mounts.mounts.push({ destination: '/dev/pipes', type: 'bind', source: dir, options: ['rbind', 'ro'] });
+    r.mounts.cleanup.push(() => fsp.rm(dir, { recursive: true, force: true }));
+  }
+  const out = outputTail(ctx, step.id);
+  const sandboxed = runNetwork(ins.network, ctx.opts.network) === 'sandbox';
+  const res = await ctx.executor.run(
+    {
+      rootfs: r.m.root,
+      hostname: 'buildkitsandbox',
+      network: r.net.spec,
+      hostsFile: etc.hosts,
+      resolvConf: sandboxed ? etc.sandboxResolv : etc.resolv,
+      mounts: r.mounts.mounts,
+      privileged: ins.security === 'insecure',
+      ...(ctx.opts.seccomp ? { seccomp: ctx.opts.seccomp } : {}),
+      ...(ctx.opts.resources ? { resources: ctx.opts.resources } : {}),
+      process: { args, env, cwd: c.WorkingDir || '/', uid: r.user.uid, gid: r.user.gid, additionalGids: r.user.additionalGids },
+    },
+    { bundleParent: await ctx.sandbox.bundles(), stdout: out.onData('stdout'), stderr: out.onData('stderr'), ...(ctx.opts.signal ? { signal: ctx.opts.signal } : {}) },
+  );
+  if (res.exitCode === 0) return;
+  const shown = ins.command.form === 'exec' ? JSON.stringify(ins.command.args) : ins.command.command;
+  const how = `exit code: ${res.exitCode}${res.signal ? ` (signal ${res.signal})` : ''} (runtime ${ctx.executor.name()})${singleIdHint()}`;
+  throw new BuildError('STEP_FAILED', `process "${shown}" did not complete successfully: ${how}`, { outputTail: out.lines(), exitCode: res.exitCode });
+}

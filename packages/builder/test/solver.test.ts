@@ -1,0 +1,177 @@
+/**
+ * The solver with fakes at its seams (in the style of BuildKit's scheduler_test.go): a fake
+ * executor that records calls and writes a file per RUN, an in-memory cache store that counts
+ * lookups, a fake image source. Real store and snapshotter below (a layer still has to be
+ * committed), no runtime, no network. Every assertion is about counts and event order.
+ */
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { ImageStore, type Platform } from '@hoist/oci';
+import { Snapshotter } from '@hoist/snapshotter';
+import { tempDir } from '@hoist/testkit';
+import { build, type BuildEvent, type BuildResult } from '@hoist/builder';
+import { FakeExecutor, FakeImageSource, MemoryCacheStore } from '../src/testing/index.js';
+
+const platform: Platform = { os: 'linux', architecture: 'amd64' };
+
+interface World {
+  root: string;
+  context: string;
+  cache: MemoryCacheStore;
+  images: FakeImageSource;
+  build(executor: FakeExecutor, extra?: { jobs?: number; buildArgs?: Record<string, string> }): Promise<BuildResult & { events: BuildEvent[] }>;
+}
+
+let root: string;
+let n = 0;
+
+beforeAll(async () => {
+  root = await tempDir('solver');
+});
+
+afterAll(async () => {
+  if (root) await fsp.rm(root, { recursive: true, force: true });
+});
+
+async function world(dockerfile: string, files: Record<string, string>): Promise<World> {
+  const dir = path.join(root, String(++n));
+  const store = await ImageStore.open(path.join(dir, 'oci'));
+  const snapshotter = await Snapshotter.open({ root: path.join(dir, 'snapshots'), blobs: store.blobs });
+  const context = path.join(dir, 'ctx');
+  await fsp.mkdir(context, { recursive: true });
+  for (const [p, text] of Object.entries(files)) await fsp.writeFile(path.join(context, p), text);
+  const cache = new MemoryCacheStore();
+  const images = new FakeImageSource(store);
+  return {
+    root: dir,
+    context,
+    cache,
+    images,
+    build: async (executor, extra = {}) => {
+      const events: BuildEvent[] = [];
+      cache.resetCounts();
+      const r = await build({
+        store,
+        snapshotter,
+        images,
+        executor,
+        cache,
+        root: dir,
+        contextDir: context,
+        dockerfile: { path: 'Dockerfile', text: dockerfile },
+        platform,
+        network: 'none',
+        jobs: extra.jobs ?? 2,
+        ...(extra.buildArgs ? { buildArgs: extra.buildArgs } : {}),
+        sourceDateEpoch: 0,
+        progress: (ev) => events.push(ev),
+      });
+      return { ...r, events };
+    },
+  };
+}
+
+const LINEAR = ['FROM scratch', 'COPY a.txt /a.txt', 'RUN echo one', 'COPY b.txt /b.txt', 'RUN echo two', ''].join('\n');
+
+const DIAMOND = [
+  'FROM scratch AS a',
+  'COPY a.txt /a.txt',
+  'RUN echo a',
+  'FROM scratch AS b',
+  'COPY b.txt /b.txt',
+  'RUN echo b',
+  'FROM scratch',
+  'COPY --from=a /a.txt /a.txt',
+  'COPY --from=b /b.txt /b.txt',
+  'RUN echo final',
+  '',
+].join('\n');
+
+describe('solver', () => {
+  it('runs each RUN once on a cold cache and records one key per layer step', async () => {
+    const w = await world(LINEAR, { 'a.txt': 'a\n', 'b.txt': 'b\n' });
+    const ex = new FakeExecutor();
+    const r = await w.build(ex);
+    expect(ex.commands).toEqual(['echo one', 'echo two']);
+    expect(r.stats).toMatchObject({ executed: 4, cached: 0, runSteps: 2 });
+    expect(w.cache.writes).toHaveLength(4);
+    expect(new Set(w.cache.writes).size).toBe(4);
+  });
+
+  it('a fully cached build executes 0 ops and writes no record', async () => {
+    const w = await world(LINEAR, { 'a.txt': 'a\n', 'b.txt': 'b\n' });
+    const first = await w.build(new FakeExecutor());
+    const ex = new FakeExecutor();
+    const r = await w.build(ex);
+    expect(ex.events).toEqual([]);
+    expect(r.stats).toMatchObject({ executed: 0, cached: 4, runSteps: 0 });
+    expect(w.cache.writes).toEqual([]);
+    // one lookup per layer step, in pass 1: pass 2 walks the same ops and needs none for a hit
+    expect(w.cache.lookups).toEqual(first.cacheRecords.max.map((rec) => rec.key));
+    expect(r.descriptor.digest).toBe(first.descriptor.digest);
+  });
+
+  it('a changed context file re-executes exactly the steps that depend on it', async () => {
+    const w = await world(DIAMOND, { 'a.txt': 'a\n', 'b.txt': 'b\n' });
+    await w.build(new FakeExecutor());
+    await fsp.writeFile(path.join(w.context, 'b.txt'), 'b2\n');
+    const ex = new FakeExecutor();
+    const r = await w.build(ex);
+    expect(ex.commands).toEqual(['echo b', 'echo final']);
+    // COPY b.txt, RUN echo b, COPY --from=b, RUN echo final; stage a is not even walked in pass 2
+    expect(r.stats).toMatchObject({ executed: 4, runSteps: 2 });
+    const started = r.events.filter((e): e is Extract<BuildEvent, { type: 'step' }> => e.type === 'step' && e.status === 'start').map((e) => e.label);
+    expect(started.filter((l) => l.startsWith('[a '))).toEqual([]);
+    expect(w.cache.writes).toHaveLength(4);
+    // 7 lookups in pass 1 (every layer step); pass 2 looks again only for the 4 misses
+    expect(w.cache.lookups).toHaveLength(7 + 4);
+  });
+
+  it('two independent stages overlap: both RUNs start before either ends', async () => {
+    const w = await world(DIAMOND, { 'a.txt': 'a\n', 'b.txt': 'b\n' });
+    const ex = new FakeExecutor({ overlap: 2 });
+    await w.build(ex, { jobs: 2 });
+    expect(ex.events.slice(0, 2).map((e) => e.type)).toEqual(['start', 'start']);
+    expect(new Set(ex.events.slice(0, 2).map((e) => e.command))).toEqual(new Set(['echo a', 'echo b']));
+    expect(ex.events.at(-1)).toEqual({ type: 'end', command: 'echo final' });
+  });
+
+  it('with --jobs 1 the runs never overlap', async () => {
+    const w = await world(DIAMOND, { 'a.txt': 'a\n', 'b.txt': 'b\n' });
+    const ex = new FakeExecutor();
+    await w.build(ex, { jobs: 1 });
+    expect(ex.events.map((e) => e.type)).toEqual(['start', 'end', 'start', 'end', 'start', 'end']);
+  });
+
+  it('a failing RUN names its step and line, and records nothing for it', async () => {
+    const w = await world('FROM scratch\nRUN echo ok\nRUN exit 3\n', {});
+    const ex = new FakeExecutor();
+    await expect(w.build(ex)).rejects.toMatchObject({ code: 'STEP_FAILED', exitCode: 3, location: { line: 3 } });
+    expect(ex.commands).toEqual(['echo ok', 'exit 3']);
+    expect(w.cache.writes).toHaveLength(1);
+  });
+
+  it('proxy build args reach every RUN without an ARG (Plan.proxyArgs) and never enter a key', async () => {
+    const w = await world('FROM scratch\nENV no_proxy=from-env\nRUN echo one\n', {});
+    const ex = new FakeExecutor();
+    await w.build(ex, { buildArgs: { HTTPS_PROXY: 'http://proxy:3128', no_proxy: 'from-arg' } });
+    expect(ex.processes[0]!.env).toContain('HTTPS_PROXY=http://proxy:3128');
+    // ENV wins over a build arg of the same name, as for every other build arg
+    expect(ex.processes[0]!.env.filter((e) => e.startsWith('no_proxy='))).toEqual(['no_proxy=from-env']);
+    const other = new FakeExecutor();
+    const r = await w.build(other, { buildArgs: { HTTPS_PROXY: 'http://elsewhere:8080' } });
+    expect(other.events).toEqual([]);
+    expect(r.stats.cached).toBe(1);
+  });
+
+  it('RUN --mount from=01 names stage 1, by the planner\'s rule (not an image called "01")', async () => {
+    const df = ['FROM scratch AS zero', 'COPY a.txt /a.txt', 'FROM scratch AS one', 'COPY b.txt /b.txt', 'FROM scratch', 'RUN --mount=type=bind,from=01,target=/m echo mounted', ''].join('\n');
+    const w = await world(df, { 'a.txt': 'a\n', 'b.txt': 'b\n' });
+    const ex = new FakeExecutor();
+    const r = await w.build(ex);
+    expect(w.images.resolved).toEqual([]);
+    expect(ex.mountTargets[0]).toContain('/m');
+    // stage 1 ran for the mount (its COPY), stage 0 was never needed
+    expect(r.stats).toMatchObject({ executed: 2, runSteps: 1 });
+  });
+});
