@@ -8,6 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import type { Descriptor } from '@hoist/oci';
 import { RegistryClient } from '@hoist/registry-client';
 import { hoist, startRegistry, storeWithBusybox, tempDir, type RunningRegistry } from '@hoist/testkit';
 
@@ -63,7 +64,7 @@ async function readRegistry(ref: string): Promise<Exported> {
   const client = new RegistryClient();
   try {
     const { raw } = await client.getManifest(ref);
-    const manifest = JSON.parse(raw.toString()) as { config: { digest: string; size: number; mediaType: string }; layers: Array<{ digest: string; size: number; mediaType: string }> };
+    const manifest = JSON.parse(raw.toString()) as { config: Descriptor; layers: Descriptor[] };
     const config = await client.fetchBlobBytes(ref, manifest.config);
     const layers = await Promise.all(manifest.layers.map((l) => client.fetchBlobBytes(ref, l, { max: l.size })));
     return { ...(JSON.parse(config.toString()) as Exported), blobs: [raw, config, ...layers] };
