@@ -16,6 +16,7 @@ import { sandboxResolvConf } from './sandbox/network.js';
 import type { StageState } from './state.js';
 import { hostsFileText, hostGatewayAddress } from './run-flags.js';
 import { isLayerStep } from './layer-step.js';
+import { StatCache } from './stat-cache.js';
 
 /**
  * The services one build's steps use (cache records, the executor, mounts, sandboxes, base
@@ -32,6 +33,8 @@ export class BuildSession {
   readonly cacheMounts: CacheMounts;
   /** Watchdog and private tmpfs (bundles, secrets) of this build's RUN sandboxes. */
   readonly sandbox: SandboxSession;
+  /** Digests of unchanged context files, from the store's stat cache (read once, saved at the end). */
+  readonly fileDigests: StatCache;
   private etcFiles: { hosts: string; resolv: string; sandboxResolv: string } | undefined;
   contextFilter: PathFilter | undefined;
 
@@ -45,6 +48,7 @@ export class BuildSession {
     this.limit = pLimit(Math.max(1, opts.jobs ?? availableParallelism()));
     this.cacheMounts = new CacheMounts(opts.root, this.tmpDir, remoteMountSeeder(opts, (ev) => this.emit(ev)));
     this.sandbox = new SandboxSession(opts.root);
+    this.fileDigests = new StatCache({ file: path.join(opts.root, 'cache', 'context-stat.json'), tmpDir: this.tmpDir, roots: [path.resolve(opts.contextDir)] });
   }
 
   emit(ev: BuildEvent): void {
@@ -75,6 +79,8 @@ export class BuildSession {
   }
 
   async cleanup(): Promise<void> {
+    // only a cache: a failed write costs re-hashing next time, never the build
+    await this.fileDigests.save().catch(() => undefined);
     try {
       await fsp.rm(path.join(this.tmpDir, `etc-${process.pid}`), { recursive: true, force: true });
     } finally {

@@ -9,12 +9,12 @@ import { StoreThenRegistry } from '../image-source.js';
 import { prepareContext } from '../build-context.js';
 import { parseAttestations } from '../attest-flags.js';
 import { plainPrinter, type ProgressMode } from '../progress.js';
-import { makeRegistryClient } from '../registry.js';
 import { parseAllow, parseKeyValues, parseSecurityOpts, readSecrets } from '../args.js';
-import { wireCache } from './build-cache.js';
-import { TtyProgress } from '../tty-progress.js';
+import type { CacheWiring } from './build-cache.js';
+import type { RegistryClient } from '@hoist/registry-client';
+import type { TtyProgress } from '../tty-progress.js';
 import { loadConfig } from '../config.js';
-import { parseBuildOutputs, writeBuildOutputs } from './outputs.js';
+import type { BuildOutputs } from './outputs.js';
 import { checkCommand, parseCall } from './check.js';
 import { annotationsFor, parseAnnotations, parseLabels, parseRunHost, refuseIndexAnnotations } from '../buildx-flags.js';
 import { buildMetadata, checkResultFile, clearIidFile, imageId, writeIidFile, writeMetadataFile } from './build-result.js';
@@ -115,8 +115,9 @@ async function buildIn(contextDir: string, df: Awaited<ReturnType<typeof readDoc
   const opened = await openStore(f.root);
   const snapshotter = await opened.snapshotter();
   const mode: ProgressMode = f.quiet ? 'quiet' : f.progress === 'auto' ? (process.stderr.isTTY ? 'tty' : 'plain') : f.progress;
-  const tty = mode === 'tty' ? new TtyProgress(process.stderr) : undefined;
-  const registry = makeRegistryClient(mode, tty ? { onTransfer: (id, text) => tty.transfer(id, text) } : {});
+  // the renderer, the registry client, cache import/export and output writers load only when used
+  const tty = mode === 'tty' ? new (await import('../tty-progress.js')).TtyProgress(process.stderr) : undefined;
+  const registry = lazyRegistry(mode, tty);
   const print = tty ? tty.onEvent : plainPrinter((s) => process.stderr.write(s), mode);
   const network = f.network ?? 'default';
   if (network !== 'default' && network !== 'host' && network !== 'none') throw new UsageError(`--network must be default, host or none, not "${f.network}"`);
@@ -125,7 +126,7 @@ async function buildIn(contextDir: string, df: Awaited<ReturnType<typeof readDoc
   if (f.format && f.format !== 'oci' && f.format !== 'docker') throw new UsageError(`--format must be oci or docker, not "${f.format}"`);
   const jobs = f.jobs ? Number(f.jobs) : undefined;
   if (jobs !== undefined && !(Number.isInteger(jobs) && jobs > 0)) throw new UsageError(`--jobs must be a positive integer, not "${f.jobs}"`);
-  const outputs = parseBuildOutputs(f.output);
+  const outputs: BuildOutputs = f.output?.length ? (await import('./outputs.js')).parseBuildOutputs(f.output) : { specs: [], push: false, stdout: false };
   const buildx = await buildxOptions(f);
   // loaded only when used (a plain build loads neither the exporter nor the context importer)
   const namedMod = f.buildContext?.length ? await import('../named-contexts.js') : undefined;
@@ -139,13 +140,13 @@ async function buildIn(contextDir: string, df: Awaited<ReturnType<typeof readDoc
   const registryOnly = outputs.specs.length > 0 && outputs.specs.every((o) => o.type === 'registry');
   const sde = process.env.SOURCE_DATE_EPOCH;
   const say = progressLine(mode, tty);
-  const cache = await wireCache(opened.store, registry, f.cacheFrom ?? [], f.cacheTo ?? [], signal, say);
+  const cache = await wireCacheIfAny(f, { store: opened.store, registry, signal, log: say });
   if (attestations.length > 0) {
     print({ type: 'warning', message: `attestations (${attestations.map((a) => a.type).join(', ')}) are not implemented by hoist yet: the image is written without them (pass --provenance=false --sbom=false to silence this)` });
   }
   const images = new StoreThenRegistry({
     store: opened.store,
-    registry: () => registry,
+    registry,
     pull: f.pull ? 'always' : 'missing',
     mirrors: [...(f.registryMirror ?? []), ...(loadConfig().registryMirrors ?? [])],
     checks: new LayerChecker(opened.store.blobs),
@@ -196,12 +197,12 @@ async function buildIn(contextDir: string, df: Awaited<ReturnType<typeof readDoc
     for (const t of result.tags) say(`tagged ${t}\n`);
   }
   await cache.exportAll(result, signal, say);
-  await writeBuildOutputs(outputs, { store: opened.store, snapshotter, descriptor: result.descriptor, tags: result.tags, signal, log: say, ...(mode === 'json' ? { report: (s: string) => jsonEvent({ type: 'error', message: s.trim(), exitCode: 1 }) } : {}), ...(f.platform ? { platform: parsePlatform(f.platform) } : {}) });
+  if (outputs.specs.length > 0) await (await import('./outputs.js')).writeBuildOutputs(outputs, { store: opened.store, snapshotter, descriptor: result.descriptor, tags: result.tags, signal, log: say, ...(mode === 'json' ? { report: (s: string) => jsonEvent({ type: 'error', message: s.trim(), exitCode: 1 }) } : {}), ...(f.platform ? { platform: parsePlatform(f.platform) } : {}) });
   if (f.push || outputs.push) {
     // a lazy result is not tagged locally (its layers are not all here): push the requested tags
     const pushTags = result.tags.length > 0 ? result.tags : f.tag.map((t) => formatReference(parseReference(t)));
     for (const t of pushTags) {
-      await registry.push(opened.store, result.descriptor, t, { signal, mountFrom: cache.mountFrom });
+      await (await registry()).push(opened.store, result.descriptor, t, { signal, mountFrom: cache.mountFrom });
       if (mode === 'json') jsonEvent({ type: 'pushed', ref: t, digest: result.descriptor.digest });
       else say(`pushed ${t}\n`);
     }
@@ -294,4 +295,21 @@ async function jsonErrors(f: BuildFlags, fn: () => Promise<number>): Promise<num
     jsonEvent({ type: 'error', message: text.trim().replace(/^hoist: /, ''), exitCode: code, ...(typeof (e as { code?: unknown }).code === 'string' ? { code: (e as { code: string }).code } : {}) });
     throw new ExitError(code, text.trim());
   }
+}
+
+/** The command's registry client, made (and its package loaded) on first use. */
+function lazyRegistry(mode: ProgressMode, tty: TtyProgress | undefined): () => Promise<RegistryClient> {
+  let client: Promise<RegistryClient> | undefined;
+  return () =>
+    (client ??= import('../registry.js').then((m) => m.makeRegistryClient(mode, tty ? { onTransfer: (id, text) => tty.transfer(id, text) } : {})));
+}
+
+/** `--cache-from`/`--cache-to`; without them nothing of the cache package is loaded. */
+async function wireCacheIfAny(
+  f: BuildFlags,
+  d: { store: Parameters<typeof build>[0]['store']; registry: () => Promise<RegistryClient>; signal: AbortSignal; log: (s: string) => void },
+): Promise<CacheWiring> {
+  if ((f.cacheFrom ?? []).length === 0 && (f.cacheTo ?? []).length === 0) return { sources: [], mountFrom: [], exportAll: async () => undefined };
+  const { wireCache } = await import('./build-cache.js');
+  return wireCache(d.store, await d.registry(), f.cacheFrom ?? [], f.cacheTo ?? [], d.signal, d.log);
 }
