@@ -49,16 +49,14 @@ if [ ${#pkgs[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
 fi
 
-# Debian's docker-registry package starts a system service on port 5000; the tests start
-# their own on free ports and need nothing from it.
-if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet docker-registry 2>/dev/null; then
-  systemctl stop docker-registry || true
-fi
+# Debian's docker-registry package may run a system service on port 5000: it is left alone
+# (it may be the user's own registry); the tests start their own registries on free ports.
 
 # `npm ci` refuses this lock file here: the registry this machine reaches lacks the other
 # platforms' optional native packages (e.g. @unrs/resolver-binding-win32-*), so npm cannot
-# record them. `npm install` installs exactly the locked versions for this platform instead.
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm install --no-audit --no-fund
+# record them. `npm install --no-save` installs exactly the locked versions for this platform
+# and leaves package-lock.json as it is (plain `npm install` would rewrite it).
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ] || [ ! -e node_modules/.bin/hoist ]; then
+  npm install --no-save --no-audit --no-fund
 fi
 npm run build --silent

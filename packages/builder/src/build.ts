@@ -37,7 +37,7 @@ export async function build(requested: BuildOptions): Promise<BuildResult> {
   const platform: Platform = opts.platform ?? { os: 'linux', architecture: hostArch() };
   const buildPlatform = platformString(opts.emulationHost?.platform ?? hostPlatform());
   const df = parse(opts.dockerfile.text, { file: opts.dockerfile.path });
-  const planArgs = { buildArgs: opts.buildArgs ?? {}, platform: platformString(platform), buildPlatform, ...(opts.target ? { target: opts.target } : {}) };
+  const planArgs = { buildArgs: opts.buildArgs ?? {}, platform: platformString(platform), buildPlatform, ...(opts.target ? { target: opts.target } : {}), ...(opts.namedContexts?.length ? { namedContexts: opts.namedContexts } : {}) };
   const o = outline(df, planArgs);
   const resolved = await resolveBases(opts, { df, platform, outline: o });
   const baseImages: Record<string, BaseImageInfo> = {};
@@ -67,14 +67,14 @@ export async function build(requested: BuildOptions): Promise<BuildResult> {
     const final = await solver.run(plan.target);
     const history = final.img.config.history ?? [];
     const created = opts.sourceDateEpoch !== undefined ? isoTime(ctx) : (history.at(-1)?.created ?? final.lastCreated);
-    const img = { ...final.img, config: { ...final.img.config, created } };
+    const img = withLabels({ ...final.img, config: { ...final.img.config, created } }, opts.labels);
     const remoteLayers = [];
     for (const l of img.layers) if (!(await opts.store.blobs.has(l.digest))) remoteLayers.push(l);
     if (remoteLayers.length > 0 && !opts.lazyLayers) {
       await fetchMissing(ctx, remoteLayers);
       remoteLayers.length = 0;
     }
-    const written = await writeImage(opts.store.blobs, withLayerMediaTypes(img, opts.format ?? 'oci'), { format: opts.format ?? 'oci' });
+    const written = await writeImage(opts.store.blobs, withLayerMediaTypes(img, opts.format ?? 'oci'), { format: opts.format ?? 'oci', ...(opts.manifestAnnotations ? { annotations: opts.manifestAnnotations } : {}) });
     const tags: string[] = [];
     // a lazy result is not tagged locally: its blobs are not all here (fsck would flag it)
     for (const t of remoteLayers.length > 0 ? [] : (opts.tags ?? [])) tags.push(await opts.store.tag(formatReference(parseReference(t)), written.descriptor));
@@ -147,6 +147,13 @@ function withLayerMediaTypes(img: Image, format: 'oci' | 'docker'): Image {
     return { ...l, mediaType: layerMediaType(format, c) };
   });
   return { ...img, layers };
+}
+
+/** `--label K=V`: merged over the labels the Dockerfile set (as BuildKit's `label:` build args). */
+function withLabels(img: Image, labels: Record<string, string> | undefined): Image {
+  if (!labels || Object.keys(labels).length === 0) return img;
+  const c = img.config.config ?? {};
+  return { ...img, config: { ...img.config, config: { ...c, Labels: { ...(c.Labels ?? {}), ...labels } } } };
 }
 
 function hostArch(): string {

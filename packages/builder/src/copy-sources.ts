@@ -116,7 +116,8 @@ async function fromContext(ctx: BuildSession, p: Prep): Promise<PreparedCopy> {
     link: ins.link,
     parents: ins.parents,
     exclude: ins.exclude,
-    sources: await digestSources(items),
+    // through the stat cache: it answers only for files below the context (not heredocs or downloads)
+    sources: await digestSources(items, ctx.fileDigests),
     unpack: archives.map((a) => a.path),
   };
   return { inputs, items, archives, release: p.release, load: async () => ({ items, archives, roots: [] }) };

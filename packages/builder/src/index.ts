@@ -14,6 +14,7 @@ export * from './sandbox/runtime.js';
 export * from './run-image.js';
 export * from './sandbox/capabilities.js';
 export * from './build-flags.js';
+export * from './run-flags.js';
 export * from './sandbox/seccomp.js';
 export * from './sandbox/entitlements.js';
 export { runNetwork, effectiveDefaultNetwork, tunUsable, sandboxResolvConf, openSandboxNetwork, SANDBOX_NAMESERVER, type NetworkMode, type DefaultNetwork, type SandboxNetwork } from './sandbox/network.js';
@@ -24,5 +25,6 @@ export { emulationFor, defaultEmulationHost, registration, sandboxEmulator, type
 export { emulatedSpec, type PrivateEmulation } from './sandbox/emulation-spec.js';
 export * from './multi-build.js';
 export { stagePlatform, configPlatform, checkPlatformsRunnable } from './platforms.js';
+export { parseGitRef, fetchGit, type GitRef } from './git-source.js';
 export { packCacheMount, unpackCacheMount, snapshotCacheMount, chunkEntries, type PackedMount } from './cache-mount-sync.js';
 export { cacheMountKey, cacheMountDir } from './cache-mounts.js';

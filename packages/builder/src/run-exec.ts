@@ -97,6 +97,8 @@ async function runProcess(ctx: BuildSession, r: { job: RunJob; m: Mounted; user:
       ...(emu.kind === 'private-binfmt' ? { emulation: { emulator: emu.emulator, target: emu.target, register: emu.register, helper: emu.helper } } : {}),
       ...(ctx.opts.seccomp ? { seccomp: ctx.opts.seccomp } : {}),
       ...(ctx.opts.resources ? { resources: ctx.opts.resources } : {}),
+      ...(ctx.opts.runHost?.shmSizeBytes ? { shmSizeBytes: ctx.opts.runHost.shmSizeBytes } : {}),
+      ...(ctx.opts.runHost?.ulimits?.length ? { rlimits: ctx.opts.runHost.ulimits } : {}),
       process: { args, env, cwd: c.WorkingDir || '/', uid: r.user.uid, gid: r.user.gid, additionalGids: r.user.additionalGids },
     },
     { bundleParent: await ctx.sandbox.bundles(), stdout: out.onData('stdout'), stderr: out.onData('stderr'), ...(ctx.opts.signal ? { signal: ctx.opts.signal } : {}) },

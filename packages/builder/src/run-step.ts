@@ -90,7 +90,7 @@ async function mountSourceInputs(ctx: BuildSession, ins: RunInstruction): Promis
     if (m.type !== 'bind') continue;
     if (m.from === undefined) {
       const items = await collectSources(ctx.opts.contextDir, [m.source ?? '.'], { ...(ctx.contextFilter ? { filter: ctx.contextFilter } : {}), allowEmptyWildcard: false });
-      context.push(await digestSources(items));
+      context.push(await digestSources(items, ctx.fileDigests));
     } else if (stageRef(ctx.plan, m.from).kind === 'image') {
       const img = await ctx.opts.images.resolve(m.from, { platform: ctx.platform, ...(ctx.opts.signal ? { signal: ctx.opts.signal } : {}) });
       images.push(img.descriptor.digest);

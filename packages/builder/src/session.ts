@@ -14,6 +14,9 @@ import { CacheMounts } from './cache-mounts.js';
 import { remoteMountSeeder } from './mount-seeder.js';
 import { sandboxResolvConf } from './sandbox/network.js';
 import type { StageState } from './state.js';
+import { hostsFileText, hostGatewayAddress } from './run-flags.js';
+import { isLayerStep } from './layer-step.js';
+import { StatCache } from './stat-cache.js';
 
 /**
  * The services one build's steps use (cache records, the executor, mounts, sandboxes, base
@@ -30,6 +33,8 @@ export class BuildSession {
   readonly cacheMounts: CacheMounts;
   /** Watchdog and private tmpfs (bundles, secrets) of this build's RUN sandboxes. */
   readonly sandbox: SandboxSession;
+  /** Digests of unchanged context files, from the store's stat cache (read once, saved at the end). */
+  readonly fileDigests: StatCache;
   private etcFiles: { hosts: string; resolv: string; sandboxResolv: string } | undefined;
   contextFilter: PathFilter | undefined;
 
@@ -43,6 +48,7 @@ export class BuildSession {
     this.limit = pLimit(Math.max(1, opts.jobs ?? availableParallelism()));
     this.cacheMounts = new CacheMounts(opts.root, this.tmpDir, remoteMountSeeder(opts, (ev) => this.emit(ev)));
     this.sandbox = new SandboxSession(opts.root);
+    this.fileDigests = new StatCache({ file: path.join(opts.root, 'cache', 'context-stat.json'), tmpDir: this.tmpDir, roots: [path.resolve(opts.contextDir)] });
   }
 
   emit(ev: BuildEvent): void {
@@ -59,7 +65,7 @@ export class BuildSession {
     const dir = path.join(this.tmpDir, `etc-${process.pid}`);
     await fsp.mkdir(dir, { recursive: true });
     const hosts = path.join(dir, 'hosts');
-    await fsp.writeFile(hosts, '127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n');
+    await fsp.writeFile(hosts, hostsFileText(this.opts.runHost?.extraHosts ?? [], hostGatewayAddress()));
     const resolv = path.join(dir, 'resolv.conf');
     let text = await fsp.readFile('/etc/resolv.conf', 'utf8').catch(() => '');
     const sandboxResolv = path.join(dir, 'resolv-sandbox.conf');
@@ -73,6 +79,8 @@ export class BuildSession {
   }
 
   async cleanup(): Promise<void> {
+    // only a cache: a failed write costs re-hashing next time, never the build
+    await this.fileDigests.save().catch(() => undefined);
     try {
       await fsp.rm(path.join(this.tmpDir, `etc-${process.pid}`), { recursive: true, force: true });
     } finally {
@@ -115,10 +123,13 @@ export class BuildSession {
     return !!f && !!stageName && f.some((n) => n.toLowerCase() === stageName.toLowerCase());
   }
 
+  /** `[stage i/n] INSTRUCTION`, counting only the steps the progress shows (layer steps), as BuildKit. */
   label(stageIdx: number, step: Step): string {
     const st = this.plan.stages[stageIdx]!;
     const name = st.name ?? `stage-${stageIdx}`;
-    return `[${name} ${st.steps.indexOf(step) + 1}/${st.steps.length}] ${step.original.trim().replace(/\s+/g, ' ')}`;
+    const shown = st.steps.filter((x) => isLayerStep(x.instruction));
+    const i = shown.indexOf(step);
+    return `[${name}${i >= 0 ? ` ${i + 1}/${shown.length}` : ''}] ${step.original.trim().replace(/\s+/g, ' ')}`;
   }
 
   chainOf(state: StageState): Digest[] {

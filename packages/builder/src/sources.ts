@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { BuildError } from './errors.js';
 import { goPathMatcher, hasWildcards } from '@hoist/parser';
 import { secureJoin } from './rootfs.js';
+import type { FileDigests } from './stat-cache.js';
 
 /** Decides whether a path (relative to the source root, `/`-separated) is excluded. */
 export interface PathFilter {
@@ -165,8 +166,9 @@ async function fileDigest(abs: string): Promise<string> {
 /**
  * Content digest of matched sources for the cache key: names, types, modes, sizes, link
  * targets and file contents — never mtimes, owners of the context, or absolute paths.
+ * `digests` (the context's stat cache) may answer for files whose stat is unchanged.
  */
-export async function digestSources(items: SourceItem[]): Promise<string> {
+export async function digestSources(items: SourceItem[], digests?: FileDigests): Promise<string> {
   const h = createHash('sha256');
   for (const item of items) {
     h.update(`item ${item.path}\0${item.stat.isDirectory() ? 'dir' : 'file'}\0`);
@@ -174,7 +176,8 @@ export async function digestSources(items: SourceItem[]): Promise<string> {
       const st = e.stat;
       const type = st.isDirectory() ? 'd' : st.isSymbolicLink() ? 'l' : st.isFile() ? 'f' : 'o';
       h.update(`${e.rel}\0${type}\0${(st.mode & 0o7777).toString(8)}\0`);
-      if (type === 'f') h.update(`${st.size}\0${await fileDigest(e.abs)}\0`);
+      const content = (): Promise<string> => fileDigest(e.abs);
+      if (type === 'f') h.update(`${st.size}\0${await (digests ? digests.digest(e.abs, st, content) : content())}\0`);
       if (type === 'l') h.update(`${e.linkTarget ?? ''}\0`);
     }
   }

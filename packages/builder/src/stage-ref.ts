@@ -6,6 +6,7 @@ import { resolveFrom, type Plan, type SourceRef } from '@hoist/parser';
  */
 export function stageRef(plan: Plan, from: string): SourceRef {
   const byName = new Map<string, number>();
-  for (const s of plan.stages) if (s.name !== undefined) byName.set(s.name.toLowerCase(), s.index);
+  const overridden = new Set(plan.namedContexts ?? []);
+  for (const s of plan.stages) if (s.name !== undefined && !overridden.has(s.name.toLowerCase())) byName.set(s.name.toLowerCase(), s.index);
   return resolveFrom(from, { byName, count: plan.stages.length });
 }

@@ -11,6 +11,7 @@ import { executeRun } from './run-exec.js';
 import { executeCopy, prepareCopy } from './copy-step.js';
 import { executeWorkdir } from './workdir-step.js';
 import { explainMiss } from './explain.js';
+import { isLayerStep } from './layer-step.js';
 
 type Layer = NonNullable<CacheRecord['layer']>;
 
@@ -38,10 +39,6 @@ export interface Op {
 export function isoTime(s: BuildSession, d = new Date()): string {
   const sde = s.opts.sourceDateEpoch;
   return sde !== undefined ? new Date(sde * 1000).toISOString().replace('.000Z', 'Z') : d.toISOString();
-}
-
-function isLayerStep(ins: Instruction): boolean {
-  return ins.kind === 'run' || ins.kind === 'copy' || (ins.kind === 'workdir' && ins.path !== '/');
 }
 
 /** Pass 1: a step's op (key and inputs, the record found) and the state as far as the cache knows it. */

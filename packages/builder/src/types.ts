@@ -6,6 +6,7 @@ import type { SeccompSetting } from './sandbox/seccomp.js';
 import type { CacheStore } from './cache.js';
 import type { Executor } from './executor.js';
 import type { EmulationHost } from './sandbox/emulation.js';
+import type { RunHostOptions } from './run-flags.js';
 
 /** A base image, resolved: manifest and config are in the store; layer blobs may not be yet. */
 export interface ResolvedImage {
@@ -112,6 +113,17 @@ export interface BuildOptions {
   /** Explain each cache miss: which input changed compared with the nearest cached step. */
   explainCache?: boolean;
   resources?: { memoryBytes?: number; cpus?: number; pidsLimit?: number };
+  /** `--add-host`, `--shm-size`, `--ulimit`: every RUN's /etc/hosts, /dev/shm and rlimits. */
+  runHost?: RunHostOptions;
+  /**
+   * Names of named build contexts (`--build-context NAME=…`): the `images` source resolves them;
+   * a stage of the same name is overridden, as in BuildKit.
+   */
+  namedContexts?: string[];
+  /** `--label K=V`: labels set on the final image's config (after the Dockerfile's own). */
+  labels?: Record<string, string>;
+  /** `--annotation manifest:K=V`: annotations of the image manifest. */
+  manifestAnnotations?: Record<string, string>;
   progress?: (ev: BuildEvent) => void;
   signal?: AbortSignal;
   /** Imported caches (`--cache-from`), consulted after the local cache. */

@@ -174,4 +174,12 @@ describe('solver', () => {
     // stage 1 ran for the mount (its COPY), stage 0 was never needed
     expect(r.stats).toMatchObject({ executed: 2, runSteps: 1 });
   });
+
+  it('step labels count only the steps the progress shows (ENV, LABEL, CMD are not counted), as BuildKit', async () => {
+    const df = ['FROM scratch', 'ENV A=1', 'LABEL x=y', 'COPY a.txt /a.txt', 'ENV B=2', 'RUN echo one', 'CMD ["x"]', ''].join('\n');
+    const w = await world(df, { 'a.txt': 'a\n' });
+    const r = await w.build(new FakeExecutor());
+    const started = r.events.flatMap((e) => (e.type === 'step' && e.status === 'start' ? [e.label] : []));
+    expect(started).toEqual(['[stage-0 1/2] COPY a.txt /a.txt', '[stage-0 2/2] RUN echo one']);
+  });
 });

@@ -23,3 +23,13 @@ export class RootlessError extends Error {
     this.name = 'RootlessError';
   }
 }
+
+/** `--load` failed: the daemon refused the archive or could not be reached. Exit code 1. */
+export class DockerLoadError extends Error {
+  readonly code = 'DOCKER_LOAD_FAILED';
+  readonly hint = 'the image is built and in the store; retry with `hoist save IMAGE | docker load`, or build with -o type=docker,dest=image.tar';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'DockerLoadError';
+  }
+}

@@ -12,15 +12,25 @@ function program(signal: AbortSignal): Command {
   const p = new Command('hoist')
     .description('Build OCI images from Dockerfiles without a daemon')
     .option('--root <dir>', 'store directory (default $HOIST_ROOT, $XDG_DATA_HOME/hoist or ~/.local/share/hoist)')
+    .option('-v, --version', 'print the version (as `hoist version`)')
     .showHelpAfterError('(run with --help for usage)')
     .enablePositionalOptions()
     .exitOverride();
   const root = (): string | undefined => p.opts().root as string | undefined;
+  // registry TLS settings of every command that talks to registries (applied before its action)
+  const withRegistryFlags = (c: Command): Command =>
+    c
+      .option('--tls-ca <file>', "trust this CA certificate (PEM) for registries, besides the system's and /etc/docker/certs.d (repeatable; also $HOIST_TLS_CA)", collect, [])
+      .option('--insecure-registry <host>', 'allow plain HTTP or an unverified certificate for this registry host[:port] (repeatable; also $HOIST_INSECURE_REGISTRIES)', collect, [])
+      .hook('preAction', async (_t, action) => {
+        const { applyRegistryFlags } = await import('./registry.js');
+        applyRegistryFlags(action.opts() as { tlsCa?: string[]; insecureRegistry?: string[] });
+      });
   const progressOpt = (): Option => new Option('--progress <mode>', 'progress output').choices(['auto', 'plain', 'tty', 'json', 'quiet']).default('auto');
 
-  p.command('build')
+  withRegistryFlags(p.command('build'))
     .description('Build an image from a Dockerfile')
-    .argument('<context>', 'build context directory')
+    .argument('<context>', 'build context: a directory, a tarball, - (stdin: a tar archive or a bare Dockerfile) or a git URL (https://host/repo.git#ref:subdir)')
     .option('-t, --tag <name>', 'name and optionally a tag (repeatable)', collect, [])
     .option('-f, --file <path>', 'Dockerfile (default CONTEXT/Dockerfile; - for stdin)')
     .option('--build-arg <k=v>', 'build-time variable (repeatable)', collect, [])
@@ -46,8 +56,20 @@ function program(signal: AbortSignal): Command {
     .option('--cache-from <spec>', 'import build cache: type=registry,ref=REF or type=local,src=DIR (repeatable; the first that has a step wins)', collect, [])
     .option('--cache-to <spec>', 'export build cache: type=registry,ref=REF[,mode=min|max][,ttl=DURATION][,max-entries=N][,cache-mounts=true] or type=local,dest=DIR[,…] (repeatable)', collect, [])
     .option('-o, --output <spec>', 'also write the result: type=oci|docker|tar,dest=FILE|- or type=oci|local,dest=DIR, type=registry (= --push), type=image (default) (repeatable)', collect, [])
+    .option('--attest <spec>', 'attestation: type=provenance[,mode=min|max] or type=sbom (buildx syntax; accepted, not attached yet) (repeatable)', collect, [])
+    .option('--provenance <value>', 'shorthand for --attest=type=provenance: true, false or mode=min|max[,…] (accepted, not attached yet)')
+    .option('--sbom <value>', 'shorthand for --attest=type=sbom: true, false or generator=… (accepted, not attached yet)')
+    .option('--load', 'load the image into Docker (DOCKER_HOST or /var/run/docker.sock) as docker load does')
     .option('--pull', 'always pull base images')
-    .option('-q, --quiet', 'print only the image digest')
+    .option('-q, --quiet', 'print only the image ID (the config digest, as docker buildx build -q)')
+    .option('--label <k=v>', 'set a label on the image config (repeatable)', collect, [])
+    .option('--annotation <[type:]k=v>', 'annotate the image: [TYPE[os/arch]:]KEY=VALUE, TYPE manifest (default) or manifest-descriptor (repeatable)', collect, [])
+    .option('--add-host <host:ip>', 'add an /etc/hosts entry for RUN (ip may be host-gateway; repeatable)', collect, [])
+    .option('--shm-size <size>', 'size of /dev/shm in RUN (e.g. 128m; default 64m)')
+    .option('--ulimit <name=soft[:hard]>', 'resource limit of RUN, e.g. nofile=1024:2048, nproc=512 (repeatable)', collect, [])
+    .option('--build-context <name=value>', 'named context for FROM/COPY --from/RUN --mount from=: NAME=DIR, docker-image://REF, oci-layout://PATH[:TAG] or a git URL (repeatable; overrides a stage of that name)', collect, [])
+    .option('--iidfile <file>', 'write the image ID (config digest) to FILE')
+    .option('--metadata-file <file>', 'write build result metadata (buildx keys: containerimage.digest, …) as JSON to FILE')
     .option('--call <fn>', 'what to do: build (default) or check (BuildKit\'s build checks only; check,format=json for JSON)')
     .option('--check', 'shorthand for --call=check')
     .option('--root <dir>', 'store directory')
@@ -92,7 +114,7 @@ function program(signal: AbortSignal): Command {
       process.exitCode = await runCommand(ref, cmd, o.root ?? root(), o, signal);
     });
 
-  p.command('push')
+  withRegistryFlags(p.command('push'))
     .description('Push an image to a registry')
     .argument('<ref>', 'image in the store')
     .argument('[dest]', 'destination reference (default: REF)')
@@ -118,7 +140,7 @@ function program(signal: AbortSignal): Command {
       process.exitCode = await manifestCreateCommand(sources, o, signal);
     });
 
-  p.command('pull')
+  withRegistryFlags(p.command('pull'))
     .description('Pull an image from a registry into the store')
     .argument('<ref>', 'image reference')
     .option('--platform <os/arch>', 'platform to pull from a multi-platform image')
@@ -143,12 +165,13 @@ function program(signal: AbortSignal): Command {
   p.command('inspect')
     .description('Print the manifest and config of an image')
     .addHelpText('after', '\nExamples:\n  hoist inspect app:1\n  hoist inspect app:1 | jq .config.config.Env\n')
-    .argument('<ref>', 'image')
+    .argument('<ref>', 'image (name or the ID `hoist images` prints)')
+    .option('-f, --format <template>', 'Go template, as docker inspect: {{.Config.Env}}, {{json .Config.Labels}}, {{index .Config.Labels "k"}}, {{.Id}}')
     .option('--root <dir>', 'store directory')
     .option('--platform <os/arch>', 'of a multi-platform image, this platform\'s manifest (default: this host\'s)')
-    .action(async (ref: string, o: { root?: string; platform?: string }) => {
+    .action(async (ref: string, o: { root?: string; format?: string; platform?: string }) => {
       const { inspectCommand } = await import('./commands/images.js');
-      process.exitCode = await inspectCommand(ref, o.root ?? root(), o.platform ? { platform: o.platform } : {});
+      process.exitCode = await inspectCommand(ref, o.root ?? root(), o.format, o.platform ? { platform: o.platform } : {});
     });
 
   p.command('tag')
@@ -304,6 +327,12 @@ function program(signal: AbortSignal): Command {
   return p;
 }
 
+/** `hoist --version` / `hoist -v` is `hoist version` (as docker --version). */
+function versionAlias(argv: string[]): string[] {
+  const rest = argv.slice(2);
+  return rest.length === 1 && (rest[0] === '--version' || rest[0] === '-v') ? [...argv.slice(0, 2), 'version'] : argv;
+}
+
 /** Not root: run the command in a user namespace (rootless.ts). Undefined: run it here. */
 async function rootless(): Promise<number | undefined> {
   if ((process.geteuid?.() ?? 0) === 0) return undefined;
@@ -355,7 +384,7 @@ async function main(): Promise<void> {
   // a reader that went away (| head) cancels the command; nothing more is reported
   const pipes = guardPipes(() => ac.abort());
   try {
-    await program(ac.signal).parseAsync(process.argv);
+    await program(ac.signal).parseAsync(versionAlias(process.argv));
   } catch (e) {
     if (pipes.exitCode !== undefined) process.exitCode = pipes.exitCode;
     else if (e instanceof CommanderError) process.exitCode = e.exitCode === 0 ? 0 : 2;

@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import * as path from 'node:path';
 import { RegistryClient, loadCredentials } from '@hoist/registry-client';
 import type { ProgressMode } from './progress.js';
 import { loadConfig } from './config.js';
@@ -22,6 +24,27 @@ function registryTimeouts(): { headerTimeoutMs?: number; retry?: { totalMs: numb
   return { ...(header !== undefined ? { headerTimeoutMs: header } : {}), ...(total !== undefined ? { retry: { totalMs: total } } : {}) };
 }
 
+/** A comma-separated list from the environment (`--tls-ca` and `--insecure-registry` set these too). */
+function listEnv(name: string): string[] {
+  return (process.env[name] ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+}
+
+/**
+ * `--tls-ca FILE` and `--insecure-registry HOST` of the registry commands: added to
+ * HOIST_TLS_CA / HOIST_INSECURE_REGISTRIES for this process (and a rootless child), where every
+ * registry client of the command reads them. A CA file that cannot be read is a usage error.
+ */
+export function applyRegistryFlags(o: { tlsCa?: string[]; insecureRegistry?: string[] }): void {
+  for (const f of o.tlsCa ?? []) {
+    if (!existsSync(f)) throw new UsageError(`--tls-ca ${f}: no such file (a PEM file with the registry's CA certificate)`);
+  }
+  const add = (name: string, values: string[] | undefined): void => {
+    if (values && values.length > 0) process.env[name] = [...listEnv(name), ...values.map((v) => (name === 'HOIST_TLS_CA' ? path.resolve(v) : v))].join(',');
+  };
+  add('HOIST_TLS_CA', o.tlsCa);
+  add('HOIST_INSECURE_REGISTRIES', o.insecureRegistry);
+}
+
 export interface ClientOptions {
   /** Live display hook (tty mode): undefined text removes the line. */
   onTransfer?: (id: string, text: string | undefined) => void;
@@ -31,12 +54,15 @@ export interface ClientOptions {
 /** One registry client per command, with byte progress on stderr unless quiet. */
 export function makeRegistryClient(progress: ProgressMode = 'plain', o: ClientOptions = {}): RegistryClient {
   const cfg = loadConfig();
-  const insecure = [...(process.env.HOIST_INSECURE_REGISTRIES ?? '').split(',').filter(Boolean), ...(cfg.insecureRegistries ?? []), ...(o.insecure ?? [])];
-  let last = 0;
+  const insecure = [...listEnv('HOIST_INSECURE_REGISTRIES'), ...(cfg.insecureRegistries ?? []), ...(o.insecure ?? [])];
+  const tlsCa = listEnv('HOIST_TLS_CA');
+  // plain output: one line per blob, when it is done (a live view is the tty mode's)
+  const printed = new Set<string>();
   const mb = (n?: number): string => ((n ?? 0) / 1048576).toFixed(1);
   return new RegistryClient({
     ...registryTimeouts(),
     insecureRegistries: insecure,
+    ...(tlsCa.length > 0 ? { tlsCa } : {}),
     credentials: loadCredentials(),
     onProgress: (ev: unknown) => {
       if (progress === 'quiet') return;
@@ -52,9 +78,8 @@ export function makeRegistryClient(progress: ProgressMode = 'plain', o: ClientOp
         o.onTransfer(e.digest, finished ? undefined : text);
         return;
       }
-      const now = Date.now();
-      if (!finished && now - last < 1000) return;
-      last = now;
+      if (!finished || printed.has(e.digest)) return;
+      printed.add(e.digest);
       process.stderr.write(`${text}\n`);
     },
   });

@@ -25,6 +25,8 @@ export class TtyProgress {
   private timer: NodeJS.Timeout | undefined;
   private readonly t0 = Date.now();
   private readonly color: boolean;
+  /** After finish(): the build's frame stays on screen; only transfers (a push) are live. */
+  private finished = false;
 
   constructor(
     private readonly out: NodeJS.WriteStream,
@@ -97,8 +99,8 @@ export class TtyProgress {
     const cut = (s: string): string => (s.length > cols - 1 ? s.slice(0, cols - 2) + '…' : s);
     const rows: string[] = [];
     const elapsed = ((Date.now() - this.t0) / 1000).toFixed(1);
-    rows.push(this.paint('1', `[+] Building ${elapsed}s (${this.done()}/${this.order.length})`));
-    for (const id of this.order) {
+    if (!this.finished) rows.push(this.paint('1', `[+] Building ${elapsed}s (${this.done()}/${this.order.length})`));
+    for (const id of this.finished ? [] : this.order) {
       const v = this.steps.get(id)!;
       const t = v.status === 'cached' ? 'CACHED' : v.status === 'running' ? `${((Date.now() - v.started) / 1000).toFixed(1)}s` : `${((v.ms ?? 0) / 1000).toFixed(1)}s`;
       const mark = v.status === 'error' ? this.paint('31', '✗') : v.status === 'running' ? this.paint('36', '…') : this.paint('32', '✓');
@@ -106,8 +108,23 @@ export class TtyProgress {
       if (v.status === 'running' || v.status === 'error') for (const l of [...v.tail, ...(v.partial ? [v.partial] : [])].slice(-TAIL)) rows.push(this.paint('2', cut(`     ${l}`)));
     }
     for (const t of this.transfers.values()) rows.push(cut(` ⇅ ${t}`));
-    this.out.write(rows.join('\n') + '\n');
+    if (rows.length > 0) this.out.write(rows.join('\n') + '\n');
     this.lines = rows.length;
+  }
+
+  /** A line that stays (tagged, pushed, exported …): written above the live region, never erased. */
+  print(text: string): void {
+    this.clear();
+    this.out.write(text);
+    this.render();
+  }
+
+  /** Stop the live region (after a push): draws what is left and leaves it on screen. */
+  close(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.render();
+    this.lines = 0;
   }
 
   private done(): number {
@@ -122,5 +139,8 @@ export class TtyProgress {
     this.render();
     const cached = this.order.filter((id) => this.steps.get(id)!.status === 'cached').length;
     this.out.write(this.paint('1', `${summary} (${this.order.length} steps, ${cached} cached)`) + '\n');
+    // the final frame and the summary stay: nothing drawn later moves up over them
+    this.lines = 0;
+    this.finished = true;
   }
 }

@@ -1,6 +1,7 @@
 /** `formatPlan(plan, format)`: JSON (stable, for goldens and tools), Graphviz dot, or text. */
 import type { Plan, Stage, StageBase, Step } from './plan-types.js';
 import { assertNever } from './errors.js';
+import { stagesNeeded } from './graph.js';
 
 export type PlanFormat = 'json' | 'dot' | 'text';
 
@@ -58,10 +59,12 @@ function short(s: string, n = 60): string {
 function toDot(plan: Plan): string {
   const out = ['digraph plan {', '  rankdir=LR;', '  node [shape=box, fontname="monospace"];'];
   const images = new Set<string>();
+  const needed = new Set(stagesNeeded(plan));
   for (const st of plan.stages) {
     const label = st.name ?? `stage ${st.index}`;
     out.push(`  subgraph cluster_${st.index} {`, `    label=${dotQuote(`${label} (FROM ${baseLabel(st.base)})`)};`);
     if (st.index === plan.target) out.push('    style=bold;');
+    else if (!needed.has(st.index)) out.push('    style=dashed; color=gray; fontcolor=gray;');
     out.push(`    s${st.index}_base [label=${dotQuote(`FROM ${baseLabel(st.base)}`)}, shape=oval];`);
     let prev = `s${st.index}_base`;
     for (const step of st.steps) {
@@ -92,8 +95,9 @@ function toDot(plan: Plan): string {
 
 function toText(plan: Plan): string {
   const out: string[] = [];
+  const needed = new Set(stagesNeeded(plan));
   for (const st of plan.stages) {
-    const mark = st.index === plan.target ? ' (target)' : '';
+    const mark = st.index === plan.target ? ' (target)' : needed.has(st.index) ? '' : ' (not needed by the target: skipped)';
     const plat = st.platform ? ` --platform=${st.platform}` : '';
     const deps = st.dependsOn.length > 0 ? `  <- ${st.dependsOn.join(', ')}` : '';
     out.push(`stage ${st.index}${st.name ? ` ${st.name}` : ''}${mark}: FROM${plat} ${baseLabel(st.base)}${deps}`);

@@ -8,8 +8,8 @@ import { plan, resolveBases, stageIndex } from './plan.js';
 export function outline(df: Dockerfile, options: Omit<PlanOptions, 'baseImages'> = {}): Outline {
   const buildPlatform = options.buildPlatform ?? DEFAULT_PLATFORM;
   const targetPlatform = options.platform ?? buildPlatform;
-  const index = stageIndex(df);
-  const target = findTarget(df.file, options.target, index);
+  const index = stageIndex(df, options.namedContexts);
+  const target = findTarget(df.file, options.target, stageIndex(df));
   const globals = resolveGlobalArgs(df, options.buildArgs ?? {}, platformArgs(buildPlatform, targetPlatform));
   const bases = resolveBases(df, globals.env, index);
   const baseRefs: Outline['baseRefs'] = [];

@@ -179,6 +179,8 @@ export interface Plan {
    * them in its environment without an ARG, and they stay out of the history.
    */
   proxyArgs: Array<[string, string]>;
+  /** Stage names (lower-cased) that a named build context overrides; absent when none. */
+  namedContexts?: string[];
 }
 
 /** What the builder knows of a base image before planning: env for expansion, ONBUILD triggers. */
@@ -198,6 +200,11 @@ export interface PlanOptions {
   buildPlatform?: string;
   /** Base image info by the base reference string as it appears (expanded) in FROM. */
   baseImages?: Record<string, BaseImageInfo>;
+  /**
+   * Names of named build contexts (`--build-context NAME=…`): a stage of that name is
+   * overridden (`FROM NAME`, `COPY --from=NAME`, `RUN --mount from=NAME` mean the context).
+   */
+  namedContexts?: string[];
 }
 
 export interface Outline {

@@ -48,10 +48,15 @@ export function resolveBases(df: Dockerfile, globalEnv: Map<string, string>, ind
   });
 }
 
-export function stageIndex(df: Dockerfile): StageIndex {
+/**
+ * Stage names by lower-cased name. Names in `overridden` (named build contexts, `--build-context
+ * NAME=…`) are left out: as in BuildKit, such a name means the context, not the stage.
+ */
+export function stageIndex(df: Dockerfile, overridden: readonly string[] = []): StageIndex {
   const byName = new Map<string, number>();
+  const skip = new Set(overridden.map((n) => n.toLowerCase()));
   df.stages.forEach((s, i) => {
-    if (s.name !== undefined) byName.set(s.name.toLowerCase(), i);
+    if (s.name !== undefined && !skip.has(s.name.toLowerCase())) byName.set(s.name.toLowerCase(), i);
   });
   return { byName, count: df.stages.length };
 }
@@ -182,8 +187,8 @@ export function plan(df: Dockerfile, options: PlanOptions = {}): Plan {
   const buildArgs = options.buildArgs ?? {};
   const buildPlatform = options.buildPlatform ?? DEFAULT_PLATFORM;
   const targetPlatform = options.platform ?? buildPlatform;
-  const index = stageIndex(df);
-  const target = findTarget(df.file, options.target, index);
+  const index = stageIndex(df, options.namedContexts);
+  const target = findTarget(df.file, options.target, stageIndex(df));
   const globals = resolveGlobalArgs(df, buildArgs, platformArgs(buildPlatform, targetPlatform));
   const bases = resolveBases(df, globals.env, index);
   const walk: Walk = { df, index, buildArgs, globals: new Map([...platformArgs(buildPlatform, targetPlatform), ...globals.declared]), usedArgs: [], baseImages: options.baseImages ?? {} };
@@ -235,5 +240,12 @@ export function plan(df: Dockerfile, options: PlanOptions = {}): Plan {
     }
   }
   const proxyArgs: Array<[string, string]> = PROXY_ARGS.filter((k) => Object.prototype.hasOwnProperty.call(buildArgs, k)).map((k) => [k, buildArgs[k]!]);
-  return { file: df.file, stages, target, warnings, directives: { ...df.directives }, proxyArgs };
+  const named = stageOverrides(df, options.namedContexts);
+  return { file: df.file, stages, target, warnings, directives: { ...df.directives }, proxyArgs, ...(named.length > 0 ? { namedContexts: named } : {}) };
+}
+
+/** The stage names a named build context overrides (lower-cased). */
+function stageOverrides(df: Dockerfile, named: readonly string[] | undefined): string[] {
+  const set = new Set((named ?? []).map((n) => n.toLowerCase()));
+  return df.stages.flatMap((s) => (s.name !== undefined && set.has(s.name.toLowerCase()) ? [s.name.toLowerCase()] : []));
 }

@@ -74,3 +74,36 @@ describe('no variables in from', () => {
     expect(e.message).toBe('variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround');
   });
 });
+
+describe('named build contexts override stages of the same name (--build-context)', () => {
+  const text = `FROM busybox AS base
+RUN echo stage
+
+FROM base AS tools
+RUN true
+
+FROM base
+COPY --from=tools /a /a
+RUN --mount=from=tools,target=/t true
+`;
+
+  test('without a context, FROM base and --from=tools are stages', () => {
+    const p = plan(parse(text, { file: 'Dockerfile' }));
+    expect(p.stages[2]!.base).toEqual({ kind: 'stage', index: 0, name: 'base' });
+    expect(p.stages[2]!.dependsOnIndex.sort()).toEqual([0, 1]);
+    expect(p.namedContexts).toBeUndefined();
+  });
+
+  test('with contexts named base and Tools, they are images and those stages are not needed', () => {
+    const p = plan(parse(text, { file: 'Dockerfile' }), { namedContexts: ['base', 'Tools'] });
+    expect(p.stages[2]!.base).toEqual({ kind: 'image', ref: 'base' });
+    expect(p.stages[2]!.dependsOnIndex).toEqual([]);
+    expect(p.stages[2]!.steps.map((s) => s.imageInputs)).toEqual([['tools'], ['tools']]);
+    expect(p.namedContexts).toEqual(['base', 'tools']);
+  });
+
+  test('--target still finds an overridden stage by its name', () => {
+    const p = plan(parse(text, { file: 'Dockerfile' }), { namedContexts: ['base'], target: 'base' });
+    expect(p.target).toBe(0);
+  });
+});

@@ -113,7 +113,7 @@ function defaultHint(code: RegistryErrorCode, registry: string, repository: stri
     case 'TIMEOUT':
       return `${registry} accepts connections but does not answer; check that the registry (or a proxy in front of it) is healthy. HOIST_REGISTRY_HEADER_TIMEOUT and HOIST_REGISTRY_DEADLINE (seconds) set how long hoist waits`;
     case 'TLS':
-      return `Put the registry's CA certificate in /etc/docker/certs.d/${registry}/ca.crt (or pass it with --tls-ca), or list ${registry} as an insecure registry if it speaks plain HTTP`;
+      return `Put the registry's CA certificate in /etc/docker/certs.d/${registry}/ca.crt or pass it with --tls-ca FILE; or, if ${registry} speaks plain HTTP or its certificate cannot be verified, allow that with --insecure-registry ${registry}`;
     case 'PROTOCOL':
       return `Check that ${registry} is an OCI distribution registry`;
     case 'CREDENTIALS':

@@ -7,7 +7,8 @@ import { applyLayer, type ApplyOptions, type ApplyResult } from './apply.js';
 import { SnapshotError, throwIfAborted } from './errors.js';
 import { layerTar, type LayerTarOptions } from './layer.js';
 import { Mounted, type Driver, type MountHost } from './mounted.js';
-import { mountOverlay, opaqueXattr, probeOverlay, unmount, type OverlayXattrs } from './overlay.js';
+import { mountOverlay, opaqueXattr, unmount, type OverlayXattrs } from './overlay.js';
+import { storeDriver } from './driver-probe.js';
 import { cleanupStaleWork } from './stale.js';
 import { stampTree } from './stamps.js';
 import { Layout, chainIds, pidAlive, type SnapshotRecord } from './store.js';
@@ -69,7 +70,7 @@ export class Snapshotter implements MountHost {
     const layout = new Layout(root);
     await layout.init();
     const overlayXattrs = opts.overlayXattrs ?? (await layout.overlayXattrs());
-    const driver = opts.driver ?? ((await probeOverlay(layout.tmpPath('probe'), overlayXattrs)) ? 'overlay' : 'copy');
+    const driver = opts.driver ?? (await storeDriver(layout, overlayXattrs));
     const s = new Snapshotter({ root, blobs: opts.blobs, driver, overlayXattrs, limits: opts.limits ?? {}, probed: opts.driver === undefined });
     await s.cleanupStale().catch(() => undefined);
     return s;

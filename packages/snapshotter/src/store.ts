@@ -15,6 +15,7 @@ import type { OverlayXattrs } from './overlay.js';
  *   mounts/<pid>-<rand>/        an active mount: upper/ work/ merged/ (or root/ for copy)
  *   tmp/<what>-<pid>-<rand>     work in progress; renamed into place when complete
  *   empty/                      an empty dir (bottom lower for scratch and single-layer views)
+ *   driver.json                 {key, driver}: the probed driver for this kernel, device and uid
  *   overlay-xattrs              "user": made inside a user namespace (overlay bookkeeping in
  *                               user.overlay.*); absent: made by root (trusted.overlay.*)
  */

@@ -6,7 +6,7 @@ import { run } from './tools.js';
 
 /** The repository root (testkit lives at packages/testkit/{src,dist}). */
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-export const HOIST_BIN = path.join(REPO_ROOT, 'packages', 'cli', 'dist', 'main.js');
+export const HOIST_BIN = path.join(REPO_ROOT, 'packages', 'cli', 'bundle', 'hoist.js');
 /** shared/ sits beside the clone, in CI and on developer machines. */
 export const SHARED_DIR = path.resolve(REPO_ROOT, '..', 'shared');
 

@@ -39,6 +39,10 @@ export interface SandboxOptions {
   seccomp?: SeccompSetting;
   /** Run a foreign-architecture step through a private binfmt_misc instance (emulation.ts). */
   emulation?: PrivateEmulation;
+  /** Size of /dev/shm in bytes (default 64 MiB, as Docker). */
+  shmSizeBytes?: number;
+  /** rlimits (`--ulimit`); RLIMIT_NOFILE defaults to Docker's 1048576 unless given here. */
+  rlimits?: Array<{ type: string; soft: number; hard: number }>;
 }
 
 
@@ -52,7 +56,7 @@ export function generateSpec(o: SandboxOptions): Record<string, unknown> {
     { destination: '/proc', type: 'proc' as 'bind', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
     { destination: '/dev/pts', type: 'devpts' as 'bind', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
-    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', `size=${shmSize(o)}`] },
     { destination: '/dev/mqueue', type: 'mqueue' as 'bind', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/sys', type: 'sysfs' as 'bind', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
     { destination: '/etc/hosts', type: 'bind', source: o.hostsFile, options: ['rbind', 'ro', 'nosuid', 'nodev'] },
@@ -83,7 +87,7 @@ export function generateSpec(o: SandboxOptions): Record<string, unknown> {
       env: o.process.env,
       cwd: o.process.cwd,
       capabilities: { bounding: caps, effective: caps, permitted: caps },
-      rlimits: [{ type: 'RLIMIT_NOFILE', hard: nofile(), soft: nofile() }],
+      rlimits: rlimits(o),
       noNewPrivileges: !o.privileged,
     },
     root: { path: o.rootfs, readonly: false },
@@ -108,6 +112,18 @@ function resources(o: SandboxOptions): Record<string, unknown> {
   if (res?.cpus) r.cpu = { quota: Math.round(res.cpus * 100_000), period: 100_000 };
   if (res?.pidsLimit) r.pids = { limit: res.pidsLimit };
   return r;
+}
+
+/** /dev/shm's tmpfs size option: Docker's 64 MiB unless `--shm-size` says otherwise. */
+function shmSize(o: SandboxOptions): string {
+  return o.shmSizeBytes ? String(o.shmSizeBytes) : '65536k';
+}
+
+/** The RUN's rlimits: the requested ones, and RLIMIT_NOFILE as Docker sets it unless requested. */
+function rlimits(o: SandboxOptions): Array<{ type: string; hard: number; soft: number }> {
+  const out = (o.rlimits ?? []).map((r) => ({ type: r.type, hard: r.hard, soft: r.soft }));
+  if (!out.some((r) => r.type === 'RLIMIT_NOFILE')) out.unshift({ type: 'RLIMIT_NOFILE', hard: nofile(), soft: nofile() });
+  return out;
 }
 
 /** Docker gives containers 1048576 open files; never more than this process may grant. */

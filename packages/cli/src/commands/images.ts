@@ -5,6 +5,8 @@ import { runImage } from '@hoist/builder';
 import { LayerChecker } from '@hoist/snapshotter';
 import { importDirectoryLayer, importTarballLayer } from './import-layer.js';
 import { UsageError } from '../errors.js';
+import { findImage } from '../image-names.js';
+import { renderTemplate } from '../go-template.js';
 import { openStore } from '../store.js';
 import { makeRegistryClient } from '../registry.js';
 import { parseSecurityOpts } from '../args.js';
@@ -61,14 +63,21 @@ export function humanSize(n: number): string {
  * The manifest and config of an image; of an index, `--platform`'s (default: this host's), with
  * the index itself under `index` (its descriptor and each manifest's platform).
  */
-export async function inspectCommand(ref: string, root: string | undefined, opts: { platform?: string } = {}): Promise<number> {
+export async function inspectCommand(ref: string, root: string | undefined, format?: string, opts: { platform?: string } = {}): Promise<number> {
   const { store } = await openStore(root);
-  const desc = await store.resolve(ref);
-  if (!desc) throw new UsageError(`image ${ref} is not in the store; see \`hoist images\``);
+  const found = await findImage(store, ref);
+  const desc = found.descriptor;
   const img = await store.load(desc, opts.platform ? parsePlatform(opts.platform) : undefined);
   const index = isIndexMediaType(desc.mediaType) ? { descriptor: desc, manifests: parseIndex(await store.blobs.getBytes(desc)).value.manifests } : undefined;
   const out = { reference: ref, descriptor: img.descriptor, manifest: img.manifest.value, config: img.config.value, ...(index ? { index } : {}) };
-  process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+  if (format === undefined) {
+    process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+    return 0;
+  }
+  // docker's names for the usual fields beside ours: {{.Id}}, {{.Config.Env}}, {{.Architecture}}, ...
+  const c = img.config.value;
+  const docker = { Id: img.manifest.value.config.digest, RepoTags: found.refs, Created: c.created, Architecture: c.architecture, Os: c.os, Variant: c.variant, Config: c.config ?? {}, RootFS: c.rootfs };
+  process.stdout.write(renderTemplate(format, { ...out, ...docker }) + '\n');
   return 0;
 }
 
@@ -98,11 +107,12 @@ export async function runCommand(ref: string, cmd: string[], root: string | unde
   if (network !== 'default' && network !== 'host' && network !== 'none') throw new UsageError(`--network must be default, host or none, not "${o.network}"`);
   const seccomp = await parseSecurityOpts(o.securityOpt ?? []);
   const opened = await openStore(root);
+  const found = await findImage(opened.store, ref);
   return runImage({
     store: opened.store,
     snapshotter: await opened.snapshotter(),
     root: opened.root,
-    ref,
+    ref: found.refs[0]!,
     command: cmd,
     env: o.env,
     network,
@@ -145,19 +155,25 @@ export async function rmCommand(refs: string[], root: string | undefined): Promi
   const { store } = await openStore(root);
   let rc = 0;
   for (const r of refs) {
-    if (await store.untag(r)) process.stdout.write(`untagged ${r}\n`);
-    else {
-      process.stderr.write(`hoist: image ${r} is not in the store\n`);
-      rc = 1;
+    let found: Awaited<ReturnType<typeof findImage>>;
+    try {
+      found = await findImage(store, r);
+    } catch (e) {
+      // as tag and inspect: an unknown name is a usage error (exit 2); the other names are still removed
+      if (!(e instanceof UsageError)) throw e;
+      process.stderr.write(`hoist: ${e.message}\n`);
+      rc = 2;
+      continue;
     }
+    // by ID: every name of that image goes, as `docker rmi -f ID`
+    for (const name of found.refs) if (await store.untag(name)) process.stdout.write(`untagged ${name}\n`);
   }
   return rc;
 }
 
 export async function tagCommand(src: string, dest: string, root: string | undefined): Promise<number> {
   const { store } = await openStore(root);
-  const desc = await store.resolve(src);
-  if (!desc) throw new UsageError(`image ${src} is not in the store; see \`hoist images\``);
+  const desc = (await findImage(store, src)).descriptor;
   await store.tag(dest, desc);
   return 0;
 }

@@ -11,13 +11,13 @@ const USAGE_CODES = new Set(['OUTPUT_INVALID', 'SIZE_INVALID', 'DEST_EXISTS', 'D
  * Run `fn`, reporting an ExportError the way the CLI reports errors: user mistakes as usage
  * errors (exit 2), the rest as `ERROR: ...` with the hint (exit 1). Other errors pass through.
  */
-export async function exportErrors<T>(fn: () => Promise<T>): Promise<T> {
+export async function exportErrors<T>(fn: () => Promise<T>, write: (s: string) => void = (s) => process.stderr.write(s)): Promise<T> {
   try {
     return await fn();
   } catch (e) {
     if (!(e instanceof ExportError)) throw e;
     if (USAGE_CODES.has(e.code)) throw new UsageError(e.hint ? `${e.message}; ${e.hint}` : e.message);
-    process.stderr.write(`ERROR: ${e.message}\n${e.hint ? `  ${e.hint}\n` : ''}`);
+    write(`ERROR: ${e.message}\n${e.hint ? `  ${e.hint}\n` : ''}`);
     throw new ExitError(e.code === 'ABORTED' ? 130 : 1, e.message);
   }
 }
@@ -57,6 +57,8 @@ export interface BuildOutputContext {
   signal: AbortSignal;
   /** Progress lines (stderr), already muted in quiet mode. */
   log: (s: string) => void;
+  /** Where a failed export is reported (default: stderr as text; `--progress=json`: an error event). */
+  report?: (s: string) => void;
 }
 
 /** Write every file/directory output of a build (the store and registry outputs need nothing here). */
@@ -78,6 +80,7 @@ export async function writeBuildOutputs(o: BuildOutputs, ctx: BuildOutputContext
         ...(ctx.platform ? { platform: ctx.platform } : {}),
         ...(sde !== undefined && /^\d+$/.test(sde) ? { sourceDateEpoch: Number(sde) } : {}),
       }),
+      ctx.report,
     );
     ctx.log(`exported ${r.type} to ${r.dest === '-' ? 'stdout' : r.dest}\n`);
   }

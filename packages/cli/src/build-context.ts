@@ -1,0 +1,111 @@
+import { spawn } from 'node:child_process';
+import { createWriteStream, promises as fsp } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { fetchGit, parseGitRef } from '@hoist/builder';
+import { UsageError } from './errors.js';
+
+/** The build context as a directory, wherever it came from; `cleanup` removes what was unpacked. */
+export interface PreparedContext {
+  dir: string;
+  /** The Dockerfile's text when stdin was a bare Dockerfile (`hoist build - < Dockerfile`). */
+  dockerfileText?: string;
+  /** Unpacked or cloned (not the user's directory): a relative `-f` is a path inside it, as in docker. */
+  unpacked: boolean;
+  cleanup(): Promise<void>;
+}
+
+/**
+ * `CONTEXT` as docker buildx build reads it: a directory; `-` (stdin: a tar archive, plain or
+ * compressed, or else a bare Dockerfile and an empty context); a tarball file; or a git URL
+ * (`https://host/repo.git#ref:subdir`, `git@host:repo.git`), cloned as ADD clones.
+ */
+export async function prepareContext(context: string, o: { dockerfileFromStdin: boolean; signal?: AbortSignal }): Promise<PreparedContext> {
+  if (context === '-') {
+    if (o.dockerfileFromStdin) throw new UsageError('the context and the Dockerfile cannot both come from stdin (- and -f -)');
+    return fromStdin(o.signal);
+  }
+  const git = /^[a-z][a-z0-9+.-]*:\/\/|^git@/i.test(context) ? parseGitRef(context) : undefined;
+  if (git) {
+    const tmp = await tempDir();
+    try {
+      const { root } = await fetchGit(git, tmp, o.signal ? { signal: o.signal } : {});
+      return { dir: root, unpacked: true, cleanup: () => rmDir(tmp) };
+    } catch (e) {
+      await rmDir(tmp);
+      throw e;
+    }
+  }
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(context)) throw new UsageError(`build context ${context}: unsupported URL; give a directory, a tarball, - (stdin) or a git URL (https://host/repo.git#ref:subdir)`);
+  const st = await fsp.stat(context).catch(() => undefined);
+  if (st?.isDirectory()) return { dir: path.resolve(context), unpacked: false, cleanup: async () => undefined };
+  if (st?.isFile()) {
+    if (!(await isArchive(context))) throw new UsageError(`build context ${context} is a file but not a tar archive (plain, gzip, bzip2, xz or zstd)`);
+    return unpack(context);
+  }
+  throw new UsageError(`build context ${context} is not a directory, a tarball, - or a git URL`);
+}
+
+async function fromStdin(signal?: AbortSignal): Promise<PreparedContext> {
+  const tmp = await tempDir();
+  const file = path.join(tmp, 'stdin');
+  try {
+    await pipeline(process.stdin, createWriteStream(file), signal ? { signal } : {});
+    if (await isArchive(file)) {
+      const ctx = await unpack(file);
+      return { dir: ctx.dir, unpacked: true, cleanup: async () => (await ctx.cleanup(), await rmDir(tmp)) };
+    }
+    const dir = path.join(tmp, 'context');
+    await fsp.mkdir(dir);
+    return { dir, dockerfileText: await fsp.readFile(file, 'utf8'), unpacked: true, cleanup: () => rmDir(tmp) };
+  } catch (e) {
+    await rmDir(tmp);
+    throw e;
+  }
+}
+
+const MAGIC: Array<[number, number[]]> = [
+  [0, [0x1f, 0x8b]], // gzip
+  [0, [0x42, 0x5a, 0x68]], // bzip2
+  [0, [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]], // xz
+  [0, [0x28, 0xb5, 0x2f, 0xfd]], // zstd
+  [257, [0x75, 0x73, 0x74, 0x61, 0x72]], // "ustar" of a tar header
+];
+
+/** Whether a file starts like a tar archive or a compressed stream (as docker sniffs stdin). */
+async function isArchive(file: string): Promise<boolean> {
+  const fh = await fsp.open(file, 'r');
+  try {
+    const buf = Buffer.alloc(262);
+    const { bytesRead } = await fh.read(buf, 0, 262, 0);
+    return MAGIC.some(([at, bytes]) => bytesRead >= at + bytes.length && bytes.every((b, i) => buf[at + i] === b));
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Unpack with GNU tar (it detects the compression, drops leading `/` and refuses `..` members). */
+async function unpack(archive: string): Promise<PreparedContext> {
+  const dir = await tempDir();
+  const r = await new Promise<{ code: number; stderr: string }>((resolve, reject) => {
+    const child = spawn('tar', ['-x', '-f', path.resolve(archive), '-C', dir, '--no-same-owner'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? 1, stderr }));
+  });
+  if (r.code !== 0) {
+    await rmDir(dir);
+    throw new UsageError(`build context ${archive}: cannot unpack the archive: ${r.stderr.trim()}`);
+  }
+  return { dir, unpacked: true, cleanup: () => rmDir(dir) };
+}
+
+function tempDir(): Promise<string> {
+  return fsp.mkdtemp(path.join(os.tmpdir(), 'hoist-context-'));
+}
+
+function rmDir(dir: string): Promise<void> {
+  return fsp.rm(dir, { recursive: true, force: true });
+}

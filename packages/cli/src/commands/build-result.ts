@@ -1,0 +1,66 @@
+import { randomBytes } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import type { BuildResult } from '@hoist/builder';
+import type { Descriptor } from '@hoist/oci';
+import { UsageError } from '../errors.js';
+
+/** The image ID as docker and buildx print it (`-q`, `--iidfile`): the config's digest. */
+export function imageId(result: Pick<BuildResult, 'manifest'>): string {
+  return result.manifest.config.digest;
+}
+
+/** buildx removes a stale iidfile before it builds, so a failed build never leaves an old ID behind. */
+export async function clearIidFile(file: string | undefined): Promise<void> {
+  if (file) await fsp.rm(file, { force: true });
+}
+
+/** `--iidfile FILE`: the image ID, no newline (as buildx writes it). */
+export async function writeIidFile(file: string, result: Pick<BuildResult, 'manifest'>): Promise<void> {
+  await writeAtomic(file, imageId(result));
+}
+
+/**
+ * `--metadata-file FILE`: the keys buildx writes for an image build (sorted, as Go marshals a
+ * map; two-space indent): the manifest digest, the config digest, the manifest's descriptor
+ * with its platform, the names it got and a build reference.
+ */
+export function buildMetadata(result: Pick<BuildResult, 'descriptor' | 'manifest' | 'config'>, o: { names: readonly string[]; descriptorAnnotations?: Record<string, string> }): Record<string, unknown> {
+  const c = result.config;
+  const d: Descriptor = result.descriptor;
+  const annotations = { 'config.digest': result.manifest.config.digest, ...(c.created ? { 'org.opencontainers.image.created': c.created } : {}), ...(o.descriptorAnnotations ?? {}) };
+  const platform = { architecture: c.architecture, os: c.os, ...(c.variant ? { variant: c.variant } : {}) };
+  const meta: Record<string, unknown> = {
+    'buildx.build.ref': `hoist/hoist0/${buildRef()}`,
+    'containerimage.config.digest': result.manifest.config.digest,
+    'containerimage.descriptor': { mediaType: d.mediaType, digest: d.digest, size: d.size, annotations, platform },
+    'containerimage.digest': d.digest,
+  };
+  if (o.names.length > 0) meta['image.name'] = o.names.join(',');
+  return meta;
+}
+
+export async function writeMetadataFile(file: string, meta: Record<string, unknown>): Promise<void> {
+  await writeAtomic(file, JSON.stringify(meta, null, 2));
+}
+
+/** A BuildKit-style build reference: 25 lower-case base-36 characters. */
+function buildRef(): string {
+  const alphabet = '0123456789abcdefghijklmnopqrstuvwxyz';
+  return [...randomBytes(25)].map((b) => alphabet[b % 36]).join('');
+}
+
+/** A result file's directory must exist (as buildx requires): checked before the build starts. */
+export async function checkResultFile(flag: string, file: string | undefined): Promise<void> {
+  if (!file) return;
+  const dir = path.dirname(path.resolve(file));
+  const st = await fsp.stat(dir).catch(() => undefined);
+  if (!st?.isDirectory()) throw new UsageError(`${flag} ${file}: directory ${dir} does not exist; create it first`);
+}
+
+/** Write next to the target and rename over it. */
+async function writeAtomic(file: string, text: string): Promise<void> {
+  const tmp = `${file}.tmp-${process.pid}`;
+  await fsp.writeFile(tmp, text, { mode: 0o644 });
+  await fsp.rename(tmp, file);
+}
