@@ -148,7 +148,7 @@ describe('multi-platform: foreign RUN under QEMU with no host setup', () => {
     const repo = `${registry.host}/x/merged`;
     const digests: string[] = [];
     for (const arch of ['amd64', 'arm64']) {
-      const r = await hoistHiding(['/proc/sys/fs/binfmt_misc'], ['build', '--root', path.join(work, `runner-${arch}`), '--progress', 'quiet', '--platform', `linux/${arch}`, '-t', `${repo}:${arch}`, '--push', ctx]);
+      const r = await hoistHiding(['/proc/sys/fs/binfmt_misc'], ['build', '--root', path.join(work, `runner-${arch}`), '--progress', 'plain', '--platform', `linux/${arch}`, '-t', `${repo}:${arch}`, '--push', ctx]);
       expect(r.code).toBe(0);
       digests.push(r.stdout.trim());
     }
@@ -178,11 +178,14 @@ describe('multi-platform: foreign RUN under QEMU with no host setup', () => {
     expect(images.stdout).not.toContain('s390x');
   });
 
-  it('several platforms with a single-image output (type=docker): a usage error before building', async () => {
+  it('several platforms with a single-image output (type=docker) or --iidfile: a usage error before building', async () => {
     const ctx = await context('docker-out', 'FROM scratch\nCOPY Dockerfile /\n');
     const r = await run(process.execPath, [HOIST_BIN, 'build', '--root', path.join(work, 'store-docker'), '--platform', 'linux/amd64,linux/arm64', '-o', `type=docker,dest=${path.join(work, 'x.tar')}`, ctx]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('--output type=docker holds one image; a build for 2 platforms makes an index');
+    const iid = await run(process.execPath, [HOIST_BIN, 'build', '--root', path.join(work, 'store-docker'), '--platform', 'linux/amd64,linux/arm64', '--iidfile', path.join(work, 'iid'), ctx]);
+    expect(iid.code).toBe(2);
+    expect(iid.stderr).toContain('--iidfile is not supported with several platforms');
   });
 
   it('an unknown architecture: exit 1 before building', async () => {
