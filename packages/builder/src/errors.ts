@@ -15,6 +15,8 @@ export type BuildErrorCode =
   /** --memory/--cpus/--pids-limit where this process cannot manage cgroups (rootless). */
   | 'LIMITS_UNAVAILABLE'
   | 'LINT_VIOLATION'
+  /** What the no-privilege sandbox (proot) cannot do: its own network, limits (named with the fix). */
+  | 'ISOLATION_UNSUPPORTED'
   | 'CANCELLED';
 
 export interface StepLocation {

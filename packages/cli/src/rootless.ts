@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { IdRange } from '@hoist/oci';
 import { RootlessError } from './errors.js';
 import { planRootless, readHostFacts, type RootlessPlan } from './rootless-host.js';
+import { chooseIsolation, hostIsolationFacts, isolationFlag } from './isolation.js';
 
 /**
  * Rootless mode (issue 10, mode 1), the way rootlesskit and `buildah unshare` do it: a hoist
@@ -69,6 +70,8 @@ export async function reexecRootless(args: string[], write: (s: string) => void)
     throw new RootlessError('hoist was started in a user namespace but is not its root (the id maps were not written); run it again, or as root');
   }
   if (!wantsUserNamespace(args, euid)) return undefined;
+  // no privileges at all (user namespaces refused, or --isolation proot): run here, RUN under proot
+  if (chooseIsolation(isolationFlag(args), hostIsolationFacts()).mode === 'proot') return undefined;
   const plan = planRootless(readHostFacts());
   if (WARN_FOR.has(commandOf(args) ?? '')) for (const w of plan.warnings) write(warningLine(w, args));
   return runChild(plan, args);
@@ -142,7 +145,7 @@ function namespaceRefused(stderr: string): string {
   return (
     `cannot create a user namespace for the rootless build (${said}). This environment forbids them ` +
     '(a container runtime\'s seccomp profile without CAP_SYS_ADMIN, or a sysctl such as user.max_user_namespaces=0); ' +
-    'allow unprivileged user namespaces, or run hoist as root'
+    'allow unprivileged user namespaces, run hoist as root, or build without any privilege: --isolation proot (apt-get install proot)'
   );
 }
 

@@ -1,6 +1,6 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { build, parseCpus, parseMemory, parsePidsLimit, parseSsh, type BuildEvent, type BuildOptions } from '@hoist/builder';
+import { build, BuildError, ProotExecutor, parseCpus, parseMemory, parsePidsLimit, parseSsh, type BuildEvent, type BuildOptions } from '@hoist/builder';
 import { formatReference, parsePlatform, parseReference } from '@hoist/oci';
 import { LayerChecker } from '@hoist/snapshotter';
 import { UsageError } from '../errors.js';
@@ -14,6 +14,7 @@ import { TtyProgress } from '../tty-progress.js';
 import { loadConfig } from '../config.js';
 import { parseBuildOutputs, writeBuildOutputs } from './outputs.js';
 import { checkCommand, parseCall } from './check.js';
+import { chooseIsolation, hostIsolationFacts, isolationFlag } from '../isolation.js';
 
 export interface BuildFlags {
   tag: string[];
@@ -31,6 +32,8 @@ export interface BuildFlags {
   jobs?: string;
   secret: string[];
   runtime?: string;
+  /** `--isolation auto|oci|rootless|proot`. */
+  isolation?: string;
   pull?: boolean;
   quiet?: boolean;
   cacheFrom: string[];
@@ -89,8 +92,9 @@ export async function buildCommand(context: string, f: BuildFlags, signal: Abort
   const tty = mode === 'tty' ? new TtyProgress(process.stderr) : undefined;
   const registry = makeRegistryClient(mode, tty ? { onTransfer: (id, text) => tty.transfer(id, text) } : {});
   const print = tty ? tty.onEvent : plainPrinter((s) => process.stderr.write(s), mode);
-  const network = f.network ?? 'default';
-  if (network !== 'default' && network !== 'host' && network !== 'none') throw new UsageError(`--network must be default, host or none, not "${f.network}"`);
+  const requestedNetwork = f.network ?? 'default';
+  if (requestedNetwork !== 'default' && requestedNetwork !== 'host' && requestedNetwork !== 'none') throw new UsageError(`--network must be default, host or none, not "${f.network}"`);
+  const { network, executor } = isolationWiring(f, requestedNetwork, opened.root);
   const allow = parseAllow(f.allow ?? []);
   const seccomp = await parseSecurityOpts(f.securityOpt ?? []);
   if (f.format && f.format !== 'oci' && f.format !== 'docker') throw new UsageError(`--format must be oci or docker, not "${f.format}"`);
@@ -128,6 +132,7 @@ export async function buildCommand(context: string, f: BuildFlags, signal: Abort
     noCacheFilter: f.noCacheFilter,
     format: (f.format as 'oci' | 'docker' | undefined) ?? 'oci',
     network,
+    ...(executor ? { executor } : {}),
     allow,
     ...(seccomp ? { seccomp } : {}),
     ...(jobs ? { jobs } : {}),
@@ -181,4 +186,19 @@ function sandboxFlags(f: BuildFlags): Pick<BuildOptions, 'ssh' | 'resources' | '
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
+}
+
+/**
+ * The no-privilege mode (issue 10, mode 2): RUN under proot, which shares the pod's network
+ * (the default network becomes the host's; --network none cannot be kept) and sets no limits.
+ */
+function isolationWiring(f: BuildFlags, network: 'default' | 'host' | 'none', root: string): { network: 'default' | 'host' | 'none'; executor?: ProotExecutor } {
+  const choice = chooseIsolation(isolationFlag(f.isolation ? ['--isolation', f.isolation] : []), hostIsolationFacts());
+  if (choice.mode !== 'proot') return { network };
+  const missing = [f.memory && '--memory', f.cpus && '--cpus', f.pidsLimit && '--pids-limit'].filter(Boolean);
+  if (network === 'none' || missing.length > 0) {
+    const what = network === 'none' ? '--network none needs a network namespace' : `${missing.join(', ')} need cgroups`;
+    throw new BuildError('ISOLATION_UNSUPPORTED', `${what}, which RUN under proot cannot have (${choice.reason}). Fix: build without it, or give hoist user namespaces (--isolation rootless) or root (--isolation oci)`);
+  }
+  return { network: 'host', executor: new ProotExecutor({ tmpDir: path.join(root, 'tmp'), reason: choice.reason }) };
 }
