@@ -6,3 +6,4 @@ export * from './token-issuer.js';
 export * from './proxy.js';
 export * from './debian.js';
 export * from './users.js';
+export * from './locked-pod.js';
