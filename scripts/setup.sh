@@ -33,6 +33,8 @@ need pgrep procps
 # rootless builds (a non-root user): subordinate ids mapped by the setuid newuidmap/newgidmap;
 # unshare and setpriv come with util-linux (essential)
 need newuidmap uidmap
+# builds with no privileges at all (locked-down pods): RUN under proot (ptrace, no namespaces)
+need proot proot
 [ -x /bin/busybox ] || pkgs+=(busybox-static)
 
 if [ ${#pkgs[@]} -gt 0 ]; then

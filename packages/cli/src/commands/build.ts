@@ -197,7 +197,7 @@ function isolationWiring(f: BuildFlags, network: 'default' | 'host' | 'none', ro
   if (choice.mode !== 'proot') return { network };
   const missing = [f.memory && '--memory', f.cpus && '--cpus', f.pidsLimit && '--pids-limit'].filter(Boolean);
   if (network === 'none' || missing.length > 0) {
-    const what = network === 'none' ? '--network none needs a network namespace' : `${missing.join(', ')} need cgroups`;
+    const what = network === 'none' ? '--network none needs a network namespace' : `${missing.join(', ')} need${missing.length > 1 ? '' : 's'} cgroups`;
     throw new BuildError('ISOLATION_UNSUPPORTED', `${what}, which RUN under proot cannot have (${choice.reason}). Fix: build without it, or give hoist user namespaces (--isolation rootless) or root (--isolation oci)`);
   }
   return { network: 'host', executor: new ProotExecutor({ tmpDir: path.join(root, 'tmp'), reason: choice.reason }) };
