@@ -1,10 +1,12 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { BuildError } from './errors.js';
 import type { ExecOptions, Executor } from './executor.js';
 import { prootArgs, prootEnv } from './sandbox/proot.js';
 import { findRuntime, type RunResult } from './sandbox/runtime.js';
+import { markProotGroup } from './sandbox/proot-groups.js';
 import type { SandboxOptions } from './sandbox/spec.js';
 import { makeTempDir } from './tmp.js';
 
@@ -41,7 +43,7 @@ export class ProotExecutor implements Executor {
     tmp.push(...dirs.map((d) => d.dir));
     try {
       const args = prootArgs(sb, (dest) => dirs.find((d) => d.dest === dest)!.dir);
-      return await spawnProot(bin, args, sb, opts);
+      return await spawnProot(bin, args, sb, { ...opts, tmpDir: this.o.tmpDir });
     } finally {
       await Promise.all(tmp.map((d) => fsp.rm(d, { recursive: true, force: true })));
     }
@@ -49,9 +51,21 @@ export class ProotExecutor implements Executor {
 }
 
 /** Run proot in a process group of its own, so a cancel kills it and every process it traces. */
-function spawnProot(bin: string, args: string[], sb: SandboxOptions, opts: ExecOptions): Promise<RunResult> {
+async function spawnProot(bin: string, args: string[], sb: SandboxOptions, opts: ExecOptions & { tmpDir: string }): Promise<RunResult> {
+  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: prootEnv(sb), cwd: path.parse(sb.rootfs).root, detached: true });
+  // if hoist dies, the watchdog kills the group (proot's traced processes outlive proot itself)
+  const done = waitProot(child, bin, opts); // listeners first: a failed spawn reports 'error' at once
+  done.catch(() => undefined); // handled below, after the mark is written
+  const unmark = child.pid ? await markProotGroup(opts.tmpDir, child.pid).catch(() => async () => undefined) : async () => undefined;
+  try {
+    return await done;
+  } finally {
+    await unmark();
+  }
+}
+
+function waitProot(child: ChildProcessByStdio<null, Readable, Readable>, bin: string, opts: ExecOptions): Promise<RunResult> {
   return new Promise<RunResult>((resolve, reject) => {
-    const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: prootEnv(sb), cwd: path.parse(sb.rootfs).root, detached: true });
     child.stdout.on('data', (d: Buffer) => opts.stdout?.(d));
     child.stderr.on('data', (d: Buffer) => opts.stderr?.(d));
     const kill = (): void => {

@@ -168,4 +168,28 @@ describe('no privileges: hoist inside a locked-down pod', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('--network=none needs a network namespace, which the no-privilege sandbox (proot) cannot create');
   });
+
+  it('if hoist is killed during a RUN, the processes proot traces are killed too (they outlive proot), and the marks go', async () => {
+    const ctx = path.join(home, 'sleeper');
+    await fsp.mkdir(ctx);
+    await fsp.writeFile(path.join(ctx, 'Dockerfile'), 'FROM busybox\nRUN sleep 4242\n');
+    await run('chown', ['-R', `${user.uid}:${user.gid}`, ctx]);
+    const env = { HOIST_ISOLATION: 'proot' };
+    await must(user.hoist(['import', path.join(work, 'busybox.tar'), 'busybox:latest'], { env }), 'import');
+    const sleepers = async (): Promise<string> => (await run('pgrep', ['-u', String(user.uid), '-x', 'sleep'])).stdout.trim();
+    const child = user.spawnHoist(['build', '-q', ctx], { env });
+    const exited = new Promise((resolve) => child.on('exit', resolve));
+    while ((await sleepers()) === '') {
+      expect(child.exitCode).toBeNull(); // still building: the RUN has not started yet
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    process.kill(child.pid!, 'SIGKILL');
+    await exited;
+    // the watchdog reacts to the end of its pipe: poll until it has killed the group
+    for (let i = 0; i < 300 && (await sleepers()) !== ''; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(await sleepers()).toBe('');
+    const tmp = path.join(user.home, '.local', 'share', 'hoist', 'tmp');
+    for (let i = 0; i < 100 && (await fsp.readdir(tmp)).some((n) => n.startsWith('proot-')); i++) await new Promise((r) => setTimeout(r, 100));
+    expect((await fsp.readdir(tmp)).filter((n) => n.startsWith('proot-'))).toEqual([]);
+  });
 });
