@@ -22,7 +22,7 @@ import { chooseIsolation, hostIsolationFacts, isolationFlag } from './isolation.
  * If this parent dies (even by SIGKILL), the child gets SIGHUP and stops as on Ctrl-C, cleaning
  * up (setpriv sets the parent-death signal after the exec that gave it its capabilities, which
  * would have cleared it).
- * This parent loads only Node built-ins and these two small modules (report.js and the
+ * This parent loads only Node built-ins and small modules (rootless-host, isolation; report.js and the
  * packages load in the child): a fully cached build pays one extra Node start (~50 ms).
  */
 
@@ -70,11 +70,18 @@ export async function reexecRootless(args: string[], write: (s: string) => void)
     throw new RootlessError('hoist was started in a user namespace but is not its root (the id maps were not written); run it again, or as root');
   }
   if (!wantsUserNamespace(args, euid)) return undefined;
-  // no privileges at all (user namespaces refused, or --isolation proot): run here, RUN under proot
-  if (chooseIsolation(isolationFlag(args), hostIsolationFacts()).mode === 'proot') return undefined;
-  const plan = planRootless(readHostFacts());
-  if (WARN_FOR.has(commandOf(args) ?? '')) for (const w of plan.warnings) write(warningLine(w, args));
-  return runChild(plan, args);
+  // --isolation proot: run here, RUN under proot. auto does not probe first: when the namespace
+  // is refused below, this process runs the command itself and the build picks proot with the reason
+  const flag = isolationFlag(args);
+  if (chooseIsolation(flag, { ...hostIsolationFacts(), usernsRefused: () => undefined }).mode === 'proot') return undefined;
+  try {
+    const plan = planRootless(readHostFacts());
+    if (WARN_FOR.has(commandOf(args) ?? '')) for (const w of plan.warnings) write(warningLine(w, args));
+    return await runChild(plan, args);
+  } catch (e) {
+    if (flag === 'auto' && e instanceof RootlessError && e.refused) return undefined; // no user namespace: no privileges at all
+    throw e;
+  }
 }
 
 /** A warning as the progress mode prints them: a JSON event with --progress json, else a WARNING line. */
@@ -119,7 +126,7 @@ function runChild(plan: RootlessPlan, args: string[]): Promise<number> {
     child.on('close', (code, signal) => {
       process.off('SIGTERM', forward).off('SIGHUP', forward).off('SIGINT', ignore);
       if (!started) {
-        reject(unavailable(namespaceRefused(early)));
+        reject(new RootlessError(namespaceRefused(early), { refused: true }));
         return;
       }
       if (early) process.stderr.write(early);
