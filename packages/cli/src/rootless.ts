@@ -76,8 +76,11 @@ export async function reexecRootless(args: string[], write: (s: string) => void)
   if (chooseIsolation(flag, { ...hostIsolationFacts(), usernsRefused: () => undefined }).mode === 'proot') return undefined;
   try {
     const plan = planRootless(readHostFacts());
-    if (WARN_FOR.has(commandOf(args) ?? '')) for (const w of plan.warnings) write(warningLine(w, args));
-    return await runChild(plan, args);
+    // warned once the namespace exists (auto may yet fall back to proot, where they do not apply)
+    const warn = (): void => {
+      if (WARN_FOR.has(commandOf(args) ?? '')) for (const w of plan.warnings) write(warningLine(w, args));
+    };
+    return await runChild(plan, args, warn);
   } catch (e) {
     if (flag === 'auto' && e instanceof RootlessError && e.refused) return undefined; // no user namespace: no privileges at all
     throw e;
@@ -99,7 +102,7 @@ function spawnChild(plan: RootlessPlan, args: string[]): ChildProcess {
   });
 }
 
-function runChild(plan: RootlessPlan, args: string[]): Promise<number> {
+function runChild(plan: RootlessPlan, args: string[], onNamespace: () => void): Promise<number> {
   return new Promise<number>((resolve, reject) => {
     const child = spawnChild(plan, args);
     let early = '';
@@ -120,6 +123,7 @@ function runChild(plan: RootlessPlan, args: string[]): Promise<number> {
         return;
       }
       started = true;
+      onNamespace();
       fd3.write('g\n');
     });
     child.on('error', (e: NodeJS.ErrnoException) => reject(e.code === 'ENOENT' ? unavailable('unshare (util-linux) is not installed: apt-get install util-linux') : e));
