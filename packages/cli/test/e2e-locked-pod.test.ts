@@ -159,6 +159,10 @@ describe('no privileges: hoist inside a locked-down pod', () => {
     }
     const rl = await pod(`$HOIST build --isolation rootless -q ${hello}`);
     expect(rl.stderr).toContain('--isolation proot');
+    // hoist run needs runc: refused with the reason, not a runtime's raw error
+    const ran = await pod('$HOIST run busybox:latest true');
+    expect(ran.code).toBe(1);
+    expect(ran.stderr).toBe('ERROR: hoist run needs runc (as root, or rootless in a user namespace), but user namespaces are refused here (unshare: unshare failed: Operation not permitted); builds work here (RUN under proot), hoist run does not yet: run the image where containers may run\n');
     // RUN --network=none in the Dockerfile: the step fails with the same explanation
     const ctx = path.join(home, 'netnone');
     await fsp.mkdir(ctx);
