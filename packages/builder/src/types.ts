@@ -41,6 +41,11 @@ export interface RemoteCache {
   hasLayer(desc: Descriptor): boolean;
   /** Records cached on top of a parent key (to explain a miss against an imported cache). */
   children?(parent: string): CacheRecordLike[];
+  /**
+   * The exported contents of a cache mount, by mount key: layers applied in order into an empty
+   * directory (fetched with fetchLayer only when a RUN that mounts it runs).
+   */
+  mountLayers?(key: string): { layers: Descriptor[]; files: number; bytes: number } | undefined;
 }
 
 export interface CacheRecordLike {
@@ -129,4 +134,6 @@ export interface BuildResult {
   cacheRecords: { min: CacheRecordLike[]; max: CacheRecordLike[] };
   /** Layer blobs of the result that are not in the local store (only with `lazyLayers`). */
   remoteLayers: Descriptor[];
+  /** The cache mounts (`RUN --mount=type=cache`) steps of this build used: key and directory. */
+  cacheMounts?: Array<{ key: string; dir: string }>;
 }

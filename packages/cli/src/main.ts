@@ -45,7 +45,7 @@ function program(signal: AbortSignal): Command {
     .option('--isolation <mode>', 'how RUN is isolated: auto (default), oci (runc as root), rootless (runc in a user namespace), proot (no privileges: locked-down pods); also $HOIST_ISOLATION')
     .option('--registry-mirror <host>', 'pull docker.io images through this mirror first (repeatable)', collect, [])
     .option('--cache-from <spec>', 'import build cache: type=registry,ref=REF or type=local,src=DIR (repeatable; the first that has a step wins)', collect, [])
-    .option('--cache-to <spec>', 'export build cache: type=registry,ref=REF[,mode=min|max][,ttl=DURATION][,max-entries=N] or type=local,dest=DIR[,…] (repeatable)', collect, [])
+    .option('--cache-to <spec>', 'export build cache: type=registry,ref=REF[,mode=min|max][,ttl=DURATION][,max-entries=N][,cache-mounts=true] or type=local,dest=DIR[,…] (repeatable)', collect, [])
     .option('-o, --output <spec>', 'also write the result: type=oci|docker|tar,dest=FILE|- or type=oci|local,dest=DIR, type=registry (= --push), type=image (default) (repeatable)', collect, [])
     .option('--pull', 'always pull base images')
     .option('-q, --quiet', 'print only the image digest')
