@@ -84,7 +84,7 @@ export class CacheMounts {
       try {
         if (!(await seeder.seed(key, tmp))) return;
         await fsp.chmod(tmp, perms.mode ?? 0o755);
-        await fsp.chown(tmp, perms.uid ?? 0, perms.gid ?? 0);
+        await setOwner(tmp, perms.uid ?? 0, perms.gid ?? 0);
         await fsp.mkdir(path.dirname(dir), { recursive: true });
         await fsp.rename(tmp, dir).catch((e: NodeJS.ErrnoException) => {
           if (e.code !== 'ENOTEMPTY' && e.code !== 'EEXIST') throw e; // another build seeded it first
