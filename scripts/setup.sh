@@ -36,6 +36,8 @@ need newuidmap uidmap
 # foreign-architecture RUN steps (--platform linux/arm64, …): static QEMU user emulators; hoist
 # registers them in a binfmt_misc instance private to each step (no host binfmt setup needed)
 need qemu-aarch64-static qemu-user-static
+# builds with no privileges at all (locked-down pods): RUN under proot (ptrace, no namespaces)
+need proot proot
 [ -x /bin/busybox ] || pkgs+=(busybox-static)
 
 if [ ${#pkgs[@]} -gt 0 ]; then

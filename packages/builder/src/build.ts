@@ -30,7 +30,7 @@ function platformString(p: Platform): string {
  */
 export async function build(requested: BuildOptions): Promise<BuildResult> {
   checkLimitsAllowed(limitFlags(requested.resources));
-  requested.progress?.({ type: 'info', message: `isolation: ${describeIsolation()}; snapshots: ${requested.snapshotter.describe()}` });
+  requested.progress?.({ type: 'info', message: `isolation: ${requested.executor?.describe?.() ?? describeIsolation()}; snapshots: ${requested.snapshotter.describe()}` });
   const net = effectiveDefaultNetwork(requested.network, { rootless: currentUserNamespace() !== undefined, tunUsable: () => tunUsable() });
   if (net.warning) requested.progress?.({ type: 'warning', message: net.warning });
   const opts: BuildOptions = { ...requested, network: net.network };

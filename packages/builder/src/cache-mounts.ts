@@ -3,6 +3,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { withFileLock } from '@hoist/oci';
 import { makeTempDir } from './tmp.js';
+import { setOwner } from './owner.js';
 
 export type CacheSharing = 'shared' | 'private' | 'locked';
 
@@ -83,7 +84,7 @@ export class CacheMounts {
       try {
         if (!(await seeder.seed(key, tmp))) return;
         await fsp.chmod(tmp, perms.mode ?? 0o755);
-        await fsp.chown(tmp, perms.uid ?? 0, perms.gid ?? 0);
+        await setOwner(tmp, perms.uid ?? 0, perms.gid ?? 0);
         await fsp.mkdir(path.dirname(dir), { recursive: true });
         await fsp.rename(tmp, dir).catch((e: NodeJS.ErrnoException) => {
           if (e.code !== 'ENOTEMPTY' && e.code !== 'EEXIST') throw e; // another build seeded it first
@@ -109,13 +110,13 @@ export class CacheMounts {
     if (fresh) {
       if (o.seed) await fsp.cp(o.seed, dir, { recursive: true, verbatimSymlinks: true, force: true });
       await fsp.chmod(dir, o.mode ?? 0o755);
-      await fsp.chown(dir, o.uid ?? 0, o.gid ?? 0);
+      await setOwner(dir, o.uid ?? 0, o.gid ?? 0);
     }
     const busy = (this.users.get(dir) ?? 0) > 0;
     if (o.sharing === 'private' && busy) {
       const tmp = await makeTempDir(this.tmpRoot, 'cache-private-');
       await fsp.chmod(tmp, o.mode ?? 0o755);
-      await fsp.chown(tmp, o.uid ?? 0, o.gid ?? 0);
+      await setOwner(tmp, o.uid ?? 0, o.gid ?? 0);
       return { source: tmp, release: () => fsp.rm(tmp, { recursive: true, force: true }) };
     }
     this.users.set(dir, (this.users.get(dir) ?? 0) + 1);

@@ -5,6 +5,7 @@ import { secureJoin } from './rootfs.js';
 import type { SourceItem, SourceEntry } from './sources.js';
 import { applyChmod } from './chmod.js';
 import { linkToCopied, noteCopied, type HardLinks } from './hardlinks.js';
+import { setOwner } from './owner.js';
 
 export interface CopyOptions {
   /** Absolute destination inside the image (WORKDIR already applied). */
@@ -71,7 +72,7 @@ export async function mkdirs(root: string, dirInImage: string, owner: { uid: num
     if (st) throw new BuildError('COPY_SOURCE_NOT_FOUND', `cannot copy to ${dirInImage}: ${imagePath(root, cur)} exists in the image and is not a directory`);
     await fsp.mkdir(cur, { mode: 0o755 });
     await fsp.chmod(cur, 0o755);
-    await fsp.lchown(cur, owner.uid, owner.gid);
+    await setOwner(cur, owner.uid, owner.gid);
     await fsp.utimes(cur, mtime, mtime);
   }
   return abs;
@@ -92,7 +93,7 @@ async function copyEntry(root: string, job: { inImage: string; entry: SourceEntr
   if (st.isDirectory()) {
     if (existing && !existing.isDirectory()) await fsp.rm(target, { recursive: true, force: true });
     if (!existing || !existing.isDirectory()) await fsp.mkdir(target);
-    await fsp.lchown(target, owner.uid, owner.gid);
+    await setOwner(target, owner.uid, owner.gid);
     await fsp.chmod(target, mode);
     await fsp.utimes(target, st.atime, st.mtime);
     return;
@@ -100,14 +101,14 @@ async function copyEntry(root: string, job: { inImage: string; entry: SourceEntr
   if (existing) await fsp.rm(target, { recursive: existing.isDirectory(), force: true });
   if (st.isSymbolicLink()) {
     await fsp.symlink(e.linkTarget ?? (await fsp.readlink(e.abs)), target);
-    await fsp.lchown(target, owner.uid, owner.gid);
+    await setOwner(target, owner.uid, owner.gid);
     await fsp.lutimes(target, st.atime, st.mtime);
     return;
   }
   if (!st.isFile()) return; // sockets, FIFOs and devices in a context are not copied
   if (await linkToCopied(job.links, e, target)) return;
   await fsp.copyFile(e.abs, target, fsc.COPYFILE_FICLONE);
-  await fsp.lchown(target, owner.uid, owner.gid);
+  await setOwner(target, owner.uid, owner.gid);
   await fsp.chmod(target, mode);
   await fsp.utimes(target, st.atime, st.mtime);
   await noteCopied(job.links, e, target);

@@ -17,6 +17,8 @@ export type BuildErrorCode =
   | 'LINT_VIOLATION'
   /** A target platform this host cannot run (no emulator, unknown architecture). */
   | 'PLATFORM_UNSUPPORTED'
+  /** What the no-privilege sandbox (proot) cannot do: its own network, limits (named with the fix). */
+  | 'ISOLATION_UNSUPPORTED'
   | 'CANCELLED';
 
 export interface StepLocation {

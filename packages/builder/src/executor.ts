@@ -18,6 +18,8 @@ export interface ExecOptions {
 export interface Executor {
   /** The runtime's name, for error messages (detected on first use). */
   name(): string;
+  /** Which isolation mode runs and why, for the progress output (default: root or rootless runc). */
+  describe?(): string;
   run(sb: SandboxOptions, opts: ExecOptions): Promise<RunResult>;
 }
 

@@ -3,6 +3,7 @@ export * from './types.js';
 export * from './build.js';
 export * from './cache.js';
 export * from './executor.js';
+export * from './proot-executor.js';
 export * from './cache-inputs.js';
 export { diffInputs } from './explain.js';
 export * from './rootfs.js';

@@ -13,6 +13,7 @@ import { stageRef } from './stage-ref.js';
 import { secureJoin, type ResolvedUser } from './rootfs.js';
 import type { SandboxMount } from './sandbox/spec.js';
 import { cacheMountKey } from './cache-mounts.js';
+import { setOwner } from './owner.js';
 
 export interface PreparedMounts {
   mounts: SandboxMount[];
@@ -150,7 +151,7 @@ async function secretMount(set: MountSet, m: Mount<'secret'>): Promise<void> {
   const dir = await makeTempDir(await ctx.sandbox.dir(), 'secret-');
   const file = path.join(dir, 'secret');
   await fsp.writeFile(file, secret.data, { mode: m.mode ?? 0o400 });
-  await fsp.chown(file, m.uid ?? run.user.uid, m.gid ?? run.user.gid);
+  await setOwner(file, m.uid ?? run.user.uid, m.gid ?? run.user.gid);
   set.cleanup.push(() => fsp.rm(dir, { recursive: true, force: true }));
   await note(set, target);
   set.mounts.push({ destination: target, type: 'bind', source: file, options: ['rbind', 'ro'] });

@@ -5,6 +5,7 @@ import type { StageState } from './state.js';
 import { withMountedImage } from './materialize.js';
 import { resolveUser, secureJoin } from './rootfs.js';
 import { commitOptions } from './commit-options.js';
+import { setOwner } from './owner.js';
 
 /** WORKDIR creates its directory (owned by the current USER, as BuildKit does) when missing. */
 export async function executeWorkdir(ctx: BuildSession, dir: string, state: StageState): Promise<{ descriptor: Descriptor; diffId: Digest }> {
@@ -20,7 +21,7 @@ export async function executeWorkdir(ctx: BuildSession, dir: string, state: Stag
           // chown every directory mkdir created
           let cur = abs;
           while (cur.length >= made.length) {
-            await fsp.chown(cur, user.uid, user.gid);
+            await setOwner(cur, user.uid, user.gid);
             if (t !== undefined) await fsp.utimes(cur, t, t);
             cur = cur.slice(0, cur.lastIndexOf('/'));
           }

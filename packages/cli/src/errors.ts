@@ -18,8 +18,11 @@ export class ExitError extends Error {
 /** Not root, and the user namespace a rootless build needs cannot be made here. Exit code 1. */
 export class RootlessError extends Error {
   readonly code = 'ROOTLESS_UNAVAILABLE';
-  constructor(message: string) {
+  /** The kernel (or a seccomp filter) refused the user namespace itself: --isolation auto falls back to proot. */
+  readonly refused: boolean;
+  constructor(message: string, o: { refused?: boolean } = {}) {
     super(message);
+    this.refused = o.refused ?? false;
     this.name = 'RootlessError';
   }
 }

@@ -52,6 +52,7 @@ function program(signal: AbortSignal): Command {
     .option('--pids-limit <n>', 'process limit of each RUN step')
     .option('--explain-cache', 'for each step that misses the cache, say which input changed')
     .option('--runtime <name>', 'OCI runtime (runc or crun; default: the first that works)')
+    .option('--isolation <mode>', 'how RUN is isolated: auto (default), oci (runc as root), rootless (runc in a user namespace), proot (no privileges: locked-down pods); also $HOIST_ISOLATION')
     .option('--registry-mirror <host>', 'pull docker.io images through this mirror first (repeatable)', collect, [])
     .option('--cache-from <spec>', 'import build cache: type=registry,ref=REF or type=local,src=DIR (repeatable; the first that has a step wins)', collect, [])
     .option('--cache-to <spec>', 'export build cache: type=registry,ref=REF[,mode=min|max][,ttl=DURATION][,max-entries=N][,cache-mounts=true] or type=local,dest=DIR[,…] (repeatable)', collect, [])

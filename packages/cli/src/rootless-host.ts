@@ -77,7 +77,7 @@ export function subIdFix(user: string): string {
 /** Refuse when the kernel does not let this user create a user namespace; say which switch to flip. */
 function checkUsernsAllowed(f: HostFacts): void {
   const fix = (what: string): never => {
-    throw new RootlessError(`hoist runs as ${f.user} (uid ${f.uid}), not root, and builds in a user namespace; ${what}, or run hoist as root`);
+    throw new RootlessError(`hoist runs as ${f.user} (uid ${f.uid}), not root, and builds in a user namespace; ${what}, run hoist as root, or build with no privileges: --isolation proot`, { refused: true });
   };
   if (f.maxUserNamespaces === 0) fix('but user namespaces are disabled here (user.max_user_namespaces = 0). As root: sysctl -w user.max_user_namespaces=28633');
   if (f.unprivilegedUsernsClone === 0) fix('but this kernel forbids unprivileged user namespaces (kernel.unprivileged_userns_clone = 0). As root: sysctl -w kernel.unprivileged_userns_clone=1');

@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { IdRange } from '@hoist/oci';
 import { RootlessError } from './errors.js';
 import { planRootless, readHostFacts, type RootlessPlan } from './rootless-host.js';
+import { chooseIsolation, hostIsolationFacts, isolationFlag } from './isolation.js';
 
 /**
  * Rootless mode (issue 10, mode 1), the way rootlesskit and `buildah unshare` do it: a hoist
@@ -21,7 +22,7 @@ import { planRootless, readHostFacts, type RootlessPlan } from './rootless-host.
  * If this parent dies (even by SIGKILL), the child gets SIGHUP and stops as on Ctrl-C, cleaning
  * up (setpriv sets the parent-death signal after the exec that gave it its capabilities, which
  * would have cleared it).
- * This parent loads only Node built-ins and these two small modules (report.js and the
+ * This parent loads only Node built-ins and small modules (rootless-host, isolation; report.js and the
  * packages load in the child): a fully cached build pays one extra Node start (~50 ms).
  */
 
@@ -69,9 +70,21 @@ export async function reexecRootless(args: string[], write: (s: string) => void)
     throw new RootlessError('hoist was started in a user namespace but is not its root (the id maps were not written); run it again, or as root');
   }
   if (!wantsUserNamespace(args, euid)) return undefined;
-  const plan = planRootless(readHostFacts());
-  if (WARN_FOR.has(commandOf(args) ?? '')) for (const w of plan.warnings) write(warningLine(w, args));
-  return runChild(plan, args);
+  // --isolation proot: run here, RUN under proot. auto does not probe first: when the namespace
+  // is refused below, this process runs the command itself and the build picks proot with the reason
+  const flag = isolationFlag(args);
+  if (chooseIsolation(flag, { ...hostIsolationFacts(), usernsRefused: () => undefined }).mode === 'proot') return undefined;
+  try {
+    const plan = planRootless(readHostFacts());
+    // warned once the namespace exists (auto may yet fall back to proot, where they do not apply)
+    const warn = (): void => {
+      if (WARN_FOR.has(commandOf(args) ?? '')) for (const w of plan.warnings) write(warningLine(w, args));
+    };
+    return await runChild(plan, args, warn);
+  } catch (e) {
+    if (flag === 'auto' && e instanceof RootlessError && e.refused) return undefined; // no user namespace: no privileges at all
+    throw e;
+  }
 }
 
 /** A warning as the progress mode prints them: a JSON event with --progress json, else a WARNING line. */
@@ -89,7 +102,7 @@ function spawnChild(plan: RootlessPlan, args: string[]): ChildProcess {
   });
 }
 
-function runChild(plan: RootlessPlan, args: string[]): Promise<number> {
+function runChild(plan: RootlessPlan, args: string[], onNamespace: () => void): Promise<number> {
   return new Promise<number>((resolve, reject) => {
     const child = spawnChild(plan, args);
     let early = '';
@@ -110,13 +123,14 @@ function runChild(plan: RootlessPlan, args: string[]): Promise<number> {
         return;
       }
       started = true;
+      onNamespace();
       fd3.write('g\n');
     });
     child.on('error', (e: NodeJS.ErrnoException) => reject(e.code === 'ENOENT' ? unavailable('unshare (util-linux) is not installed: apt-get install util-linux') : e));
     child.on('close', (code, signal) => {
       process.off('SIGTERM', forward).off('SIGHUP', forward).off('SIGINT', ignore);
       if (!started) {
-        reject(unavailable(namespaceRefused(early)));
+        reject(new RootlessError(namespaceRefused(early), { refused: true }));
         return;
       }
       if (early) process.stderr.write(early);
@@ -142,7 +156,7 @@ function namespaceRefused(stderr: string): string {
   return (
     `cannot create a user namespace for the rootless build (${said}). This environment forbids them ` +
     '(a container runtime\'s seccomp profile without CAP_SYS_ADMIN, or a sysctl such as user.max_user_namespaces=0); ' +
-    'allow unprivileged user namespaces, or run hoist as root'
+    'allow unprivileged user namespaces, run hoist as root, or build without any privilege: --isolation proot (apt-get install proot)'
   );
 }
 

@@ -217,9 +217,17 @@ describe('rootless: an ordinary user builds with no flag', () => {
     const bin = await fsp.mkdtemp(path.join(work, 'fakebin-'));
     await fsp.writeFile(path.join(bin, 'unshare'), '#!/bin/sh\necho "unshare: unshare failed: Operation not permitted" >&2\nexit 1\n', { mode: 0o755 });
     await fsp.chmod(bin, 0o755);
-    const r = await user.hoist(['build', HELLO], { env: { PATH: `${bin}:${process.env.PATH}` } });
+    const env = { PATH: `${bin}:${process.env.PATH}` };
+    const r = await user.hoist(['build', '--isolation', 'rootless', HELLO], { env });
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^ERROR: cannot create a user namespace for the rootless build \(unshare: unshare failed: Operation not permitted\)\. .*allow unprivileged user namespaces, or run hoist as root\n$/);
+    expect(r.stderr).toMatch(/^ERROR: cannot create a user namespace for the rootless build \(unshare: unshare failed: Operation not permitted\)\. .*allow unprivileged user namespaces, run hoist as root, or build without any privilege: --isolation proot \(apt-get install proot\)\n$/);
+    // with no flag (auto), hoist falls back to the no-privilege mode and says why (a store of its own: the
+    // rootless store holds files of subordinate ids, which the user cannot read outside the namespace)
+    const store = path.join(user.home, 'proot-store');
+    await must(user.hoist(['import', '--root', store, path.join(work, 'busybox.tar'), 'busybox:latest'], { env }), 'import');
+    const auto = await user.hoist(['build', '--root', store, '--progress', 'plain', HELLO], { env });
+    expect(auto.stderr).toContain('isolation: proot (no privileges: user namespaces are refused here (unshare: unshare failed: Operation not permitted)');
+    expect(auto.code).toBe(0);
   });
 
   it('when the parent hoist is killed (SIGKILL), the build in the namespace stops and cleans up', async () => {

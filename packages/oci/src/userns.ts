@@ -56,3 +56,15 @@ export function currentUserNamespace(procSelf = '/proc/self'): UserNamespace | u
   if (isInitialIdMap(uids) && isInitialIdMap(gids)) return undefined;
   return { uids, gids };
 }
+
+/**
+ * The ids of this process when it cannot give files away (not root, in no user namespace: the
+ * no-privilege mode of a locked-down pod, where RUN runs under proot). Files it writes are its
+ * own whatever the layer says; layers record them as root's (0:0), as proot -0 shows them.
+ * Undefined for root, or root of a user namespace, which chown as layers ask.
+ */
+export function unprivilegedIds(): { uid: number; gid: number } | undefined {
+  const uid = process.geteuid?.() ?? 0;
+  if (uid === 0) return undefined;
+  return { uid, gid: process.getegid?.() ?? 0 };
+}

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import type { Readable } from 'node:stream';
-import { currentUserNamespace, type Digest } from '@hoist/oci';
+import { currentUserNamespace, unprivilegedIds, type Digest } from '@hoist/oci';
 import { decompress } from './compress.js';
 import { SnapshotError, throwIfAborted } from './errors.js';
 import { OPAQUE_WHITEOUT, SafeRoot, normalizeEntryName, splitParent, whiteoutTarget, type AbsoluteSymlinks } from './safe-path.js';
@@ -48,7 +48,8 @@ export interface ApplyResult {
  */
 export async function applyLayer(src: Readable | AsyncIterable<Buffer>, dir: string, opts: ApplyOptions = {}): Promise<ApplyResult> {
   const overlay = opts.whiteouts === 'overlay';
-  const devices = opts.devices ?? (currentUserNamespace() ? 'fifos' : 'create');
+  const noChown = unprivilegedIds() !== undefined; // files stay this user's (no-privilege mode)
+  const devices = opts.devices ?? (currentUserNamespace() || noChown ? 'fifos' : 'create');
   const dec = await decompress(src);
   const source = new ByteSource(dec.stream, opts.maxBytes ?? DEFAULT_MAX_LAYER_BYTES);
   // directories this apply created, or found empty: their children cannot pre-exist
@@ -94,7 +95,7 @@ export async function applyLayer(src: Readable | AsyncIterable<Buffer>, dir: str
 
   const own = (abs: string, e: TarEntry, symlink: boolean): void => {
     const o = ownerOf(e);
-    chowning(e, o, () => fs.lchownSync(abs, o.uid, o.gid));
+    if (!noChown) chowning(e, o, () => fs.lchownSync(abs, o.uid, o.gid));
     if (symlink) {
       fs.lutimesSync(abs, e.mtime, e.mtime);
       return;
@@ -116,7 +117,7 @@ export async function applyLayer(src: Readable | AsyncIterable<Buffer>, dir: str
         while (off < b.length) off += fs.writeSync(fd, b, off, b.length - off);
       }
       const o = ownerOf(e);
-      chowning(e, o, () => fs.fchownSync(fd, o.uid, o.gid));
+      if (!noChown) chowning(e, o, () => fs.fchownSync(fd, o.uid, o.gid));
       fs.fchmodSync(fd, e.mode);
       fs.futimesSync(fd, e.mtime, e.mtime);
     } finally {

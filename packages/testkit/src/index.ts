@@ -8,3 +8,4 @@ export * from './debian.js';
 export * from './users.js';
 export * from './multiarch.js';
 export * from './debian-foreign.js';
+export * from './locked-pod.js';

@@ -5,6 +5,7 @@ import { pidAlive } from '@hoist/oci';
 import { cleanupStaleWork, mountsUnder, unmount } from '@hoist/snapshotter';
 import { CGROUP_FS, containerCgroups, removeCgroup } from './cgroups.js';
 import { findRuntime } from './runtime.js';
+import { killProotGroups } from './proot-groups.js';
 
 /**
  * What a hoist process leaves in a store while it works, each named with its pid so that the
@@ -107,6 +108,7 @@ export async function reclaimProcess(root: string, pid: number, opts: ReclaimOpt
   const cgroupFs = opts.cgroupFs ?? CGROUP_FS;
   if (!report.pids.includes(pid)) report.pids.push(pid);
   await reclaimContainers(root, pid, report);
+  report.containers += await killProotGroups(path.join(root, 'tmp'), pid);
   for (const dir of await containerCgroups(isContainerOf(pid), cgroupFs)) {
     if (await removeCgroup(dir)) report.cgroups++;
   }

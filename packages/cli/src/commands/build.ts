@@ -1,6 +1,6 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { build, buildPlatforms, parseCpus, parseMemory, parsePidsLimit, parseSsh, type BuildEvent, type BuildOptions, type BuildResult, type MultiBuildResult } from '@hoist/builder';
+import { build, buildPlatforms, BuildError, ProotExecutor, parseCpus, parseMemory, parsePidsLimit, parseSsh, type BuildEvent, type BuildOptions, type BuildResult, type MultiBuildResult } from '@hoist/builder';
 import { formatReference, hostPlatform, parsePlatform, parseReference, type Platform } from '@hoist/oci';
 import { LayerChecker } from '@hoist/snapshotter';
 import { ExitError, UsageError } from '../errors.js';
@@ -18,6 +18,7 @@ import type { BuildOutputs } from './outputs.js';
 import { checkCommand, parseCall } from './check.js';
 import { annotationsFor, parseAnnotations, parseLabels, parseRunHost, refuseIndexAnnotations } from '../buildx-flags.js';
 import { buildMetadata, checkResultFile, clearIidFile, imageId, writeIidFile, writeMetadataFile } from './build-result.js';
+import { chooseIsolation, hostIsolationFacts, isolationFlag } from '../isolation.js';
 
 export interface BuildFlags {
   tag: string[];
@@ -35,6 +36,8 @@ export interface BuildFlags {
   jobs?: string;
   secret: string[];
   runtime?: string;
+  /** `--isolation auto|oci|rootless|proot`. */
+  isolation?: string;
   pull?: boolean;
   quiet?: boolean;
   cacheFrom: string[];
@@ -119,8 +122,9 @@ async function buildIn(contextDir: string, df: Awaited<ReturnType<typeof readDoc
   const tty = mode === 'tty' ? new (await import('../tty-progress.js')).TtyProgress(process.stderr) : undefined;
   const registry = lazyRegistry(mode, tty);
   const print = tty ? tty.onEvent : plainPrinter((s) => process.stderr.write(s), mode);
-  const network = f.network ?? 'default';
-  if (network !== 'default' && network !== 'host' && network !== 'none') throw new UsageError(`--network must be default, host or none, not "${f.network}"`);
+  const requestedNetwork = f.network ?? 'default';
+  if (requestedNetwork !== 'default' && requestedNetwork !== 'host' && requestedNetwork !== 'none') throw new UsageError(`--network must be default, host or none, not "${f.network}"`);
+  const { network, executor } = isolationWiring(f, requestedNetwork, opened.root);
   const allow = parseAllow(f.allow ?? []);
   const seccomp = await parseSecurityOpts(f.securityOpt ?? []);
   if (f.format && f.format !== 'oci' && f.format !== 'docker') throw new UsageError(`--format must be oci or docker, not "${f.format}"`);
@@ -174,6 +178,7 @@ async function buildIn(contextDir: string, df: Awaited<ReturnType<typeof readDoc
     noCacheFilter: f.noCacheFilter,
     format: (f.format as 'oci' | 'docker' | undefined) ?? 'oci',
     network,
+    ...(executor ? { executor } : {}),
     allow,
     ...(seccomp ? { seccomp } : {}),
     ...(jobs ? { jobs } : {}),
@@ -345,4 +350,19 @@ async function wireCacheIfAny(
   if ((f.cacheFrom ?? []).length === 0 && (f.cacheTo ?? []).length === 0) return { sources: [], mountFrom: [], exportAll: async () => undefined };
   const { wireCache } = await import('./build-cache.js');
   return wireCache(d.store, await d.registry(), f.cacheFrom ?? [], f.cacheTo ?? [], d.signal, d.log);
+}
+
+/**
+ * The no-privilege mode (issue 10, mode 2): RUN under proot, which shares the pod's network
+ * (the default network becomes the host's; --network none cannot be kept) and sets no limits.
+ */
+function isolationWiring(f: BuildFlags, network: 'default' | 'host' | 'none', root: string): { network: 'default' | 'host' | 'none'; executor?: ProotExecutor } {
+  const choice = chooseIsolation(isolationFlag(f.isolation ? ['--isolation', f.isolation] : []), hostIsolationFacts());
+  if (choice.mode !== 'proot') return { network };
+  const missing = [f.memory && '--memory', f.cpus && '--cpus', f.pidsLimit && '--pids-limit'].filter(Boolean);
+  if (network === 'none' || missing.length > 0) {
+    const what = network === 'none' ? '--network none needs a network namespace' : `${missing.join(', ')} need${missing.length > 1 ? '' : 's'} cgroups`;
+    throw new BuildError('ISOLATION_UNSUPPORTED', `${what}, which RUN under proot cannot have (${choice.reason}). Fix: build without it, or give hoist user namespaces (--isolation rootless) or root (--isolation oci)`);
+  }
+  return { network: 'host', executor: new ProotExecutor({ tmpDir: path.join(root, 'tmp'), reason: choice.reason }) };
 }

@@ -4,13 +4,14 @@ import { appendLayer, emptyImage, familiarReference, formatPlatform, hostPlatfor
 import { runImage } from '@hoist/builder';
 import { LayerChecker } from '@hoist/snapshotter';
 import { importDirectoryLayer, importTarballLayer } from './import-layer.js';
-import { UsageError } from '../errors.js';
+import { RootlessError, UsageError } from '../errors.js';
 import { findImage } from '../image-names.js';
 import { renderTemplate } from '../go-template.js';
 import { openStore } from '../store.js';
 import { makeRegistryClient } from '../registry.js';
 import { parseSecurityOpts } from '../args.js';
 import type { ProgressMode } from '../progress.js';
+import { chooseIsolation, hostIsolationFacts, isolationFlag } from '../isolation.js';
 
 export async function imagesCommand(root: string | undefined, json: boolean): Promise<number> {
   const { store } = await openStore(root);
@@ -106,6 +107,10 @@ export async function runCommand(ref: string, cmd: string[], root: string | unde
   const network = o.network ?? 'default';
   if (network !== 'default' && network !== 'host' && network !== 'none') throw new UsageError(`--network must be default, host or none, not "${o.network}"`);
   const seccomp = await parseSecurityOpts(o.securityOpt ?? []);
+  const iso = chooseIsolation(isolationFlag([]), hostIsolationFacts());
+  if (iso.mode === 'proot') {
+    throw new RootlessError(`hoist run needs runc (as root, or rootless in a user namespace), but ${iso.reason}; builds work here (RUN under proot), hoist run does not yet: run the image where containers may run`);
+  }
   const opened = await openStore(root);
   const found = await findImage(opened.store, ref);
   return runImage({

@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import { promises as fsp, type BigIntStats } from 'node:fs';
+import { unprivilegedIds } from '@hoist/oci';
 import { SnapshotError, throwIfAborted } from '../errors.js';
 import { END_OF_ARCHIVE, encodeHeader, paddingFor, type EntryType, type TarHeader } from './format.js';
 
@@ -15,6 +16,12 @@ export type LayerEntry =
 export interface TarWriteOptions {
   /** Clamp every mtime later than this (seconds) to it: reproducible layers (`SOURCE_DATE_EPOCH`). */
   sourceDateEpoch?: number;
+  /**
+   * Files owned by these ids are written as 0:0. Default: this process's ids when it cannot
+   * chown (no-privilege mode, see unprivilegedIds): every file it wrote is its own on disk and
+   * root's in the layer, as proot -0 showed them to RUN.
+   */
+  selfAsRoot?: { uid: number; gid: number };
   signal?: AbortSignal;
 }
 
@@ -51,6 +58,9 @@ export function joinName(dir: string, base: string): string {
  */
 export async function* tarBytes(entries: AsyncIterable<LayerEntry>, opts: TarWriteOptions = {}): AsyncGenerator<Buffer> {
   const sde = opts.sourceDateEpoch;
+  const self = opts.selfAsRoot ?? unprivilegedIds();
+  const uidOf = (st: BigIntStats): number => (self && Number(st.uid) === self.uid ? 0 : Number(st.uid));
+  const gidOf = (st: BigIntStats): number => (self && Number(st.gid) === self.gid ? 0 : Number(st.gid));
   const links = new Map<string, string>();
   let acc: Buffer[] = [];
   let accLen = 0;
@@ -77,7 +87,7 @@ export async function* tarBytes(entries: AsyncIterable<LayerEntry>, opts: TarWri
       if (!type) continue;
       let mtime = Number(st.mtimeNs / 1_000_000_000n);
       if (sde !== undefined && mtime > sde) mtime = sde;
-      const h: TarHeader = { name: e.name, type, mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), size: 0, mtime };
+      const h: TarHeader = { name: e.name, type, mode: Number(st.mode & 0o7777n), uid: uidOf(st), gid: gidOf(st), size: 0, mtime };
       if (e.xattrs && e.xattrs.size > 0) h.xattrs = e.xattrs;
       if (type !== 'dir' && st.nlink > 1n) {
         const key = `${st.dev}:${st.ino}`;

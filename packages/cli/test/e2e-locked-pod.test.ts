@@ -1,0 +1,199 @@
+/**
+ * The no-privilege mode (issue 10, mode 2), for real: hoist runs inside a runc container that
+ * imitates a locked-down Kubernetes pod (non-root user, no capabilities, no_new_privs, seccomp
+ * refusing unshare/setns/mount and clone's namespace flags, read-only root, writable home),
+ * with no flag. It must notice that user namespaces are refused, run RUN under proot with the
+ * copy snapshot driver, and produce the images root produces (same digest where every id is 0;
+ * the same file tree otherwise, with ids as documented: what the build wrote is 0:0).
+ */
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { seccompFor } from '@hoist/builder';
+import { createTestUser, debianTarball, hoist, HOIST_BIN, lockedDownSeccomp, REPO_ROOT, run, runInLockedPod, tempDir, type TestUser } from '@hoist/testkit';
+
+const SDE = '1700000000';
+/** Root builds the reference images on the pod's snapshot driver (copy): a RUN that only opens a file copies it up on overlayfs. */
+const ROOT_ENV = { SOURCE_DATE_EPOCH: SDE, HOIST_SNAPSHOTTER: 'copy' };
+const HOME_STORE = '/home/builder/.local/share/hoist';
+
+async function must(p: Promise<{ code: number; stdout: string; stderr: string }>, what: string): Promise<string> {
+  const r = await p;
+  if (r.code !== 0) throw new Error(`${what} failed (exit ${r.code}): ${r.stderr}`);
+  return r.stdout;
+}
+
+/** "mode owner name" of every member of every layer of `ref` in the store at `root` (host path). */
+async function layerListing(root: string, ref: string): Promise<string[][]> {
+  const index = JSON.parse(await fsp.readFile(path.join(root, 'oci', 'index.json'), 'utf8')) as { manifests: Array<{ digest: string; annotations?: Record<string, string> }> };
+  const m = index.manifests.find((d) => d.annotations?.['org.opencontainers.image.ref.name'] === ref)!;
+  const blob = (d: string): string => path.join(root, 'oci', 'blobs', 'sha256', d.slice(7));
+  const manifest = JSON.parse(await fsp.readFile(blob(m.digest), 'utf8')) as { layers: Array<{ digest: string }> };
+  const out: string[][] = [];
+  for (const l of manifest.layers) {
+    const text = await must(run('tar', ['--numeric-owner', '-tvzf', blob(l.digest)]), 'tar -tv');
+    out.push(text.split('\n').filter(Boolean).map((line) => { const f = line.split(/\s+/); return `${f[0]} ${f[1]} ${f.slice(5).join(' ')}`; }));
+  }
+  return out;
+}
+
+describe('no privileges: hoist inside a locked-down pod', () => {
+  let user: TestUser;
+  let work: string;
+  let home: string;
+  let rootStore: string;
+  let hello: string;
+  let app: string;
+  const pod = (script: string, env: Record<string, string> = {}): ReturnType<typeof runInLockedPod> =>
+    runInLockedPod(['sh', '-c', script], {
+      uid: user.uid,
+      gid: user.gid,
+      home,
+      seccomp: lockedDownSeccomp(seccompFor('default', [])!),
+      readOnly: [REPO_ROOT, work],
+      env: { SOURCE_DATE_EPOCH: SDE, HOIST: `node ${HOIST_BIN}`, ...env },
+      timeoutMs: 600_000,
+    });
+
+  beforeAll(async () => {
+    [work, rootStore] = await Promise.all([tempDir('pod'), tempDir('pod-root')]);
+    user = await createTestUser({ subids: false });
+    home = path.join(work, 'home');
+    await fsp.mkdir(home);
+    await fsp.chown(home, user.uid, user.gid);
+    await must(run('bash', [path.join(REPO_ROOT, 'fixtures', 'base', 'busybox.sh'), '--rootfs', path.join(work, 'bb')]), 'busybox.sh');
+    await must(run('tar', ['--numeric-owner', '--sort=name', '-C', path.join(work, 'bb'), '-cf', path.join(work, 'busybox.tar'), '.']), 'tar');
+    await fsp.copyFile(await debianTarball(), path.join(work, 'debian.tar'));
+    hello = path.join(work, 'hello');
+    app = path.join(work, 'app');
+    await fsp.cp(path.join(REPO_ROOT, 'fixtures', 'hello'), hello, { recursive: true });
+    await fsp.cp(path.join(REPO_ROOT, 'fixtures', 'apps', 'debian-multistage'), app, { recursive: true });
+    await must(run('chmod', ['-R', 'a+rX', work]), 'chmod');
+    for (const [tar, ref] of [['busybox.tar', 'busybox:latest'], ['debian.tar', 'debian:bookworm']]) {
+      await must(hoist(['import', '--root', rootStore, path.join(work, tar!), ref!], { env: ROOT_ENV }), `import ${ref} as root`);
+    }
+    await must(pod(`$HOIST import ${work}/busybox.tar busybox:latest && $HOIST import ${work}/debian.tar debian:bookworm`), 'import in the pod');
+  }, 900_000);
+
+  afterAll(async () => {
+    await user?.remove();
+    await fsp.rm(work, { recursive: true, force: true });
+    await fsp.rm(rootStore, { recursive: true, force: true });
+  });
+
+  it('the pod refuses what a locked-down pod refuses: user namespaces, mounts, capabilities', async () => {
+    const r = await pod('id -u; grep -E "^(CapEff|NoNewPrivs)" /proc/self/status; unshare --user true; echo unshare=$?; unshare --mount true; echo mountns=$?; mount -t tmpfs t /tmp; echo mount=$?');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(`${user.uid}\nCapEff:\t0000000000000000\nNoNewPrivs:\t1\nunshare=1\nmountns=1\nmount=32\n`);
+  });
+
+  it('builds fixtures/hello with no flag: proot is chosen and named with the reason, and the digest is root\'s', async () => {
+    const r = await pod(`$HOIST build --progress plain -t hello:1 ${hello}`);
+    expect(r.stderr).toContain('isolation: proot (no privileges: user namespaces are refused here (unshare: unshare failed: Operation not permitted)');
+    expect(r.stderr).toContain('snapshots: copy');
+    expect(r.code).toBe(0);
+    const asRoot = await must(hoist(['build', '--root', rootStore, '-q', '-t', 'hello:1', hello], { env: ROOT_ENV }), 'root build');
+    expect(r.stdout.trim()).toBe(asRoot.trim());
+    // RUN ran as fake root; USER app is uid 1000 in the config
+    const cfg = await must(pod('$HOIST inspect hello:1'), 'inspect');
+    expect((JSON.parse(cfg) as { config: { config: { User: string } } }).config.config.User).toBe('app');
+  });
+
+  it('builds the Debian multi-stage app (useradd, chown) with root\'s file tree; what the build wrote is 0:0; then fully cached', async () => {
+    const r = await pod(`$HOIST build --progress plain -t app:1 ${app}`);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/RUN useradd --create-home/);
+    // compared with root on the same snapshot driver (the copy driver keeps files a RUN only opened out of the layer)
+    await must(hoist(['build', '--root', rootStore, '-q', '-t', 'app:1', app], { env: ROOT_ENV }), 'root build');
+    const mine = await layerListing(path.join(home, '.local', 'share', 'hoist'), 'docker.io/library/app:1');
+    const roots = await layerListing(rootStore, 'docker.io/library/app:1');
+    const strip = (ls: string[][]): string[][] => ls.map((l) => l.map((e) => e.replace(/ \d+\/\d+ /, ' ')));
+    expect(strip(mine)).toEqual(strip(roots));
+    // base layers are root's blobs unchanged; every member of the build's own layers is 0:0
+    const base = 1;
+    expect(mine[0]).toEqual(roots[0]);
+    const own = mine.slice(base).flat();
+    expect(own.length).toBeGreaterThan(0);
+    expect(own.filter((e) => !/ 0\/0 /.test(e))).toEqual([]);
+    // where root's layers have other ids, they are the ids RUN/COPY --chown gave: useradd's home, chown app:app, shadow's group 42
+    const differing = roots.slice(base).flat().filter((e) => !/ 0\/0 /.test(e)).map((e) => e.split(' ').slice(1).join(' '));
+    expect(differing).toEqual(expect.arrayContaining(['1001/1001 home/app/', '1001/1001 var/lib/app/', '1001/1001 opt/app/report.txt', '0/42 etc/shadow']));
+
+    const again = await pod(`$HOIST build --progress plain -t app:1 ${app}`);
+    expect(again.code).toBe(0);
+    expect(again.stderr).toMatch(/\(0 steps run, \d+ cached\)/);
+    expect(again.stdout).toBe(r.stdout);
+  });
+
+  it("a RUN sees none of the builder's files: not the store, not the hoist install, not through /proc", async () => {
+    const ctx = path.join(home, 'escape');
+    const probe = [
+      'FROM busybox',
+      `RUN test ! -e ${HOME_STORE} && test ! -e ${REPO_ROOT}/package.json && test ! -e ${work}/debian.tar \\`,
+      ` && for p in /proc/[0-9]*; do if cat $p/root${HOME_STORE}/oci/index.json || ls $p/cwd/.local/share/hoist; then exit 9; fi; done >/dev/null 2>&1 \\`,
+      ' && echo clean > /result',
+      '',
+    ].join('\n');
+    // the probe can see them where they are visible: in the pod itself, outside proot
+    const control = await pod(`test -e ${HOME_STORE} && test -e ${REPO_ROOT}/package.json && cat /proc/1/root${HOME_STORE}/oci/index.json >/dev/null && echo visible`);
+    expect(control.stdout).toBe('visible\n');
+    await fsp.mkdir(ctx);
+    await fsp.writeFile(path.join(ctx, 'Dockerfile'), probe);
+    await run('chown', ['-R', `${user.uid}:${user.gid}`, ctx]);
+    const r = await pod('$HOIST build -q -t probe:1 /home/builder/escape');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+  });
+
+  it('refused privileges: --network none, limits and --isolation oci/rootless fail with what is missing and the fix, exit 1, nothing left behind', async () => {
+    const cases: Array<[string, string]> = [
+      ['--network none', '--network none needs a network namespace, which RUN under proot cannot have'],
+      ['--memory 64m', '--memory needs cgroups, which RUN under proot cannot have'],
+      ['--isolation oci', `--isolation oci runs RUN with runc as root, but hoist runs as uid ${user.uid}`],
+      ['--isolation rootless', 'cannot create a user namespace for the rootless build'],
+    ];
+    for (const [flag, said] of cases) {
+      const r = await pod(`$HOIST build ${flag} -q ${hello}; echo "exit=$?"; ls ${HOME_STORE}/tmp ${HOME_STORE}/snapshots/mounts ${HOME_STORE}/snapshots/tmp 2>/dev/null`);
+      expect(r.stderr).toContain(said);
+      expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+      expect(r.stdout.split('\n').filter((l) => l && !l.endsWith(':'))).toEqual(['exit=1']);
+    }
+    const rl = await pod(`$HOIST build --isolation rootless -q ${hello}`);
+    expect(rl.stderr).toContain('--isolation proot');
+    // hoist run needs runc: refused with the reason, not a runtime's raw error
+    const ran = await pod('$HOIST run busybox:latest true');
+    expect(ran.code).toBe(1);
+    expect(ran.stderr).toBe('ERROR: hoist run needs runc (as root, or rootless in a user namespace), but user namespaces are refused here (unshare: unshare failed: Operation not permitted); builds work here (RUN under proot), hoist run does not yet: run the image where containers may run\n');
+    // RUN --network=none in the Dockerfile: the step fails with the same explanation
+    const ctx = path.join(home, 'netnone');
+    await fsp.mkdir(ctx);
+    await fsp.writeFile(path.join(ctx, 'Dockerfile'), 'FROM busybox\nRUN --network=none true\n');
+    await run('chown', ['-R', `${user.uid}:${user.gid}`, ctx]);
+    const r = await pod('$HOIST build -q /home/builder/netnone');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('--network=none needs a network namespace, which the no-privilege sandbox (proot) cannot create');
+  });
+
+  it('if hoist is killed during a RUN, the processes proot traces are killed too (they outlive proot), and the marks go', async () => {
+    const ctx = path.join(home, 'sleeper');
+    await fsp.mkdir(ctx);
+    await fsp.writeFile(path.join(ctx, 'Dockerfile'), 'FROM busybox\nRUN sleep 4242\n');
+    await run('chown', ['-R', `${user.uid}:${user.gid}`, ctx]);
+    const env = { HOIST_ISOLATION: 'proot' };
+    await must(user.hoist(['import', path.join(work, 'busybox.tar'), 'busybox:latest'], { env }), 'import');
+    const sleepers = async (): Promise<string> => (await run('pgrep', ['-u', String(user.uid), '-x', 'sleep'])).stdout.trim();
+    const child = user.spawnHoist(['build', '-q', ctx], { env });
+    const exited = new Promise((resolve) => child.on('exit', resolve));
+    while ((await sleepers()) === '') {
+      expect(child.exitCode).toBeNull(); // still building: the RUN has not started yet
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    process.kill(child.pid!, 'SIGKILL');
+    await exited;
+    // the watchdog reacts to the end of its pipe: poll until it has killed the group
+    for (let i = 0; i < 300 && (await sleepers()) !== ''; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(await sleepers()).toBe('');
+    const tmp = path.join(user.home, '.local', 'share', 'hoist', 'tmp');
+    for (let i = 0; i < 100 && (await fsp.readdir(tmp)).some((n) => n.startsWith('proot-')); i++) await new Promise((r) => setTimeout(r, 100));
+    expect((await fsp.readdir(tmp)).filter((n) => n.startsWith('proot-'))).toEqual([]);
+  });
+});
