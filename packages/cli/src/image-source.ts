@@ -4,7 +4,8 @@ import type { LayerChecks, RegistryClient } from '@hoist/registry-client';
 
 export interface StoreThenRegistryOptions {
   store: ImageStore;
-  registry: () => RegistryClient;
+  /** The registry client, made on first use (a build from the local store never loads it). */
+  registry: () => Promise<RegistryClient>;
   pull?: 'missing' | 'always';
   /** Registry mirrors for docker.io (`--registry-mirror`, config `registryMirrors`), tried in order. */
   mirrors?: string[];
@@ -26,7 +27,7 @@ export class StoreThenRegistry implements ImageSource {
   private readonly fetchFrom = new Map<string, string>();
 
   private readonly store: ImageStore;
-  private readonly registry: () => RegistryClient;
+  private readonly registry: () => Promise<RegistryClient>;
   private readonly pull: 'missing' | 'always';
   private readonly mirrors: string[];
   private readonly checks: LayerChecks;
@@ -47,7 +48,7 @@ export class StoreThenRegistry implements ImageSource {
         const host = m.replace(/^https?:\/\//, '').replace(/\/+$/, '');
         const viaMirror = formatReference({ ...ref, registry: host });
         try {
-          const r = await this.registry().resolve(viaMirror, o);
+          const r = await (await this.registry()).resolve(viaMirror, o);
           this.fetchFrom.set(full, viaMirror);
           return r;
         } catch {
@@ -55,7 +56,7 @@ export class StoreThenRegistry implements ImageSource {
         }
       }
     }
-    return this.registry().resolve(full, o);
+    return (await this.registry()).resolve(full, o);
   }
 
   async resolve(ref: string, opts: { platform: Platform; signal?: AbortSignal }): Promise<ResolvedImage> {
@@ -81,7 +82,7 @@ export class StoreThenRegistry implements ImageSource {
     const total = img.manifest.value.layers.length;
     for (const pair of pairLayers(img.manifest.value, img.config.value)) {
       if (!wanted.has(pair.layer.digest) || (await this.store.blobs.has(pair.layer.digest))) continue;
-      await this.registry().fetchLayer(this.fetchFrom.get(img.ref) ?? img.ref, pair, this.store.blobs, { checks: this.checks, total, ...(opts.signal ? { signal: opts.signal } : {}) });
+      await (await this.registry()).fetchLayer(this.fetchFrom.get(img.ref) ?? img.ref, pair, this.store.blobs, { checks: this.checks, total, ...(opts.signal ? { signal: opts.signal } : {}) });
     }
     await this.tagIfComplete(img);
   }

@@ -1,18 +1,12 @@
-import { promises as fsp } from 'node:fs';
-import * as path from 'node:path';
-import { build, parseCpus, parseMemory, parsePidsLimit, parseSsh, type BuildEvent, type BuildOptions } from '@hoist/builder';
-import { formatReference, parsePlatform, parseReference } from '@hoist/oci';
-import { LayerChecker } from '@hoist/snapshotter';
+import { parseCpus, parseMemory, parsePidsLimit, parseSsh, type BuildOptions, type BuildResult } from '@hoist/builder';
+import type { RegistryClient } from '@hoist/registry-client';
 import { UsageError } from '../errors.js';
-import { openStore } from '../store.js';
-import { StoreThenRegistry } from '../image-source.js';
 import { plainPrinter, type ProgressMode } from '../progress.js';
-import { makeRegistryClient } from '../registry.js';
+import type { TtyProgress } from '../tty-progress.js';
 import { parseAllow, parseKeyValues, parseSecurityOpts, readSecrets } from '../args.js';
-import { wireCache } from './build-cache.js';
-import { TtyProgress } from '../tty-progress.js';
 import { loadConfig } from '../config.js';
-import { parseBuildOutputs, writeBuildOutputs } from './outputs.js';
+import { build, type BuildRequest } from '../library/build.js';
+import { contextDirectory, readDockerfile } from '../library/dockerfile.js';
 import { checkCommand, parseCall } from './check.js';
 
 export interface BuildFlags {
@@ -52,99 +46,41 @@ export interface BuildFlags {
   check?: boolean;
 }
 
-/** Locate the Dockerfile and its ignore file as Docker does (`<name>.dockerignore` wins). */
-export async function readDockerfile(contextDir: string, file?: string): Promise<{ path: string; text: string; dockerignore?: string }> {
-  const dfPath = file === '-' ? '-' : path.resolve(file ?? path.join(contextDir, 'Dockerfile'));
-  let text: string;
-  try {
-    text = dfPath === '-' ? await readStdin() : await fsp.readFile(dfPath, 'utf8');
-  } catch {
-    throw new UsageError(`cannot read Dockerfile ${dfPath}: no such file; pass -f PATH or add a Dockerfile to ${contextDir}`);
-  }
-  let dockerignore: string | undefined;
-  for (const cand of dfPath === '-' ? [] : [`${dfPath}.dockerignore`]) {
-    dockerignore = await fsp.readFile(cand, 'utf8').catch(() => undefined);
-  }
-  dockerignore ??= await fsp.readFile(path.join(contextDir, '.dockerignore'), 'utf8').catch(() => undefined);
-  const shown = dfPath === '-' ? '-' : path.relative(process.cwd(), dfPath) || dfPath;
-  return dockerignore !== undefined ? { path: shown, text, dockerignore } : { path: shown, text };
-}
-
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
-}
-
+/** `hoist build`: flags → a {@link BuildRequest} → the library's build → lines on stderr, the digest on stdout. */
 export async function buildCommand(context: string, f: BuildFlags, signal: AbortSignal): Promise<number> {
-  const contextDir = path.resolve(context);
-  const st = await fsp.stat(contextDir).catch(() => undefined);
-  if (!st?.isDirectory()) throw new UsageError(`build context ${context} is not a directory`);
   const call = parseCall(f.call, f.check);
-  const df = await readDockerfile(contextDir, f.file);
-  if (call.name === 'check') return checkCommand(df, f, call);
-  const opened = await openStore(f.root);
-  const snapshotter = await opened.snapshotter();
+  if (call.name === 'check') return checkCommand(await readDockerfile(await contextDirectory(context), f.file), f, call);
   const mode: ProgressMode = f.quiet ? 'quiet' : f.progress === 'auto' ? (process.stderr.isTTY ? 'tty' : 'plain') : f.progress;
-  const tty = mode === 'tty' ? new TtyProgress(process.stderr) : undefined;
-  const registry = makeRegistryClient(mode, tty ? { onTransfer: (id, text) => tty.transfer(id, text) } : {});
-  const print = tty ? tty.onEvent : plainPrinter((s) => process.stderr.write(s), mode);
-  const network = f.network ?? 'default';
-  if (network !== 'default' && network !== 'host' && network !== 'none') throw new UsageError(`--network must be default, host or none, not "${f.network}"`);
-  const allow = parseAllow(f.allow ?? []);
-  const seccomp = await parseSecurityOpts(f.securityOpt ?? []);
-  if (f.format && f.format !== 'oci' && f.format !== 'docker') throw new UsageError(`--format must be oci or docker, not "${f.format}"`);
-  const jobs = f.jobs ? Number(f.jobs) : undefined;
-  if (jobs !== undefined && !(Number.isInteger(jobs) && jobs > 0)) throw new UsageError(`--jobs must be a positive integer, not "${f.jobs}"`);
-  const outputs = parseBuildOutputs(f.output);
-  if ((f.push || outputs.push) && f.tag.length === 0) throw new UsageError('--push and --output type=registry need at least one -t NAME:TAG');
-  // `--output type=registry` alone (as in buildx): nothing is kept locally, so layers that only an
-  // imported cache or the base image's registry holds are mounted registry-side, never downloaded
-  const registryOnly = outputs.specs.length > 0 && outputs.specs.every((o) => o.type === 'registry');
-  const sde = process.env.SOURCE_DATE_EPOCH;
-  const cache = await wireCache(opened.store, registry, f.cacheFrom ?? [], f.cacheTo ?? [], signal, (s) => process.stderr.write(mode === 'quiet' ? '' : s));
+  // the renderer and the registry client load only when used
+  const tty = mode === 'tty' ? new (await import('../tty-progress.js')).TtyProgress(process.stderr) : undefined;
+  const log = (s: string): void => void process.stderr.write(mode === 'quiet' ? '' : s);
   const t0 = Date.now();
-  let result: Awaited<ReturnType<typeof build>>;
+  let built = false;
   try {
-    result = await build({
-    store: opened.store,
-    snapshotter,
-    images: new StoreThenRegistry({
-      store: opened.store,
-      registry: () => registry,
-      pull: f.pull ? 'always' : 'missing',
-      mirrors: [...(f.registryMirror ?? []), ...(loadConfig().registryMirrors ?? [])],
-      checks: new LayerChecker(opened.store.blobs),
-    }),
-    root: opened.root,
-    contextDir,
-    dockerfile: { path: df.path, text: df.text },
-    ...(df.dockerignore !== undefined ? { dockerignore: df.dockerignore } : {}),
-    buildArgs: parseKeyValues(f.buildArg, '--build-arg', true),
-    ...(f.target ? { target: f.target } : {}),
-    ...(f.platform ? { platform: parsePlatform(f.platform) } : {}),
-    tags: f.tag,
-    noCache: !!f.noCache,
-    noCacheFilter: f.noCacheFilter,
-    format: (f.format as 'oci' | 'docker' | undefined) ?? 'oci',
-    network,
-    allow,
-    ...(seccomp ? { seccomp } : {}),
-    ...(jobs ? { jobs } : {}),
-    ...((f.runtime ?? loadConfig().runtime) ? { runtime: (f.runtime ?? loadConfig().runtime)! } : {}),
-    ...(sde !== undefined && /^\d+$/.test(sde) ? { sourceDateEpoch: Number(sde) } : {}),
-    secrets: await readSecrets(f.secret),
-    ...sandboxFlags(f),
-    progress: (ev: BuildEvent) => print(ev),
-    remoteCaches: cache.sources,
-    ...(registryOnly ? { lazyLayers: true } : {}),
-    signal,
-  });
+    const r = await build({
+      ...(await requestFromFlags(context, f)),
+      registry: lazyRegistry(mode, tty),
+      progress: tty ? tty.onEvent : plainPrinter((s) => process.stderr.write(s), mode),
+      log,
+      onBuilt: (result) => {
+        built = true;
+        printBuilt(result, mode, ((Date.now() - t0) / 1000).toFixed(1), tty);
+      },
+      onPushed: (ref) => process.stderr.write(`pushed ${ref}\n`),
+      signal,
+    });
+    if (!r.wroteStdout) process.stdout.write(`${r.digest}\n`);
+    return 0;
   } catch (e) {
-    tty?.finish('build failed');
+    if (!built) tty?.finish('build failed');
+    // output errors are reported as the other output commands report them
+    if (e instanceof Error && e.name === 'ExportError') return (await import('./outputs.js')).exportErrors(() => Promise.reject(e));
     throw e;
   }
-  const secs = ((Date.now() - t0) / 1000).toFixed(1);
+}
+
+/** The summary after the build: `built DIGEST in Ns (…)` and the tags (a JSON record with --progress=json). */
+function printBuilt(result: BuildResult, mode: ProgressMode, secs: string, tty: TtyProgress | undefined): void {
   tty?.finish(`built in ${secs}s`);
   if (mode === 'json') {
     process.stderr.write(JSON.stringify({ time: new Date().toISOString(), type: 'result', digest: result.descriptor.digest, tags: result.tags, seconds: Number(secs), ...result.stats }) + '\n');
@@ -152,18 +88,50 @@ export async function buildCommand(context: string, f: BuildFlags, signal: Abort
     process.stderr.write(`built ${result.descriptor.digest} in ${secs}s (${result.stats.executed} steps run, ${result.stats.cached} cached)\n`);
     for (const t of result.tags) process.stderr.write(`tagged ${t}\n`);
   }
-  await cache.exportAll(result, signal, (s) => process.stderr.write(mode === 'quiet' ? '' : s));
-  await writeBuildOutputs(outputs, { store: opened.store, snapshotter, descriptor: result.descriptor, tags: result.tags, signal, log: (s) => process.stderr.write(mode === 'quiet' ? '' : s), ...(f.platform ? { platform: parsePlatform(f.platform) } : {}) });
-  if (f.push || outputs.push) {
-    // a lazy result is not tagged locally (its layers are not all here): push the requested tags
-    const pushTags = result.tags.length > 0 ? result.tags : f.tag.map((t) => formatReference(parseReference(t)));
-    for (const t of pushTags) {
-      await registry.push(opened.store, result.descriptor, t, { signal, mountFrom: cache.mountFrom });
-      process.stderr.write(`pushed ${t}\n`);
-    }
-  }
-  if (!outputs.stdout) process.stdout.write(`${result.descriptor.digest}\n`);
-  return 0;
+}
+
+/** The flags as a build request; bad values are usage errors. */
+async function requestFromFlags(context: string, f: BuildFlags): Promise<BuildRequest> {
+  const network = f.network ?? 'default';
+  if (network !== 'default' && network !== 'host' && network !== 'none') throw new UsageError(`--network must be default, host or none, not "${f.network}"`);
+  if (f.format && f.format !== 'oci' && f.format !== 'docker') throw new UsageError(`--format must be oci or docker, not "${f.format}"`);
+  const jobs = f.jobs ? Number(f.jobs) : undefined;
+  if (jobs !== undefined && !(Number.isInteger(jobs) && jobs > 0)) throw new UsageError(`--jobs must be a positive integer, not "${f.jobs}"`);
+  const cfg = loadConfig();
+  const seccomp = await parseSecurityOpts(f.securityOpt ?? []);
+  const runtime = f.runtime ?? cfg.runtime;
+  const sde = process.env.SOURCE_DATE_EPOCH;
+  return {
+    context,
+    ...(f.file !== undefined ? { dockerfile: f.file } : {}),
+    ...(f.root !== undefined ? { root: f.root } : {}),
+    tags: f.tag,
+    buildArgs: parseKeyValues(f.buildArg, '--build-arg', true),
+    ...(f.target ? { target: f.target } : {}),
+    ...(f.platform ? { platform: f.platform } : {}),
+    ...(f.push ? { push: true } : {}),
+    outputs: f.output ?? [],
+    cacheFrom: f.cacheFrom ?? [],
+    cacheTo: f.cacheTo ?? [],
+    ...(f.pull ? { pull: true } : {}),
+    registryMirrors: [...(f.registryMirror ?? []), ...(cfg.registryMirrors ?? [])],
+    noCache: !!f.noCache,
+    noCacheFilter: f.noCacheFilter,
+    format: (f.format as 'oci' | 'docker' | undefined) ?? 'oci',
+    network,
+    allow: parseAllow(f.allow ?? []),
+    ...(seccomp ? { seccomp } : {}),
+    ...(jobs ? { jobs } : {}),
+    ...(runtime ? { runtime } : {}),
+    ...(sde !== undefined && /^\d+$/.test(sde) ? { sourceDateEpoch: Number(sde) } : {}),
+    secrets: await readSecrets(f.secret),
+    ...sandboxFlags(f),
+  };
+}
+
+/** The command's registry client (progress on stderr), made and its package loaded on first use. */
+function lazyRegistry(mode: ProgressMode, tty: TtyProgress | undefined): () => Promise<RegistryClient> {
+  return () => import('../registry.js').then((m) => m.makeRegistryClient(mode, tty ? { onTransfer: (id, text) => tty.transfer(id, text) } : {}));
 }
 
 /** --ssh, --memory, --cpus, --pids-limit, --explain-cache as build options (bad values are usage errors). */
