@@ -6,7 +6,7 @@ export { openFileTarget, openDirTarget, type FileTarget, type DirTarget } from '
 export { loadExportImage, resolveImages, imageBlobs, checkBlobsPresent, type ExportImage, type ImageManifest, type LoadImageOptions } from './images.js';
 export { uncompressedLayer, measureLayer, diffIdOf } from './layer-data.js';
 export { writeOciArchive, writeOciDir, indexEntries } from './oci-layout.js';
-export { writeDockerArchive, legacyLayerIds, chainIds, type DockerManifestEntry } from './docker-archive.js';
+export { writeDockerArchive, legacyLayerIds, type DockerManifestEntry } from './docker-archive.js';
 export { writeArchive, saveImages, saveOciDir, type ArchiveFormat, type SaveOptions } from './save.js';
 export { exportRootfsDir, exportRootfsTar, ensureLayers } from './rootfs.js';
 export { writeOutput, type OutputContext, type OutputResult } from './outputs.js';
