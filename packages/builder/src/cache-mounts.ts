@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { withFileLock } from '@hoist/oci';
+import { storePaths, withFileLock } from '@hoist/oci';
 import { makeTempDir } from './tmp.js';
 
 export type CacheSharing = 'shared' | 'private' | 'locked';
@@ -52,7 +52,7 @@ export class CacheMounts {
   ) {}
 
   dirFor(key: string): string {
-    return path.join(this.storeRoot, 'cache', 'mounts', createHash('sha256').update(key).digest('hex').slice(0, 32));
+    return path.join(storePaths(this.storeRoot).cacheMounts, createHash('sha256').update(key).digest('hex').slice(0, 32));
   }
 
   /**
