@@ -18,4 +18,5 @@ export { readXattrsTree } from './sys.js';
 export { checkLayer, MemberChecker, type CheckLayerOptions, type LayerCheckResult } from './verify.js';
 export { LayerChecker, describeLayerError, type ContentCheck } from './layer-checks.js';
 export { cleanupStaleWork, type StaleCleanup } from './stale.js';
+export { SnapshotMaintenance, type SnapshotEntry, type ChainEntry } from './maintenance.js';
 export { mountsUnder, unmount } from './overlay.js';
