@@ -12,7 +12,7 @@ export { exportRootfsDir, exportRootfsTar, ensureLayers } from './rootfs.js';
 export { writeOutput, type OutputContext, type OutputResult } from './outputs.js';
 export { loadArchive, type LoadResult, type LoadedImage } from './load.js';
 export { storePaths, type StorePaths } from './store-paths.js';
-export { listCacheRecords, type CacheRecordData, type CacheRecordFile } from './cache-records.js';
+export { listCacheRecords, type CacheRecordFile } from './cache-records.js';
 export { pruneStore, type PruneOptions, type PruneReport, type Freed } from './prune.js';
 export { fsckStore, type FsckIssue, type FsckReport } from './fsck.js';
 export { diskUsage, type DiskUsage } from './du.js';

@@ -12,3 +12,4 @@ export * from './compression.js';
 export * from './lease.js';
 export * from './userns.js';
 export * from './store-paths.js';
+export * from './cache-record.js';
