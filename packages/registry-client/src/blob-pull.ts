@@ -1,8 +1,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import * as path from 'node:path';
-import { digestHex, withFileLock, type BlobStore, type Descriptor, type Digest } from '@hoist/oci';
+import { withFileLock, type BlobStore, type Descriptor, type Digest } from '@hoist/oci';
 import { repoScope } from './auth.js';
 import { repoName, type ClientContext, type RepoRef } from './context.js';
 import { RegistryError } from './errors.js';
@@ -36,8 +35,7 @@ export async function fetchBlobInto(ctx: ClientContext, r: RepoRef, desc: Descri
   let p = map.get(key);
   if (!p) {
     p = ctx.limit(async () => {
-      await fsp.mkdir(blobs.tmpDir, { recursive: true });
-      const lock = path.join(blobs.tmpDir, `pull-${digestHex(desc.digest)}.lock`);
+      const { lock } = await blobs.downloadPaths(desc.digest);
       await withFileLock(lock, async () => {
         if (await blobs.has(desc.digest)) return;
         await download(ctx, r, desc, blobs, { signal, tap });
@@ -90,7 +88,7 @@ async function hashFile(file: string, hash: Hash, check: TapFeed): Promise<void>
 async function download(ctx: ClientContext, r: RepoRef, desc: Descriptor, blobs: BlobStore, o: { signal?: AbortSignal | undefined; tap?: BlobTap | undefined }): Promise<void> {
   const signal = o.signal;
   const session = ctx.session(r.registry);
-  const partial = path.join(blobs.tmpDir, `pull-${digestHex(desc.digest)}.partial`);
+  const { partial } = await blobs.downloadPaths(desc.digest);
   const report = blobReporter(ctx.emit, { kind: 'blob', action: 'pull', ref: repoName(r), digest: desc.digest, total: desc.size });
   const err = (code: 'DIGEST_MISMATCH' | 'SIZE_MISMATCH' | 'PROTOCOL' | 'NETWORK', msg: string, cause?: unknown): RegistryError =>
     new RegistryError(code, msg, { registry: r.registry, repository: r.repository, temporary: code === 'NETWORK', ...(cause !== undefined ? { cause } : {}) });
@@ -236,7 +234,7 @@ async function download(ctx: ClientContext, r: RepoRef, desc: Descriptor, blobs:
   await flusher.idle();
   await fh.close();
   try {
-    await blobs.adopt(partial, desc.digest, desc.size, { expected: { digest: desc.digest, size: desc.size } });
+    await blobs.commitDownload(partial, desc);
   } catch (e) {
     await fsp.rm(partial, { force: true });
     throw new RegistryError('STORE', `cannot add blob ${desc.digest} to the store: ${(e as Error).message}`, { registry: r.registry, repository: r.repository, cause: e });
