@@ -7,7 +7,7 @@ import { repoName, type ClientContext, type RepoRef } from './context.js';
 import { RegistryError } from './errors.js';
 import { header, isAbortError, isRetriableNetworkError, readBody } from './http.js';
 import { blobReporter } from './progress.js';
-import { backoffMs, fitsDeadline, retryDeadline, sleep } from './retry.js';
+import { RetryBudget, sleep } from './retry.js';
 
 /** A check fed with a blob's bytes, in order, as they arrive. */
 export interface ContentCheck {
@@ -113,9 +113,8 @@ async function download(ctx: ClientContext, r: RepoRef, desc: Descriptor, blobs:
   }
   const flusher = new Flusher(fh);
   let restartedAfterMismatch = false;
-  let failures = 0;
   // retries stop once no byte has arrived for the retry policy's totalMs
-  let stallDeadline = retryDeadline(ctx.retry);
+  const budget = new RetryBudget(ctx.retry);
   let resumed = offset > 0;
   try {
     for (;;) {
@@ -196,10 +195,9 @@ async function download(ctx: ClientContext, r: RepoRef, desc: Descriptor, blobs:
           if (e instanceof RegistryError) throw e;
           if (isAbortError(e) || signal?.aborted) throw new RegistryError('ABORTED', `download of ${desc.digest} aborted`, { registry: r.registry, repository: r.repository, cause: e });
           if (!isRetriableNetworkError(e)) throw err('NETWORK', `download of blob ${desc.digest} failed: ${(e as Error).message}`, e);
-          failures = offset > before ? 1 : failures + 1;
-          if (offset > before) stallDeadline = retryDeadline(ctx.retry);
-          const wait = backoffMs(ctx.retry, failures);
-          if (failures >= ctx.retry.attempts || !fitsDeadline(stallDeadline, wait)) throw err('NETWORK', `download of blob ${desc.digest} kept failing: ${(e as Error).message}`, e);
+          if (offset > before) budget.progressed();
+          const wait = budget.next();
+          if (wait === undefined) throw err('NETWORK', `download of blob ${desc.digest} kept failing: ${(e as Error).message}`, e);
           resumed = true;
           await sleep(wait, signal).catch((a: unknown) => {
             throw new RegistryError('ABORTED', `download of ${desc.digest} aborted`, { registry: r.registry, repository: r.repository, cause: a });
@@ -211,7 +209,7 @@ async function download(ctx: ClientContext, r: RepoRef, desc: Descriptor, blobs:
       if (got !== desc.digest) {
         await fh.truncate(0);
         // Bytes joined across a resume may come from different attempts; retry once from scratch.
-        if (!restartedAfterMismatch && failures > 0) {
+        if (!restartedAfterMismatch && budget.retried) {
           restartedAfterMismatch = true;
           hash = createHash('sha256');
           offset = 0;
@@ -299,8 +297,8 @@ class TapFeed {
 export async function fetchBlobBytes(ctx: ClientContext, r: RepoRef, desc: Descriptor, max: number, signal?: AbortSignal): Promise<Buffer> {
   if (desc.size > max) throw new RegistryError('TOO_LARGE', `blob ${desc.digest} is ${desc.size} bytes, over the ${max}-byte limit`, { registry: r.registry, repository: r.repository });
   const session = ctx.session(r.registry);
-  const deadline = retryDeadline(ctx.retry);
-  for (let attempt = 1; ; attempt++) {
+  const budget = new RetryBudget(ctx.retry);
+  for (;;) {
     const res = await session.request({ method: 'GET', url: `/v2/${r.repository}/blobs/${desc.digest}`, repository: r.repository, scopes: [repoScope(r.repository, 'pull')], ...(signal ? { signal } : {}) });
     if (res.status !== 200) await session.fail(res, `cannot download blob ${desc.digest}`, r.repository);
     let data: Buffer;
@@ -308,8 +306,8 @@ export async function fetchBlobBytes(ctx: ClientContext, r: RepoRef, desc: Descr
       data = await readBody(res.body, desc.size);
     } catch (e) {
       if ((e as { code?: string }).code === 'TOO_LARGE') throw new RegistryError('SIZE_MISMATCH', `blob ${desc.digest} is larger than its descriptor size ${desc.size}`, { registry: r.registry, repository: r.repository });
-      const wait = backoffMs(ctx.retry, attempt);
-      if (isRetriableNetworkError(e) && attempt < ctx.retry.attempts && fitsDeadline(deadline, wait)) {
+      const wait = isRetriableNetworkError(e) ? budget.next() : undefined;
+      if (wait !== undefined) {
         await sleep(wait, signal);
         continue;
       }

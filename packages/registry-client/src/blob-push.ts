@@ -6,7 +6,7 @@ import { repoName, type ClientContext, type RepoRef } from './context.js';
 import { RegistryError, isRegistryError } from './errors.js';
 import { discard, header, type HttpResponse } from './http.js';
 import { CountingStream, blobReporter } from './progress.js';
-import { backoffMs, sleep } from './retry.js';
+import { RetryBudget, sleep } from './retry.js';
 import type { RegistrySession } from './transport.js';
 
 const READ_CHUNK = 1024 * 1024;
@@ -86,7 +86,8 @@ async function pushBlobOnce(ctx: ClientContext, r: RepoRef, desc: Descriptor, bl
     });
   }
   const report = blobReporter(ctx.emit, { ...base, action: 'push' });
-  let failures = 0;
+  // attempts only: an upload may take long, and a TIMEOUT already used up its request's deadline
+  const budget = new RetryBudget(ctx.retry, { deadline: false });
   for (;;) {
     try {
       upload ??= await startUpload(session, r, push, signal);
@@ -98,8 +99,9 @@ async function pushBlobOnce(ctx: ClientContext, r: RepoRef, desc: Descriptor, bl
     } catch (e) {
       upload = undefined;
       // a TIMEOUT already used up the request's retry deadline: do not start over
-      if (!isRegistryError(e) || !e.temporary || e.code === 'TIMEOUT' || ++failures >= ctx.retry.attempts) throw e;
-      await sleep(backoffMs(ctx.retry, failures), signal);
+      const wait = isRegistryError(e) && e.temporary && e.code !== 'TIMEOUT' ? budget.next() : undefined;
+      if (wait === undefined) throw e;
+      await sleep(wait, signal);
       // The final PUT may have landed even though its answer was lost.
       if (await blobExists(session, r, desc, push, signal)) return 'uploaded';
       report(0, true);
@@ -182,7 +184,7 @@ async function chunked(ctx: ClientContext, session: RegistrySession, r: RepoRef,
   const file = blobs.path(desc.digest);
   let loc = up.location;
   let offset = 0;
-  let failures = 0;
+  const budget = new RetryBudget(ctx.retry, { deadline: false });
   while (offset < desc.size) {
     const end = Math.min(offset + chunk, desc.size);
     const start = offset;
@@ -206,14 +208,15 @@ async function chunked(ctx: ClientContext, session: RegistrySession, r: RepoRef,
         if (offset !== end) {
           throw new RegistryError('PROTOCOL', `upload of ${desc.digest}: sent up to ${end}, the registry has ${offset}`, { registry: r.registry, repository: r.repository, temporary: true });
         }
-        failures = 0;
+        budget.progressed();
         continue;
       }
       if (res.status !== 416) await session.fail(res, `chunk ${start}-${end - 1} of blob ${desc.digest} was refused`, r.repository);
       discard(res.body);
     } catch (e) {
-      if (!networkish(e) || ++failures >= ctx.retry.attempts) throw e;
-      await sleep(backoffMs(ctx.retry, failures), signal);
+      const wait = networkish(e) ? budget.next() : undefined;
+      if (wait === undefined) throw e;
+      await sleep(wait, signal);
     }
     // Interrupted or out of step: ask the registry where the upload stands and go on from there.
     const status = await uploadStatus(session, r, loc, scopes, signal);
