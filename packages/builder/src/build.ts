@@ -75,7 +75,7 @@ export async function build(requested: BuildOptions): Promise<BuildResult> {
     // a lazy result is not tagged locally: its blobs are not all here (fsck would flag it)
     for (const t of remoteLayers.length > 0 ? [] : (opts.tags ?? [])) tags.push(await opts.store.tag(formatReference(parseReference(t)), written.descriptor));
     const cacheRecords = await exportableRecords(solver, { stages, toRun, final });
-    return { descriptor: written.descriptor, manifest: written.manifest, config: img.config, tags, stats: { ...ctx.stats }, cacheRecords, remoteLayers };
+    return { descriptor: written.descriptor, manifest: written.manifest, config: img.config, tags, stats: { ...ctx.stats }, cacheRecords, remoteLayers, cacheMounts: [...ctx.cacheMounts.used].map(([key, dir]) => ({ key, dir })) };
   } finally {
     await solver.cleanup().finally(() => ctx.cleanup());
   }

@@ -34,7 +34,19 @@ export function cacheMountKey(id: string, o: CacheMountOrigin): string {
 }
 
 /** How long a `sharing=locked` RUN waits for the cache before giving up. */
-const LOCK_WAIT_MS = 6 * 60 * 60 * 1000;
+export const LOCK_WAIT_MS = 6 * 60 * 60 * 1000;
+
+/** Where the store keeps the cache mount `key` (see cacheMountKey). */
+export function cacheMountDir(storeRoot: string, key: string): string {
+  return path.join(storePaths(storeRoot).cacheMounts, createHash('sha256').update(key).digest('hex').slice(0, 32));
+}
+
+/** Fills a cache mount this store lacks (from an imported cache): whether it had it. */
+export interface MountSeeder {
+  /** Whether an imported cache holds the mount (no I/O). */
+  has(key: string): boolean;
+  seed(key: string, dir: string): Promise<boolean>;
+}
 
 /**
  * `RUN --mount=type=cache` directories, persisted in the store (`cache/mounts/<id hash>`), with
@@ -45,14 +57,44 @@ const LOCK_WAIT_MS = 6 * 60 * 60 * 1000;
  */
 export class CacheMounts {
   private readonly users = new Map<string, number>();
+  private readonly seeding = new Map<string, Promise<void>>();
+  /** Keys of the cache mounts this build's steps used, and their directories (for `cache-mounts=true`). */
+  readonly used = new Map<string, string>();
 
   constructor(
     private readonly storeRoot: string,
     private readonly tmpRoot: string,
+    private readonly seeder?: MountSeeder,
   ) {}
 
   dirFor(key: string): string {
-    return path.join(storePaths(this.storeRoot).cacheMounts, createHash('sha256').update(key).digest('hex').slice(0, 32));
+    return cacheMountDir(this.storeRoot, key);
+  }
+
+  /**
+   * A cache mount the store lacks is seeded (once per build) into a temp dir and renamed into
+   * place: concurrent builds on this store see the whole seed or none of it.
+   */
+  private async seedMissing(key: string, dir: string, perms: { uid?: number; gid?: number; mode?: number }): Promise<void> {
+    if (!this.seeder?.has(key) || (await fsp.lstat(dir).then(() => true, () => false))) return;
+    const seeder = this.seeder;
+    const run = async (): Promise<void> => {
+      const tmp = await makeTempDir(this.tmpRoot, 'cache-seed-');
+      try {
+        if (!(await seeder.seed(key, tmp))) return;
+        await fsp.chmod(tmp, perms.mode ?? 0o755);
+        await fsp.chown(tmp, perms.uid ?? 0, perms.gid ?? 0);
+        await fsp.mkdir(path.dirname(dir), { recursive: true });
+        await fsp.rename(tmp, dir).catch((e: NodeJS.ErrnoException) => {
+          if (e.code !== 'ENOTEMPTY' && e.code !== 'EEXIST') throw e; // another build seeded it first
+        });
+      } finally {
+        await fsp.rm(tmp, { recursive: true, force: true });
+      }
+    };
+    const p = this.seeding.get(key) ?? run();
+    this.seeding.set(key, p);
+    await p;
   }
 
   /**
@@ -61,6 +103,8 @@ export class CacheMounts {
    */
   async acquire(key: string, o: { sharing: CacheSharing; uid?: number; gid?: number; mode?: number; seed?: string }): Promise<{ source: string; release(): Promise<void> }> {
     const dir = this.dirFor(key);
+    this.used.set(key, dir);
+    await this.seedMissing(key, dir, o);
     const fresh = (await fsp.mkdir(dir, { recursive: true })) !== undefined;
     if (fresh) {
       if (o.seed) await fsp.cp(o.seed, dir, { recursive: true, verbatimSymlinks: true, force: true });

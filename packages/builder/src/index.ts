@@ -20,3 +20,5 @@ export { runNetwork, effectiveDefaultNetwork, tunUsable, sandboxResolvConf, open
 export { reclaimStore, reclaimProcess, processGone, type ReclaimReport, type ReclaimOptions } from './sandbox/reclaim.js';
 export * from './sandbox/isolation.js';
 export * from './sandbox/userns-spec.js';
+export { packCacheMount, unpackCacheMount, snapshotCacheMount, chunkEntries, type PackedMount } from './cache-mount-sync.js';
+export { cacheMountKey, cacheMountDir } from './cache-mounts.js';

@@ -11,6 +11,7 @@ import { SandboxSession } from './sandbox/session.js';
 import type { BuildEvent, BuildOptions, RemoteCache, ResolvedImage } from './types.js';
 import type { PathFilter } from './sources.js';
 import { CacheMounts } from './cache-mounts.js';
+import { remoteMountSeeder } from './mount-seeder.js';
 import { sandboxResolvConf } from './sandbox/network.js';
 import type { StageState } from './state.js';
 
@@ -40,7 +41,7 @@ export class BuildSession {
     this.cache = opts.cache ?? new FileCacheStore(storePaths(opts.root).cacheKeys);
     this.executor = opts.executor ?? new RuntimeExecutor({ root: opts.root, ...(opts.runtime ? { preferred: opts.runtime } : {}) });
     this.limit = pLimit(Math.max(1, opts.jobs ?? availableParallelism()));
-    this.cacheMounts = new CacheMounts(opts.root, this.tmpDir);
+    this.cacheMounts = new CacheMounts(opts.root, this.tmpDir, remoteMountSeeder(opts, (ev) => this.emit(ev)));
     this.sandbox = new SandboxSession(opts.root);
   }
 

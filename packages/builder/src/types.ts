@@ -41,6 +41,11 @@ export interface RemoteCache {
   hasLayer(desc: Descriptor): boolean;
   /** Records cached on top of a parent key (to explain a miss against an imported cache). */
   children?(parent: string): CacheRecord[];
+  /**
+   * The exported contents of a cache mount, by mount key: layers applied in order into an empty
+   * directory (fetched with fetchLayer only when a RUN that mounts it runs).
+   */
+  mountLayers?(key: string): { layers: Descriptor[]; files: number; bytes: number } | undefined;
 }
 
 /** @deprecated The cache record is @hoist/oci's `CacheRecord`; this name stays for older imports. */
@@ -123,4 +128,6 @@ export interface BuildResult {
   cacheRecords: { min: CacheRecord[]; max: CacheRecord[] };
   /** Layer blobs of the result that are not in the local store (only with `lazyLayers`). */
   remoteLayers: Descriptor[];
+  /** The cache mounts (`RUN --mount=type=cache`) steps of this build used: key and directory. */
+  cacheMounts?: Array<{ key: string; dir: string }>;
 }

@@ -1,5 +1,5 @@
 import { CacheError } from './errors.js';
-import type { CacheEntry } from './format.js';
+import type { CacheEntry, CacheMountEntry } from './format.js';
 
 const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 
@@ -75,4 +75,17 @@ export function boundRecords(records: CacheEntry[], b: Bounds & { now: Date }): 
 
 export function isBounded(b: Bounds): boolean {
   return b.ttlMs !== undefined || b.maxEntries !== undefined;
+}
+
+/**
+ * The destination's cache mounts and this build's, one per mount key: this build's replace
+ * the destination's (last writer wins per mount), the others are kept as they were; with a
+ * ttl, mounts no export refreshed for that long are dropped.
+ */
+export function mergeMounts(existing: CacheMountEntry[] | undefined, fresh: CacheMountEntry[] | undefined, b: Bounds & { now: Date }): CacheMountEntry[] {
+  const out = new Map<string, CacheMountEntry>();
+  for (const m of existing ?? []) out.set(m.key, m);
+  for (const m of fresh ?? []) out.set(m.key, m);
+  const cutoff = b.ttlMs === undefined ? -Infinity : b.now.getTime() - b.ttlMs;
+  return [...out.values()].filter((m) => (Date.parse(m.lastUsed) || 0) >= cutoff);
 }

@@ -1,7 +1,7 @@
 export * from './format.js';
 export * from './errors.js';
 export * from './spec.js';
-export { parseDuration, mergeRecords, boundRecords, type Bounds } from './bound.js';
+export { parseDuration, mergeRecords, boundRecords, mergeMounts, type Bounds } from './bound.js';
 export { writeCacheManifest, type CacheManifestInput } from './build-config.js';
 export { CacheSource, parseCacheConfig } from './source.js';
 export { RegistryCacheSource, exportCacheToRegistry, readRegistryCache, type RegistryExport } from './registry.js';

@@ -1,11 +1,11 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { BlobStore, MediaType, parseIndex, parseManifest, writeFileAtomic, type Descriptor, type Digest, type ImageStore, type Manifest } from '@hoist/oci';
-import { boundRecords, isBounded, mergeRecords, type Bounds } from './bound.js';
+import { boundRecords, isBounded, mergeMounts, mergeRecords, type Bounds } from './bound.js';
 import { writeCacheManifest } from './build-config.js';
 import { CacheError } from './errors.js';
 import { CacheSource, parseCacheConfig } from './source.js';
-import type { CacheConfig, CacheEntry, CacheMode } from './format.js';
+import type { CacheConfig, CacheEntry, CacheMode, CacheMountEntry } from './format.js';
 
 const REF_NAME = 'org.opencontainers.image.ref.name';
 const CACHE_TAG = 'hoist-cache';
@@ -59,6 +59,8 @@ export interface LocalExport extends Bounds {
   now?: Date;
   /** Brings a layer only an imported cache has into the store. */
   fetchMissing?: (d: Descriptor) => Promise<void>;
+  /** Cache mounts of this build to export (`cache-mounts=true`); their layers are in the store. */
+  mounts?: CacheMountEntry[];
 }
 
 export interface ExportResult {
@@ -72,11 +74,11 @@ export interface ExportResult {
 }
 
 /** The records at `dir` now (none when the directory holds a cache of another format version). */
-async function existingRecords(dir: string): Promise<{ records: CacheEntry[]; previous?: Manifest & { digest: Digest } }> {
+async function existingRecords(dir: string): Promise<{ records: CacheEntry[]; mounts?: CacheMountEntry[]; previous?: Manifest & { digest: Digest } }> {
   try {
     const found = await readLocalCache(dir);
     if (!found) return { records: [] };
-    return { records: found.config.records, previous: { ...found.manifest, digest: found.descriptor.digest } };
+    return { records: found.config.records, ...(found.config.mounts ? { mounts: found.config.mounts } : {}), previous: { ...found.manifest, digest: found.descriptor.digest } };
   } catch (e) {
     if (e instanceof CacheError && e.code === 'CACHE_VERSION') return { records: [] };
     throw e;
@@ -94,7 +96,8 @@ export async function exportCacheToDir(store: ImageStore, x: LocalExport): Promi
   const existing = await existingRecords(x.dir);
   const merged = mergeRecords({ existing: existing.records, fresh: x.records, used: x.used ?? new Set(), now });
   const { kept, dropped } = boundRecords(merged, { ...x, now });
-  const { descriptor, manifest, layers } = await writeCacheManifest(store.blobs, { records: kept, mode: x.mode });
+  const mounts = mergeMounts(existing.mounts, x.mounts, { ...x, now });
+  const { descriptor, manifest, layers } = await writeCacheManifest(store.blobs, { records: kept, mode: x.mode, mounts });
   const layout = new BlobStore(x.dir);
   await fsp.mkdir(layout.blobsDir, { recursive: true });
   for (const d of [...layers, manifest.config, descriptor]) {
@@ -156,7 +159,7 @@ export async function pruneLocalCache(store: ImageStore, p: LocalPrune): Promise
   if (isBounded(p)) {
     const { kept, dropped } = boundRecords(found.config.records, { ...p, now });
     if (dropped.length > 0) {
-      const written = await writeCacheManifest(store.blobs, { records: kept, mode: found.config.mode });
+      const written = await writeCacheManifest(store.blobs, { records: kept, mode: found.config.mode, mounts: mergeMounts(found.config.mounts, [], { ...p, now }) });
       for (const d of [written.manifest.config, written.descriptor]) if (!(await found.layout.has(d.digest))) await found.layout.put(store.blobs.get(d), { expected: d });
       await writeIndex(p.dir, written.descriptor, written.manifest);
       current = { ...written.manifest, digest: written.descriptor.digest };

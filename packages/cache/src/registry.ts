@@ -1,9 +1,9 @@
 import { formatReference, parseManifest, parseReference, type Descriptor, type Digest, type ImageStore, type Manifest } from '@hoist/oci';
 import { RegistryError, type RegistryClient } from '@hoist/registry-client';
-import { boundRecords, isBounded, mergeRecords, type Bounds } from './bound.js';
+import { boundRecords, isBounded, mergeMounts, mergeRecords, type Bounds } from './bound.js';
 import { writeCacheManifest } from './build-config.js';
 import { CacheError } from './errors.js';
-import { MAX_SUPERSEDED, type CacheConfig, type CacheEntry, type CacheMode } from './format.js';
+import { MAX_SUPERSEDED, type CacheConfig, type CacheEntry, type CacheMode, type CacheMountEntry } from './format.js';
 import type { ExportResult } from './local.js';
 import { atDigest, reclaimSuperseded, type Reclaimed } from './registry-reclaim.js';
 import { CacheSource, parseCacheConfig } from './source.js';
@@ -75,10 +75,12 @@ export interface RegistryExport extends Bounds {
   now?: Date;
   signal?: AbortSignal;
   mountFrom?: string[];
+  /** Cache mounts of this build to export (`cache-mounts=true`); their layers are in the store. */
+  mounts?: CacheMountEntry[];
 }
 
 /** What is at the ref before an export: its records, and the artifacts the new one supersedes. */
-async function before(client: RegistryClient, x: RegistryExport): Promise<{ records: CacheEntry[]; superseded: string[] }> {
+async function before(client: RegistryClient, x: RegistryExport): Promise<{ records: CacheEntry[]; mounts?: CacheMountEntry[]; superseded: string[] }> {
   const full = formatReference(parseReference(x.ref));
   try {
     const a = await readRegistryCache(client, full, x.signal);
@@ -86,7 +88,7 @@ async function before(client: RegistryClient, x: RegistryExport): Promise<{ reco
     let older = a.config.superseded ?? [];
     // a bounded export deletes them all: list only those still there (the others are gone)
     if (isBounded(x)) older = await stillThere(client, full, older, x.signal);
-    return { records: a.config.records, superseded: [a.manifest.digest, ...older.filter((d) => d !== a.manifest.digest)].slice(0, MAX_SUPERSEDED) };
+    return { records: a.config.records, ...(a.config.mounts ? { mounts: a.config.mounts } : {}), superseded: [a.manifest.digest, ...older.filter((d) => d !== a.manifest.digest)].slice(0, MAX_SUPERSEDED) };
   } catch (e) {
     if (!(e instanceof CacheError && e.code === 'CACHE_VERSION')) throw e;
     const old = await client.headManifest(full, x.signal ? { signal: x.signal } : {});
@@ -113,7 +115,8 @@ export async function exportCacheToRegistry(client: RegistryClient, store: Image
   const prior = await before(client, x);
   const merged = mergeRecords({ existing: prior.records, fresh: x.records, used: x.used ?? new Set(), now });
   const { kept, dropped } = boundRecords(merged, { ...x, now });
-  const written = await writeCacheManifest(store.blobs, { records: kept, mode: x.mode, superseded: prior.superseded });
+  const mounts = mergeMounts(prior.mounts, x.mounts, { ...x, now });
+  const written = await writeCacheManifest(store.blobs, { records: kept, mode: x.mode, superseded: prior.superseded, mounts });
   const opts = { ...(x.signal ? { signal: x.signal } : {}), ...(x.mountFrom ? { mountFrom: x.mountFrom } : {}) };
   await client.push(store, written.descriptor, x.ref, opts);
   const result = { descriptor: written.descriptor, records: kept.length, dropped: dropped.length, deleted: 0 };

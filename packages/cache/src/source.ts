@@ -1,12 +1,13 @@
 import type { Descriptor } from '@hoist/oci';
 import { CacheError } from './errors.js';
-import { CACHE_CONFIG_MEDIA_TYPE, CACHE_FORMAT_READABLE, type CacheConfig, type CacheEntry } from './format.js';
+import { CACHE_CONFIG_MEDIA_TYPE, CACHE_FORMAT_READABLE, type CacheConfig, type CacheEntry, type CacheMountEntry } from './format.js';
 
 /** An imported cache: records by key, and the layer blobs it can provide. */
 export abstract class CacheSource {
   private readonly byKey = new Map<string, CacheEntry>();
   private readonly layers = new Set<string>();
   private readonly byParent = new Map<string, CacheEntry[]>();
+  private readonly mounts = new Map<string, CacheMountEntry>();
   /** Keys a build took from this cache: they count as used at the next export. */
   readonly hits = new Set<string>();
 
@@ -16,6 +17,18 @@ export abstract class CacheSource {
       if (r.parent) this.byParent.set(r.parent, [...(this.byParent.get(r.parent) ?? []), r]);
     }
     for (const l of layers) this.layers.add(l.digest);
+    for (const m of config.mounts ?? []) this.mounts.set(m.key, m);
+  }
+
+  /** `--cache-from …,cache-mounts=false`: records only, never seed a cache mount from here. */
+  ignoreMounts(): void {
+    this.mounts.clear();
+  }
+
+  /** The exported contents of a cache mount, by mount key (undefined when not exported here). */
+  mountLayers(key: string): { layers: Descriptor[]; files: number; bytes: number } | undefined {
+    const m = this.mounts.get(key);
+    return m && m.layers.every((l) => this.layers.has(l.digest)) ? { layers: m.layers, files: m.files, bytes: m.bytes } : undefined;
   }
 
   get size(): number {
@@ -40,6 +53,11 @@ export abstract class CacheSource {
   abstract fetchLayer(desc: Descriptor, opts: { signal?: AbortSignal }): Promise<void>;
 }
 
+/** `2, 3 and 4`. */
+function spoken(v: readonly number[]): string {
+  return v.length < 2 ? v.join('') : `${v.slice(0, -1).join(', ')} and ${v.at(-1)!}`;
+}
+
 export function parseCacheConfig(raw: Buffer, configDesc: Descriptor, where: string): CacheConfig {
   if (configDesc.mediaType !== CACHE_CONFIG_MEDIA_TYPE) {
     throw new CacheError('CACHE_INVALID', `${where} is not a hoist build cache (config media type ${configDesc.mediaType})`);
@@ -52,7 +70,7 @@ export function parseCacheConfig(raw: Buffer, configDesc: Descriptor, where: str
   }
   if (typeof cfg !== 'object' || cfg === null || !Array.isArray(cfg.records)) throw new CacheError('CACHE_INVALID', `${where}: the cache config lists no records`);
   if (!CACHE_FORMAT_READABLE.includes(cfg.version)) {
-    throw new CacheError('CACHE_VERSION', `${where}: cache format version ${String(cfg.version)}, this hoist reads versions ${CACHE_FORMAT_READABLE.join(' and ')}; the next --cache-to replaces it`);
+    throw new CacheError('CACHE_VERSION', `${where}: cache format version ${String(cfg.version)}, this hoist reads versions ${spoken(CACHE_FORMAT_READABLE)}; the next --cache-to replaces it`);
   }
   return cfg;
 }

@@ -1,6 +1,6 @@
 import { parseReference, type BlobStore, type ImageStore, type Manifest } from '@hoist/oci';
 import type { RegistryClient } from '@hoist/registry-client';
-import { boundRecords, isBounded, lastUsedMs, type Bounds } from './bound.js';
+import { boundRecords, isBounded, lastUsedMs, mergeMounts, type Bounds } from './bound.js';
 import { writeCacheManifest } from './build-config.js';
 import { CacheError } from './errors.js';
 import type { CacheConfig } from './format.js';
@@ -94,7 +94,8 @@ export async function pruneRegistryCache(client: RegistryClient, store: ImageSto
     const b = boundRecords(a.config.records, { ...p, now: p.now ?? new Date() });
     if (b.dropped.length > 0) {
       superseded = [a.manifest.digest, ...superseded];
-      const written = await writeCacheManifest(store.blobs, { records: b.kept, mode: a.config.mode, superseded });
+      const mounts = mergeMounts(a.config.mounts, [], { ...p, now: p.now ?? new Date() });
+      const written = await writeCacheManifest(store.blobs, { records: b.kept, mode: a.config.mode, superseded, mounts });
       await client.push(store, written.descriptor, p.ref, p.signal ? { signal: p.signal } : {});
       current = { ...written.manifest, digest: written.descriptor.digest };
       records = b.kept.length;

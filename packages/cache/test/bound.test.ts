@@ -88,7 +88,7 @@ describe('local cache directory, bounded', () => {
     const found = await readLocalCache(out);
     const keys = found!.config.records.map((r) => r.key).sort();
     expect(keys).toEqual([sha256('shared'), sha256('step-4'), sha256('step-5')].map((d) => d.slice(7)).sort());
-    expect(found!.config.version).toBe(3);
+    expect(found!.config.version).toBe(4);
     expect(found!.config.records.find((r) => r.key === sha256('step-4').slice(7))?.lastUsed).toBe('2026-01-01T04:00:00.000Z');
   });
 

@@ -6,7 +6,7 @@ import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ImageStore, MediaType, sha256 } from '@hoist/oci';
-import { CACHE_CONFIG_MEDIA_TYPE, CacheError, parseCacheConfig, writeCacheManifest, type CacheEntry } from '@hoist/cache';
+import { CACHE_CONFIG_MEDIA_TYPE, CACHE_FORMAT_VERSION, CacheError, parseCacheConfig, writeCacheManifest, type CacheEntry } from '@hoist/cache';
 
 const configDesc = { mediaType: CACHE_CONFIG_MEDIA_TYPE, digest: sha256('x'), size: 1 };
 
@@ -32,7 +32,8 @@ describe('cache format', () => {
     const text = (await store.blobs.getBytes(manifest.config)).toString();
     expect(text).not.toContain('s3cr3t');
     const cfg = JSON.parse(text) as { version: number; records: Array<Record<string, unknown>> };
-    expect(cfg.version).toBe(3);
+    expect(cfg.version).toBe(CACHE_FORMAT_VERSION);
+    expect(CACHE_FORMAT_VERSION).toBe(4);
     expect(Object.keys(cfg.records[0]!).sort()).toEqual(['created', 'inputDigests', 'key', 'layer', 'parent']);
   });
 
@@ -46,7 +47,7 @@ describe('cache format', () => {
     }
     expect(err).toBeInstanceOf(CacheError);
     expect((err as CacheError).code).toBe('CACHE_VERSION');
-    expect((err as CacheError).message).toMatch(/reg\.example\/app:cache: cache format version 1, this hoist reads versions 2 and 3/);
+    expect((err as CacheError).message).toMatch(/reg\.example\/app:cache: cache format version 1, this hoist reads versions 2, 3 and 4/);
   });
 
   it('a config without records is CACHE_INVALID', () => {

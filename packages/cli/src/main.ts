@@ -44,7 +44,7 @@ function program(signal: AbortSignal): Command {
     .option('--runtime <name>', 'OCI runtime (runc or crun; default: the first that works)')
     .option('--registry-mirror <host>', 'pull docker.io images through this mirror first (repeatable)', collect, [])
     .option('--cache-from <spec>', 'import build cache: type=registry,ref=REF or type=local,src=DIR (repeatable; the first that has a step wins)', collect, [])
-    .option('--cache-to <spec>', 'export build cache: type=registry,ref=REF[,mode=min|max][,ttl=DURATION][,max-entries=N] or type=local,dest=DIR[,…] (repeatable)', collect, [])
+    .option('--cache-to <spec>', 'export build cache: type=registry,ref=REF[,mode=min|max][,ttl=DURATION][,max-entries=N][,cache-mounts=true] or type=local,dest=DIR[,…] (repeatable)', collect, [])
     .option('-o, --output <spec>', 'also write the result: type=oci|docker|tar,dest=FILE|- or type=oci|local,dest=DIR, type=registry (= --push), type=image (default) (repeatable)', collect, [])
     .option('--pull', 'always pull base images')
     .option('-q, --quiet', 'print only the image digest')

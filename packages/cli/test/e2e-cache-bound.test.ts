@@ -154,7 +154,7 @@ describe('bounded registry cache', () => {
     const du = await hoist(['cache', 'du', '--registry', ref, '--json']);
     expect(du.code).toBe(0);
     const usage = JSON.parse(du.stdout) as { records: number; bytes: number; orphans: { count: number }; version: number; newestUse: string; oldestUse: string };
-    expect(usage).toMatchObject({ records: last.records.length, orphans: { count: N - 1 }, version: 3 });
+    expect(usage).toMatchObject({ records: last.records.length, orphans: { count: N - 1 }, version: 4 });
     const got = await client.getManifest(ref);
     const m = parseManifest(got.raw).value;
     expect(usage.bytes).toBe(got.raw.length + m.config.size + m.layers.reduce((a, l) => a + l.size, 0));

@@ -8,6 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import type { Descriptor } from '@hoist/oci';
 import { RegistryClient } from '@hoist/registry-client';
 import { hoist, startRegistry, storeWithBusybox, tempDir, type RunningRegistry } from '@hoist/testkit';
 
@@ -63,7 +64,7 @@ async function readRegistry(ref: string): Promise<Exported> {
   const client = new RegistryClient();
   try {
     const { raw } = await client.getManifest(ref);
-    const manifest = JSON.parse(raw.toString()) as { config: { digest: string; size: number; mediaType: string }; layers: Array<{ digest: string; size: number; mediaType: string }> };
+    const manifest = JSON.parse(raw.toString()) as { config: Descriptor; layers: Descriptor[] };
     const config = await client.fetchBlobBytes(ref, manifest.config);
     const layers = await Promise.all(manifest.layers.map((l) => client.fetchBlobBytes(ref, l, { max: l.size })));
     return { ...(JSON.parse(config.toString()) as Exported), blobs: [raw, config, ...layers] };
@@ -153,7 +154,7 @@ describe('exported build cache', () => {
     for (const [name, e] of exports) {
       expect([name, e.records.length]).toEqual([name, name.endsWith('min') ? expected.min : expected.max]);
       expect([name, e.blobs.filter(holdsToken).length]).toEqual([name, 0]);
-      expect([name, e.version]).toEqual([name, 3]);
+      expect([name, e.version]).toEqual([name, 4]);
       // what explain needs is there: the build arg by name, its value only as a digest
       expect(e.records.some((r) => /^sha256:[0-9a-f]{64}$/.test(r.inputDigests?.['arg:NPM_TOKEN'] ?? ''))).toBe(name.endsWith('max'));
     }
@@ -177,10 +178,10 @@ describe('exported build cache', () => {
     const dir = path.join(work, 'v1-cache');
     await writeV1Cache(dir);
     const r = await build(path.join(work, 'v1-runner'), ['--cache-from', `type=local,src=${dir}`, '--cache-to', `type=local,dest=${dir},mode=max`]);
-    expect(r.stderr).toMatch(/WARNING: --cache-from .*v1-cache: cache format version 1, this hoist reads versions 2 and 3; .*continuing without it/);
+    expect(r.stderr).toMatch(/WARNING: --cache-from .*v1-cache: cache format version 1, this hoist reads versions 2, 3 and 4; .*continuing without it/);
     expect(r.code).toBe(0);
     const now = await readLocal(dir);
-    expect(now.version).toBe(3);
+    expect(now.version).toBe(4);
     expect(now.records.length).toBe(expected.max);
   }, 300_000);
 

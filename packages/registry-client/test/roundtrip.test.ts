@@ -157,8 +157,7 @@ describe('lazy base layers', () => {
       const resolved = await client.resolve(`${regA.host}/lib/base:1`, { platform: { os: 'linux', architecture: 'amd64' } });
       const app = await makeImage({ layerSizes: [30_000] });
       const { writeImage, appendLayer } = await import('@hoist/oci');
-      let im = { config: { ...resolved.config.value }, layers: resolved.manifest.value.layers };
-      im = appendLayer(im, app.layers[0]!, app.layers[0]!.digest, { created_by: 'app' });
+      const im = appendLayer({ config: { ...resolved.config.value }, layers: resolved.manifest.value.layers }, app.layers[0]!, app.layers[0]!.digest, { created_by: 'app' });
       const w = await writeImage(app.store.blobs, im);
       for (const l of base.layers) expect(await app.store.blobs.has(l.digest)).toBe(false);
 

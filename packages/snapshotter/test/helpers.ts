@@ -4,12 +4,30 @@ import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ImageStore, type Digest } from '@hoist/oci';
-import { Snapshotter, type Driver, type Mounted, type OverlayXattrs } from '@hoist/snapshotter';
+import { Snapshotter, type Driver, type Mounted, type OverlayXattrs, type SnapshotErrorCode } from '@hoist/snapshotter';
 
 /** The `zstd` binary (Debian package zstd) is optional: zstd tests skip without it. */
 export const HAS_ZSTD = spawnSync('zstd', ['--version']).status === 0;
 
 export const FIXTURES = path.resolve(process.cwd(), 'fixtures', 'layers');
+
+/** The crafted layers of fixtures/layers/ and the error code that refuses each (extraction and checkLayer alike). */
+export const HOSTILE_LAYERS: Array<[string, SnapshotErrorCode]> = [
+  ['dotdot.tar', 'LAYER_UNSAFE_PATH'],
+  ['absolute.tar', 'LAYER_UNSAFE_PATH'],
+  ['pax-dotdot.tar', 'LAYER_UNSAFE_PATH'],
+  ['symlink-escape.tar', 'LAYER_UNSAFE_PATH'],
+  ['symlink-absolute.tar', 'LAYER_UNSAFE_PATH'],
+  ['symlink-chain.tar', 'LAYER_UNSAFE_PATH'],
+  ['hardlink-escape.tar', 'LAYER_UNSAFE_PATH'],
+  ['hardlink-absolute.tar', 'LAYER_UNSAFE_PATH'],
+  ['hardlink-via-symlink.tar', 'LAYER_UNSAFE_PATH'],
+  ['whiteout-dotdot.tar', 'LAYER_UNSAFE_PATH'],
+  ['oversized-pax.tar', 'LAYER_TOO_LARGE'],
+  ['long-name.tar', 'LAYER_TOO_LARGE'],
+  ['bad-checksum.tar', 'LAYER_INVALID'],
+  ['truncated.tar', 'LAYER_INVALID'],
+];
 
 const made: string[] = [];
 // every test file importing this cleans its temp dirs up (HOIST_KEEP_TEST_DIRS=1 keeps them)

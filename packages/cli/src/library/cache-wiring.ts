@@ -1,5 +1,5 @@
-import type { BuildResult, RemoteCache } from '@hoist/builder';
-import { CacheError, LocalCacheSource, RegistryCacheSource, exportCacheToDir, exportCacheToRegistry, parseCacheSpec, type CacheEntry, type CacheSource, type CacheSpec } from '@hoist/cache';
+import { snapshotCacheMount, type BuildResult, type RemoteCache } from '@hoist/builder';
+import { CacheError, LocalCacheSource, RegistryCacheSource, exportCacheToDir, exportCacheToRegistry, parseCacheSpec, type CacheEntry, type CacheMountEntry, type CacheSource, type CacheSpec } from '@hoist/cache';
 import type { Descriptor, ImageStore } from '@hoist/oci';
 import type { RegistryClient } from '@hoist/registry-client';
 import { UsageError } from '../errors.js';
@@ -58,7 +58,9 @@ export async function wireCache(
     const where = s.type === 'registry' ? s.ref : s.dir;
     const src = await importSource(s, { store, client, signal }, log);
     if (!src) continue;
-    log(`importing cache from ${where}: ${src.size} records\n`);
+    if (s.cacheMounts === false) src.ignoreMounts();
+    const mounts = src.config.mounts?.length && s.cacheMounts !== false ? `, ${src.config.mounts.length} cache mounts` : '';
+    log(`importing cache from ${where}: ${src.size} records${mounts}\n`);
     sources.push(src);
     if (src instanceof RegistryCacheSource) mountFrom.push(src.repository);
   }
@@ -67,7 +69,8 @@ export async function wireCache(
     mountFrom,
     exportAll: async (result, sig, out) => {
       const used = new Set(sources.flatMap((src) => [...(src as CacheSource).hits]));
-      for (const s of toSpecs) await exportOne(s, { store, client, result, used, sources, mountFrom, signal: sig, log: out });
+      const mounts = toSpecs.some((s) => s.cacheMounts) ? await packMounts(store, result, sig, out) : [];
+      for (const s of toSpecs) await exportOne(s, { store, client, result, used, sources, mountFrom, mounts: s.cacheMounts ? mounts : [], signal: sig, log: out });
     },
   };
 }
@@ -79,8 +82,26 @@ interface ExportDeps {
   used: Set<string>;
   sources: CacheWiring['sources'];
   mountFrom: string[];
+  /** The build's cache mounts, packed (for `cache-mounts=true`). */
+  mounts: CacheMountEntry[];
   signal: AbortSignal;
   log: (s: string) => void;
+}
+
+function mib(n: number): string {
+  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+/** Pack the cache mounts the build's steps used into content-addressed layers in the store. */
+async function packMounts(store: ImageStore, result: BuildResult, signal: AbortSignal, log: (s: string) => void): Promise<CacheMountEntry[]> {
+  const out: CacheMountEntry[] = [];
+  const now = new Date().toISOString();
+  for (const m of result.cacheMounts ?? []) {
+    const p = await snapshotCacheMount(m.dir, store.blobs, signal);
+    log(`cache mount ${m.key.split('\0')[0]!}: ${p.files} files, ${mib(p.bytes)} in ${p.layers.length} layers\n`);
+    out.push({ key: m.key, layers: p.layers, files: p.files, bytes: p.bytes, lastUsed: now });
+  }
+  return out;
 }
 
 function bounds(s: CacheSpec): string {
@@ -93,7 +114,7 @@ function bounds(s: CacheSpec): string {
 /** One `--cache-to`: merged with what is there, bounded, and (bounded registry caches) reclaimed. */
 async function exportOne(s: CacheSpec, d: ExportDeps): Promise<void> {
   const records = selectRecords(d.result, s.mode);
-  const common = { records, mode: s.mode, used: d.used, ...(s.ttlMs !== undefined ? { ttlMs: s.ttlMs } : {}), ...(s.maxEntries !== undefined ? { maxEntries: s.maxEntries } : {}) };
+  const common = { records, mode: s.mode, used: d.used, ...(d.mounts.length ? { mounts: d.mounts } : {}), ...(s.ttlMs !== undefined ? { ttlMs: s.ttlMs } : {}), ...(s.maxEntries !== undefined ? { maxEntries: s.maxEntries } : {}) };
   const fetchMissing = async (desc: Descriptor): Promise<void> => {
     const src = d.sources.find((c) => c.hasLayer(desc));
     if (!src) throw new UsageError(`cannot export cache: layer ${desc.digest} is in no store`);
