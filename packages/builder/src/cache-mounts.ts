@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { withFileLock } from '@hoist/oci';
+import { storePaths, withFileLock } from '@hoist/oci';
 import { makeTempDir } from './tmp.js';
 import { setOwner } from './owner.js';
 
@@ -39,7 +39,7 @@ export const LOCK_WAIT_MS = 6 * 60 * 60 * 1000;
 
 /** Where the store keeps the cache mount `key` (see cacheMountKey). */
 export function cacheMountDir(storeRoot: string, key: string): string {
-  return path.join(storeRoot, 'cache', 'mounts', createHash('sha256').update(key).digest('hex').slice(0, 32));
+  return path.join(storePaths(storeRoot).cacheMounts, createHash('sha256').update(key).digest('hex').slice(0, 32));
 }
 
 /** Fills a cache mount this store lacks (from an imported cache): whether it had it. */

@@ -1,21 +1,11 @@
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { writeFileAtomic, type Descriptor, type Digest } from '@hoist/oci';
-import type { InputDigests } from './cache-inputs.js';
+import { cacheRecordFile, writeFileAtomic, type CacheRecord } from '@hoist/oci';
 import { readIndex, rememberChild, type ParentIndex } from './cache-index.js';
 
-/** What a cache key maps to: the layer a step produced (none when the step changed nothing). */
-export interface CacheRecord {
-  key: string;
-  layer?: { descriptor: Descriptor; diffId: Digest };
-  /** When the step first ran (RFC 3339): reused so that cached rebuilds are byte-identical. */
-  created: string;
-  /** A digest per input of the key (never a value), to explain a later miss (`--explain-cache`). */
-  inputDigests?: InputDigests;
-  /** The parent key, so that an imported cache can explain a miss too. */
-  parent?: string;
-}
+/** What a cache key maps to; the format is defined once, in @hoist/oci. */
+export type { CacheRecord } from '@hoist/oci';
 
 /**
  * The cache key of a step: its parent's key and its own normalised inputs, hashed. v2: the
@@ -50,7 +40,7 @@ export class FileCacheStore implements CacheStore {
   }
 
   private file(key: string): string {
-    return path.join(this.dir, key.slice(0, 2), `${key}.json`);
+    return cacheRecordFile(this.dir, key);
   }
 
   async get(key: string): Promise<CacheRecord | undefined> {

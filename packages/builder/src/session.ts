@@ -2,7 +2,7 @@ import pLimit, { type LimitFunction } from 'p-limit';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { availableParallelism } from 'node:os';
-import type { Digest, Platform } from '@hoist/oci';
+import { storePaths, type Digest, type Platform } from '@hoist/oci';
 import type { Plan, Step } from '@hoist/parser';
 import { FileCacheStore, type CacheRecord, type CacheStore } from './cache.js';
 import type { Descriptor } from '@hoist/oci';
@@ -43,7 +43,7 @@ export class BuildSession {
     readonly plan: Plan,
     readonly platform: Platform,
   ) {
-    this.cache = opts.cache ?? new FileCacheStore(path.join(opts.root, 'cache', 'keys'));
+    this.cache = opts.cache ?? new FileCacheStore(storePaths(opts.root).cacheKeys);
     this.executor = opts.executor ?? new RuntimeExecutor({ root: opts.root, ...(opts.runtime ? { preferred: opts.runtime } : {}) });
     this.limit = pLimit(Math.max(1, opts.jobs ?? availableParallelism()));
     this.cacheMounts = new CacheMounts(opts.root, this.tmpDir, remoteMountSeeder(opts, (ev) => this.emit(ev)));
@@ -56,7 +56,7 @@ export class BuildSession {
   }
 
   get tmpDir(): string {
-    return path.join(this.opts.root, 'tmp');
+    return storePaths(this.opts.root).tmp;
   }
 
   /** /etc/hosts and /etc/resolv.conf (host network, and the sandbox network's), written once per build. */

@@ -1,4 +1,4 @@
-import type { Descriptor, ImageConfig, ImageStore, Manifest, Parsed, Platform } from '@hoist/oci';
+import type { CacheRecord, Descriptor, ImageConfig, ImageStore, Manifest, Parsed, Platform } from '@hoist/oci';
 import type { Snapshotter } from '@hoist/snapshotter';
 import type { Entitlement } from './sandbox/entitlements.js';
 import type { DefaultNetwork } from './sandbox/network.js';
@@ -36,13 +36,13 @@ export type BuildEvent =
  * needs them (to run on top of, or to export), never just because a step hit.
  */
 export interface RemoteCache {
-  get(key: string): Promise<CacheRecordLike | undefined>;
+  get(key: string): Promise<CacheRecord | undefined>;
   /** Bring one layer blob into the local store. */
   fetchLayer(desc: Descriptor, opts: { signal?: AbortSignal }): Promise<void>;
   /** Whether this cache can provide a blob. */
   hasLayer(desc: Descriptor): boolean;
   /** Records cached on top of a parent key (to explain a miss against an imported cache). */
-  children?(parent: string): CacheRecordLike[];
+  children?(parent: string): CacheRecord[];
   /**
    * The exported contents of a cache mount, by mount key: layers applied in order into an empty
    * directory (fetched with fetchLayer only when a RUN that mounts it runs).
@@ -50,14 +50,8 @@ export interface RemoteCache {
   mountLayers?(key: string): { layers: Descriptor[]; files: number; bytes: number } | undefined;
 }
 
-export interface CacheRecordLike {
-  key: string;
-  layer?: { descriptor: Descriptor; diffId: import('@hoist/oci').Digest };
-  created: string;
-  /** One digest per input of the key, never a value (see cache-inputs.ts). */
-  inputDigests?: Record<string, string>;
-  parent?: string;
-}
+/** @deprecated The cache record is @hoist/oci's `CacheRecord`; this name stays for older imports. */
+export type CacheRecordLike = CacheRecord;
 
 export interface Secret {
   id: string;
@@ -146,7 +140,7 @@ export interface BuildResult {
    * Cache records for `--cache-to`: `min`, those of the final image's layers (target stage and
    * the stages it is built FROM); `max`, those of every stage the target needs.
    */
-  cacheRecords: { min: CacheRecordLike[]; max: CacheRecordLike[] };
+  cacheRecords: { min: CacheRecord[]; max: CacheRecord[] };
   /** Layer blobs of the result that are not in the local store (only with `lazyLayers`). */
   remoteLayers: Descriptor[];
   /** The cache mounts (`RUN --mount=type=cache`) steps of this build used: key and directory. */

@@ -1,4 +1,4 @@
-import type { Descriptor, Digest } from '@hoist/oci';
+import type { CacheRecord, Descriptor } from '@hoist/oci';
 
 /**
  * The exported build cache is an OCI artifact: an image manifest whose `artifactType` and
@@ -23,19 +23,8 @@ export const CACHE_FORMAT_READABLE: readonly number[] = [2, 3, 4];
 /** At most this many superseded manifest digests are listed; older ones are left to the registry's own GC. */
 export const MAX_SUPERSEDED = 1000;
 
-export interface CacheEntry {
-  /** The cache key (hex sha256): machine-independent by construction. */
-  key: string;
-  /** When the step first ran; reused so that builds from the cache are byte-identical. */
-  created: string;
-  layer?: { descriptor: Descriptor; diffId: Digest };
-  /**
-   * A digest per input of the key (salted with the parent key; `op` and variable names in
-   * clear, values never), for `--explain-cache` on another machine.
-   */
-  inputDigests?: Record<string, string>;
-  /** The parent key: lets another machine explain a miss against this record. */
-  parent?: string;
+/** A cache record (the one format, @hoist/oci's CacheRecord) as an exported cache carries it. */
+export interface CacheEntry extends CacheRecord {
   /** When a build last ran or hit this step (ISO 8601 with milliseconds); missing in version 2. */
   lastUsed?: string;
 }

@@ -77,7 +77,7 @@ export class NamedContextSource implements ImageSource {
   constructor(
     private readonly inner: ImageSource,
     contexts: readonly NamedContext[],
-    private readonly o: { store: ImageStore; tmpDir: string },
+    private readonly o: { store: ImageStore; scratchDir: string },
   ) {
     for (const c of contexts) this.byKey.set(contextKey(c.name), c);
   }
@@ -101,8 +101,8 @@ export class NamedContextSource implements ImageSource {
   private async materialise(c: Exclude<NamedContext, { kind: 'image' }>, opts: { platform: Platform; signal?: AbortSignal }): Promise<ResolvedImage> {
     if (c.kind === 'oci-layout') return this.fromLayout(c, opts.platform);
     if (c.kind === 'dir') return this.fromDirectory(c.name, c.dir, opts.platform);
-    await fsp.mkdir(this.o.tmpDir, { recursive: true });
-    const tmp = await fsp.mkdtemp(path.join(this.o.tmpDir, 'context-git-'));
+    await fsp.mkdir(this.o.scratchDir, { recursive: true });
+    const tmp = await fsp.mkdtemp(path.join(this.o.scratchDir, 'context-git-'));
     try {
       const { root } = await fetchGit(parseGitRef(c.url)!, tmp, opts.signal ? { signal: opts.signal } : {});
       return await this.fromDirectory(c.name, root, opts.platform);

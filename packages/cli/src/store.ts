@@ -1,6 +1,6 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { acquireStoreLease, ensurePrivateDir, ImageStore } from '@hoist/oci';
+import { acquireStoreLease, ensurePrivateDir, ImageStore, storePaths } from '@hoist/oci';
 import { reclaimStore, type ReclaimReport } from '@hoist/builder/reclaim';
 import { Snapshotter } from '@hoist/snapshotter';
 import { loadConfig } from './config.js';
@@ -31,12 +31,13 @@ export async function openStore(rootFlag?: string): Promise<OpenedStore> {
   await ensurePrivateDir(root);
   holdLease(root, 'shared');
   await reclaimLeftovers(root);
-  const store = await ImageStore.open(path.join(root, 'oci'));
+  const paths = storePaths(root);
+  const store = await ImageStore.open(paths.oci);
   let snaps: Promise<Snapshotter> | undefined;
   return {
     root,
     store,
-    snapshotter: () => (snaps ??= Snapshotter.open({ root: path.join(root, 'snapshots'), blobs: store.blobs, ...snapshotDriver() })),
+    snapshotter: () => (snaps ??= Snapshotter.open({ root: paths.snapshots, blobs: store.blobs, ...snapshotDriver() })),
   };
 }
 

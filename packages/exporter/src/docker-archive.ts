@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { digestHex, familiarReference, parseReference, sha256, type BlobStore, type Digest, type ImageConfig } from '@hoist/oci';
+import { chainIds, digestHex, familiarReference, parseReference, type BlobStore, type Digest, type ImageConfig } from '@hoist/oci';
 import { ExportError, throwIfAborted } from './errors.js';
 import type { ExportImage, ImageManifest } from './images.js';
 import { measureLayer, uncompressedLayer } from './layer-data.js';
@@ -15,12 +15,6 @@ export interface DockerManifestEntry {
   Layers: string[];
 }
 
-/** OCI ChainIDs of a stack of diff_ids (bottom first). */
-export function chainIds(diffIds: readonly Digest[]): Digest[] {
-  const out: Digest[] = [];
-  for (const d of diffIds) out.push(out.length === 0 ? d : sha256(`${out[out.length - 1]} ${d}`));
-  return out;
-}
 
 /**
  * Legacy (v1) layer ids for the classic `<id>/layer.tar` layout: derived from the chain (so a

@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import { BlobStore, type Digest } from '@hoist/oci';
+import { SnapshotMaintenance } from '@hoist/snapshotter';
 import { listCacheRecords } from './cache-records.js';
 import { readdirOrEmpty, treeSize } from './fs-tools.js';
 import { readIndexEntries, walkImages } from './reachability.js';
@@ -56,9 +57,8 @@ export async function diskUsage(paths: StorePaths): Promise<DiskUsage> {
     unreferenced.blobs++;
     unreferenced.bytes += s;
   }
-  const snapDirs = await readdirOrEmpty(path.join(paths.snapshots, 'snapshots'));
-  const snapshots = { count: snapDirs.length, bytes: 0 };
-  for (const sub of ['snapshots', 'chains']) snapshots.bytes += await treeSize(path.join(paths.snapshots, sub));
+  const snapshotStore = new SnapshotMaintenance(paths.snapshots);
+  const snapshots = await snapshotStore.usage();
   const mounts = await readdirOrEmpty(paths.cacheMounts);
   const cacheMounts = { count: mounts.length, bytes: await treeSize(paths.cacheMounts) };
   // tmp/ is counted whole below
@@ -66,7 +66,7 @@ export async function diskUsage(paths: StorePaths): Promise<DiskUsage> {
   const scratch = await readdirOrEmpty(paths.tmp);
   const temp = {
     count: tempFiles.length + scratch.length,
-    bytes: tempFiles.reduce((a, t) => a + t.size, 0) + (await treeSize(paths.tmp)) + (await treeSize(path.join(paths.snapshots, 'tmp'))),
+    bytes: tempFiles.reduce((a, t) => a + t.size, 0) + (await treeSize(paths.tmp)) + (await snapshotStore.tempBytes()),
   };
   const total = images.bytes + buildCache.bytes + unreferenced.bytes + snapshots.bytes + cacheMounts.bytes + temp.bytes;
   return { images, buildCache, unreferenced, snapshots, cacheMounts, temp, total };

@@ -1,12 +1,12 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { BlobStore, type Descriptor, type Digest } from '@hoist/oci';
+import { SnapshotMaintenance } from '@hoist/snapshotter';
 import { listCacheRecords } from './cache-records.js';
 import { inspectLayer, layerProblems, verifyBlob, type LayerVerdict } from './fsck-layers.js';
-import { pidAlive, pidInName, readdirOrEmpty } from './fs-tools.js';
+import { pidAlive, pidInName } from './fs-tools.js';
 import { readIndexEntries, walkImages, type IndexEntry } from './reachability.js';
 import { formatSize } from './size.js';
-import { danglingLinks, listSnapshots } from './snapshots.js';
 import type { StorePaths } from './store-paths.js';
 import { TEMP_MAX_AGE_MS, listTempFiles } from './temp-files.js';
 
@@ -131,16 +131,15 @@ export async function fsckStore(paths: StorePaths, opts: { signal?: AbortSignal;
   }
 
   // snapshots
-  const incomplete = (await listSnapshots(paths.snapshots)).filter((s) => !s.complete);
+  const snapshotStore = new SnapshotMaintenance(paths.snapshots);
+  const incomplete = (await snapshotStore.list()).filter((s) => !s.complete);
   if (incomplete.length > 0) warn(`${incomplete.length} snapshot dir(s) without layer.json, e.g. ${incomplete[0]!.dir}`, `${PRUNE} (it removes them; layers unpack again when needed)`);
-  const dangling = await danglingLinks(paths.snapshots);
+  const dangling = await snapshotStore.danglingLinks();
   if (dangling.length > 0) warn(`${dangling.length} snapshot link(s) point at missing snapshots, e.g. ${dangling[0]}`, `${PRUNE} (it removes them)`);
   let stale = 0;
-  for (const dir of [path.join(paths.snapshots, 'mounts'), path.join(paths.snapshots, 'tmp')]) {
-    for (const n of await readdirOrEmpty(dir)) {
-      const pid = pidInName(n);
-      if (pid !== undefined && !pidAlive(pid)) stale++;
-    }
+  for (const w of await snapshotStore.work()) {
+    const pid = pidInName(w.name);
+    if (pid !== undefined && !pidAlive(pid)) stale++;
   }
   if (stale > 0) warn(`${stale} mount or work dir(s) of crashed processes under ${paths.snapshots}`, `${PRUNE} (it unmounts and removes them)`);
 

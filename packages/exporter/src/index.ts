@@ -6,13 +6,13 @@ export { openFileTarget, openDirTarget, type FileTarget, type DirTarget } from '
 export { loadExportImage, resolveImages, imageBlobs, checkBlobsPresent, type ExportImage, type ImageManifest, type LoadImageOptions } from './images.js';
 export { uncompressedLayer, measureLayer, diffIdOf } from './layer-data.js';
 export { writeOciArchive, writeOciDir, indexEntries } from './oci-layout.js';
-export { writeDockerArchive, legacyLayerIds, chainIds, type DockerManifestEntry } from './docker-archive.js';
+export { writeDockerArchive, legacyLayerIds, type DockerManifestEntry } from './docker-archive.js';
 export { writeArchive, saveImages, saveOciDir, type ArchiveFormat, type SaveOptions } from './save.js';
 export { exportRootfsDir, exportRootfsTar, ensureLayers } from './rootfs.js';
 export { writeOutput, type OutputContext, type OutputResult } from './outputs.js';
 export { loadArchive, type LoadResult, type LoadedImage } from './load.js';
 export { storePaths, type StorePaths } from './store-paths.js';
-export { listCacheRecords, type CacheRecordData, type CacheRecordFile } from './cache-records.js';
+export { listCacheRecords, type CacheRecordFile } from './cache-records.js';
 export { pruneStore, type PruneOptions, type PruneReport, type Freed } from './prune.js';
 export { fsckStore, type FsckIssue, type FsckReport } from './fsck.js';
 export { diskUsage, type DiskUsage } from './du.js';

@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { createWriteStream, promises as fsp } from 'node:fs';
 import * as path from 'node:path/posix';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -82,16 +81,8 @@ async function storeLayerFile(blobs: BlobStore, body: AsyncGenerator<Buffer>, si
     const descriptor: Descriptor = { mediaType: kind === 'gzip' ? MediaType.OciLayerGzip : MediaType.OciLayerZstd, digest: put.digest, size: put.size };
     return { descriptor, diffId: (await diffIdOf(blobs, descriptor, signal)).diffId };
   }
-  const tmp = await blobs.tempPath('load');
   const diff = new DigestingStream();
-  const blob = new DigestingStream();
-  try {
-    await pipeline(src, diff, new ParallelGzip(), blob, createWriteStream(tmp, { flags: 'wx' }), sig);
-    await blobs.adopt(tmp, blob.digest, blob.size);
-  } catch (e) {
-    await fsp.rm(tmp, { force: true });
-    throw e;
-  }
+  const blob = await blobs.write((out) => pipeline(src, diff, new ParallelGzip(), out, sig), { prefix: 'load' });
   return { descriptor: { mediaType: MediaType.OciLayerGzip, digest: blob.digest, size: blob.size }, diffId: diff.digest };
 }
 

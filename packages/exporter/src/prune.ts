@@ -1,13 +1,13 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { BlobStore, type Digest } from '@hoist/oci';
-import { Snapshotter } from '@hoist/snapshotter';
+import { SnapshotMaintenance, Snapshotter, type ChainEntry, type SnapshotEntry } from '@hoist/snapshotter';
 import { byAge, listCacheRecords, type CacheRecordFile } from './cache-records.js';
 import { ExportError, throwIfAborted } from './errors.js';
 import { pidAlive, pidInName, readdirOrEmpty, treeSize } from './fs-tools.js';
 import { readIndexEntries, walkImages } from './reachability.js';
 import { formatSize } from './size.js';
-import { listChains, listSnapshots, removeDanglingLinks, removeSnapshotDir, storeActivity } from './snapshots.js';
+import { storeActivity } from './snapshots.js';
 import type { StorePaths } from './store-paths.js';
 import { TEMP_MAX_AGE_MS, listTempFiles } from './temp-files.js';
 
@@ -104,8 +104,9 @@ export async function pruneStore(paths: StorePaths, opts: PruneOptions = {}): Pr
     const st = await blobs.stat(d);
     if (st) blobSizes.set(d, st.size);
   }
-  const snaps = await listSnapshots(paths.snapshots);
-  const chains = await listChains(paths.snapshots);
+  const snapshotStore = new SnapshotMaintenance(paths.snapshots);
+  const snaps = await snapshotStore.list();
+  const chains = await snapshotStore.chains();
   if (opts.keepStorage !== undefined) {
     const r = await applyKeepStorage(opts.keepStorage, keep, reach, blobSizes, snaps, chains);
     keep = r.keep;
@@ -147,14 +148,14 @@ export async function pruneStore(paths: StorePaths, opts: PruneOptions = {}): Pr
       continue;
     }
     report.snapshots.count++;
-    report.snapshots.bytes += dry ? await treeSize(s.dir) : await removeSnapshotDir(paths.snapshots, s.dir);
+    report.snapshots.bytes += dry ? await treeSize(s.dir) : await snapshotStore.remove(s);
   }
   for (const c of chains) {
     if (reach.chainIds.has(c.chainId)) continue;
     report.chains.count++;
-    report.chains.bytes += dry ? await treeSize(c.dir) : await removeSnapshotDir(paths.snapshots, c.dir);
+    report.chains.bytes += dry ? await treeSize(c.dir) : await snapshotStore.remove(c);
   }
-  if (!dry) report.links = await removeDanglingLinks(paths.snapshots);
+  if (!dry) report.links = await snapshotStore.removeDanglingLinks();
   const maxAge = opts.tempMaxAgeMs ?? TEMP_MAX_AGE_MS;
   for (const t of await listTempFiles(paths, opts.now)) {
     if (t.ageMs <= maxAge) continue;
@@ -177,14 +178,12 @@ export async function pruneStore(paths: StorePaths, opts: PruneOptions = {}): Pr
 
 /** Mounts and temp dirs of crashed processes, removed by the snapshotter's own cleanup. */
 async function cleanupStaleMounts(paths: StorePaths, blobs: BlobStore): Promise<{ unmounted: number; removed: number }> {
-  const dead = async (dir: string): Promise<number> =>
-    (await readdirOrEmpty(dir)).filter((n) => {
-      const pid = pidInName(n);
-      return pid !== undefined && !pidAlive(pid);
-    }).length;
   const exists = await fsp.stat(paths.snapshots).then((s) => s.isDirectory(), () => false);
   if (!exists) return { unmounted: 0, removed: 0 };
-  const before = (await dead(path.join(paths.snapshots, 'mounts'))) + (await dead(path.join(paths.snapshots, 'tmp')));
+  const before = (await new SnapshotMaintenance(paths.snapshots).work()).filter((w) => {
+    const pid = pidInName(w.name);
+    return pid !== undefined && !pidAlive(pid);
+  }).length;
   if (before === 0) return { unmounted: 0, removed: 0 };
   // open() runs cleanupStale (the 'copy' driver skips the overlay probe: nothing is mounted here)
   const snap = await Snapshotter.open({ root: paths.snapshots, blobs, driver: 'copy' });
@@ -202,8 +201,8 @@ async function applyKeepStorage(
   records: CacheRecordFile[],
   reach: { blobs: Set<Digest>; diffIds: Set<Digest>; chainIds: Set<Digest> },
   blobSizes: Map<Digest, number>,
-  snaps: Array<{ diffId: Digest; dir: string; complete: boolean }>,
-  chains: Array<{ chainId: Digest; dir: string }>,
+  snaps: SnapshotEntry[],
+  chains: ChainEntry[],
 ): Promise<{ keep: CacheRecordFile[]; dropped: CacheRecordFile[]; total: number }> {
   const snapSize = new Map<Digest, number>();
   for (const s of snaps) if (s.complete) snapSize.set(s.diffId, await treeSize(s.dir));

@@ -2,6 +2,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import {
   OCI_REF_NAME,
+  chainIds,
   REF_ANNOTATION,
   isIndexMediaType,
   parseConfig,
@@ -11,7 +12,6 @@ import {
   type Descriptor,
   type Digest,
 } from '@hoist/oci';
-import { chainIds } from './docker-archive.js';
 import { ExportError } from './errors.js';
 
 /** An `index.json` entry: a tagged image (or an untagged root someone put there). */

@@ -1,9 +1,9 @@
 /** pruneStore / fsckStore / diskUsage on synthetic stores: every rule on its own. */
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { MediaType, canonicalJson, sha256, type Descriptor, type Digest, type ImageStore } from '@hoist/oci';
+import { MediaType, canonicalJson, chainIds, sha256, type Descriptor, type Digest, type ImageStore } from '@hoist/oci';
 import { Snapshotter } from '@hoist/snapshotter';
-import { ExportError, chainIds, diskUsage, fsckStore, pruneStore, storePaths, type StorePaths } from '@hoist/exporter';
+import { ExportError, diskUsage, fsckStore, pruneStore, storePaths, type StorePaths } from '@hoist/exporter';
 import { hoistLayer, makeImage, newStore } from './helpers.js';
 
 type Layer = { descriptor: Descriptor; diffId: Digest };

@@ -1,7 +1,7 @@
 import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DigestingStream, VerifyingStream, digestHex, isDigest, sha256, type Digest } from './digest.js';
 import { writeFileAtomic } from './fsutil.js';
@@ -74,23 +74,49 @@ export class BlobStore {
   }
 
   /** A fresh temp path inside the store (same filesystem as the blobs, so rename is atomic). */
-  async tempPath(prefix = 'blob'): Promise<string> {
+  private async tempPath(prefix = 'blob'): Promise<string> {
     await fsp.mkdir(this.tmpDir, { recursive: true });
     return path.join(this.tmpDir, `${prefix}-${process.pid}-${randomBytes(8).toString('hex')}`);
   }
 
   /** Store a stream; the store computes the digest. Idempotent. */
   async put(src: Readable, opts: PutOptions = {}): Promise<{ digest: Digest; size: number }> {
-    const tmp = await this.tempPath();
+    return this.write((out) => pipeline(src, out, opts.signal ? { signal: opts.signal } : {}), opts);
+  }
+
+  /**
+   * Store what `fill` writes into the writable it is given (the end of the caller's pipeline:
+   * a layer being tarred and compressed, say): the store hashes the bytes as they arrive and
+   * moves the finished blob into place. A failed `fill` leaves nothing behind.
+   */
+  async write(fill: (out: Writable) => Promise<void>, opts: PutOptions & { prefix?: string } = {}): Promise<{ digest: Digest; size: number }> {
+    const tmp = await this.tempPath(opts.prefix);
     const hasher = new DigestingStream(opts.expected?.size ?? Number.POSITIVE_INFINITY);
+    const stored = pipeline(hasher, createWriteStream(tmp, { flags: 'wx' }));
     try {
-      const out = createWriteStream(tmp, { flags: 'wx' });
-      await pipeline(src, hasher, out, opts.signal ? { signal: opts.signal } : {});
+      await Promise.all([fill(hasher), stored]);
       return await this.adopt(tmp, hasher.digest, hasher.size, opts);
     } catch (e) {
+      hasher.destroy();
+      await stored.catch(() => undefined);
       await fsp.rm(tmp, { force: true });
       throw e;
     }
+  }
+
+  /**
+   * Where a download of `digest` is kept while it comes in (`pull-<hex>.partial`, resumed by the
+   * next run after a kill) and the lock file that lets one process at a time fetch it.
+   */
+  async downloadPaths(digest: Digest): Promise<{ partial: string; lock: string }> {
+    await fsp.mkdir(this.tmpDir, { recursive: true });
+    const base = path.join(this.tmpDir, `pull-${digestHex(digest)}`);
+    return { partial: `${base}.partial`, lock: `${base}.lock` };
+  }
+
+  /** Move a finished download into place: the downloader hashed it while it came in and found `desc`. */
+  async commitDownload(partial: string, desc: Pick<Descriptor, 'digest' | 'size'>): Promise<void> {
+    await this.adopt(partial, desc.digest, desc.size, { expected: { digest: desc.digest, size: desc.size } });
   }
 
   async putBytes(data: Uint8Array, mediaType: string): Promise<Descriptor> {
@@ -112,7 +138,7 @@ export class BlobStore {
    * Move a finished temp file (written by the caller, who already hashed it) into place.
    * Verifies against `opts.expected`; fsyncs before the rename.
    */
-  async adopt(tmp: string, digest: Digest, size: number, opts: PutOptions = {}): Promise<{ digest: Digest; size: number }> {
+  private async adopt(tmp: string, digest: Digest, size: number, opts: PutOptions = {}): Promise<{ digest: Digest; size: number }> {
     const exp = opts.expected;
     if (exp && exp.digest !== digest) throw new OciError('DIGEST_MISMATCH', `blob digest mismatch: expected ${exp.digest}, got ${digest}`);
     if (exp?.size !== undefined && exp.size !== size) throw new OciError('SIZE_MISMATCH', `blob ${digest}: expected ${exp.size} bytes, got ${size}`);

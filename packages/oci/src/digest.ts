@@ -93,3 +93,13 @@ export class VerifyingStream extends Transform {
     cb();
   }
 }
+
+/**
+ * OCI ChainIDs of a stack of diff_ids (bottom first): the first is its diff_id, each next one
+ * `sha256(<previous ChainID> + " " + <diff_id>)` (image-spec config.md, "Layer ChainID").
+ */
+export function chainIds(diffIds: readonly Digest[]): Digest[] {
+  const out: Digest[] = [];
+  for (const d of diffIds) out.push(out.length === 0 ? d : sha256(`${out[out.length - 1]} ${d}`));
+  return out;
+}

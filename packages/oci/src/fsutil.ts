@@ -86,3 +86,40 @@ export async function ensurePrivateDir(dir: string): Promise<void> {
     throw new OciError('STORE_PERMISSIONS', `${dir} is open to other users (mode ${mode}) and cannot be made private (${(e as Error).message}): run \`chmod 700 ${dir}\` as its owner, or use another --root`, { cause: e });
   }
 }
+
+/** Apparent size of a tree (files and symlinks; hard links counted once); 0 when it is missing. */
+export async function treeSize(root: string): Promise<number> {
+  const seen = new Set<string>();
+  let total = 0;
+  const walk = async (p: string): Promise<void> => {
+    let st;
+    try {
+      st = await fsp.lstat(p, { bigint: true });
+    } catch {
+      return;
+    }
+    if (st.isDirectory()) {
+      const names = await fsp.readdir(p).catch(() => [] as string[]);
+      for (const n of names) await walk(path.join(p, n));
+      return;
+    }
+    if (st.nlink > 1n) {
+      const k = `${st.dev}:${st.ino}`;
+      if (seen.has(k)) return;
+      seen.add(k);
+    }
+    total += Number(st.size);
+  };
+  await walk(root);
+  return total;
+}
+
+export async function readdirOrEmpty(dir: string): Promise<string[]> {
+  try {
+    return await fsp.readdir(dir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return [];
+    throw e;
+  }
+}

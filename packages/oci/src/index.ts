@@ -11,3 +11,5 @@ export * from './image.js';
 export * from './compression.js';
 export * from './lease.js';
 export * from './userns.js';
+export * from './store-paths.js';
+export * from './cache-record.js';

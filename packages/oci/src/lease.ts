@@ -2,6 +2,7 @@ import { closeSync, mkdirSync, openSync, readdirSync, rmSync, writeSync } from '
 import * as path from 'node:path';
 import { OciError } from './errors.js';
 import { pidAlive } from './fsutil.js';
+import { storePaths } from './store-paths.js';
 
 export interface StoreLease {
   release(): void;
@@ -32,7 +33,7 @@ function livePids(dir: string, prefix: string): number[] {
  * the other and backs off: prune never deletes blobs a build is about to tag.
  */
 export function acquireStoreLease(root: string, mode: 'shared' | 'exclusive'): StoreLease {
-  const dir = path.join(root, 'active');
+  const dir = storePaths(root).leases;
   mkdirSync(dir, { recursive: true });
   const mine = path.join(dir, `${mode}-${process.pid}`);
   const fd = openSync(mine, 'w');

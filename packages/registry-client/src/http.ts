@@ -1,3 +1,17 @@
+/*
+ * Why node:http and not undici (DESIGN.md names undici): written down as issue 14 asks.
+ * - No dependency: node:http/https ship with Node; the `undici` API is not exposed by Node 20
+ *   (only `fetch`), so it would be one more package to install, audit and keep in step.
+ * - TLS per registry host as Docker does it (certs.d: a CA, a client certificate and key per
+ *   `host[:port]`; insecure hosts) is one https.Agent per host here (AgentPool below); undici
+ *   can do the same with an Agent per host, so this is parity, not a gain either way.
+ * - The redirect loop stays in any case: credentials must not follow a redirect to another
+ *   origin (blob storage), a 303 turns a request into GET, and the hop count is capped. undici's
+ *   redirect handling would have to be switched off and done by hand as it is now.
+ * - Timeouts: a silent registry is caught by the socket idle timeout and the header timeout of
+ *   `send`; the silent-registry and faults tests pin that behaviour on this code.
+ * Revisit when Node exposes undici's Agent/dispatcher API itself or HTTP/2 to registries matters.
+ */
 import * as http from 'node:http';
 import * as https from 'node:https';
 import * as tls from 'node:tls';

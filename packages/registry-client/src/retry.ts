@@ -69,3 +69,50 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
+
+/**
+ * The retries of one operation under a policy: the one place that counts failures, computes
+ * backoff and keeps the deadline. Each retry loop asks `next()` after a failure: the wait
+ * before the next attempt, or undefined when the attempts or the time are used up.
+ */
+export class RetryBudget {
+  private failures = 0;
+  private until: number;
+
+  /** `deadline: false`: bounded by the number of attempts only (an upload may take long). */
+  constructor(
+    readonly policy: RetryPolicy,
+    private readonly o: { deadline?: boolean } = {},
+  ) {
+    this.until = o.deadline === false ? Number.POSITIVE_INFINITY : retryDeadline(policy);
+  }
+
+  /** The 1-based number of the attempt under way. */
+  get attempt(): number {
+    return this.failures + 1;
+  }
+
+  /** Some attempt has failed (and was retried or is about to give up). */
+  get retried(): boolean {
+    return this.failures > 0;
+  }
+
+  /** The time (epoch ms) after which no further attempt starts. */
+  get deadline(): number {
+    return this.until;
+  }
+
+  /** After a failure: how long to wait before the next attempt, or undefined to give up. */
+  next(retryAfterMs?: number): number | undefined {
+    this.failures++;
+    const wait = backoffMs(this.policy, this.failures, retryAfterMs);
+    if (this.failures >= this.policy.attempts || !fitsDeadline(this.until, wait)) return undefined;
+    return wait;
+  }
+
+  /** Progress was made (bytes arrived, a chunk was accepted): failures and the deadline start again. */
+  progressed(): void {
+    this.failures = 0;
+    if (this.o.deadline !== false) this.until = retryDeadline(this.policy);
+  }
+}

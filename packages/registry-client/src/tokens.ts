@@ -2,7 +2,7 @@ import { basicAuthHeader, parseTokenResponse, type Challenge, type Token } from 
 import type { Credentials } from './credentials.js';
 import { RegistryError } from './errors.js';
 import { discard, header, isAbortError, isCertificateError, isNoResponse, isRetriableNetworkError, readBody, send, type AgentPool, type HttpResponse } from './http.js';
-import { RETRIABLE_STATUS, backoffMs, fitsDeadline, parseRetryAfter, retryDeadline, sleep, timeLeft, type RetryPolicy } from './retry.js';
+import { RETRIABLE_STATUS, RetryBudget, parseRetryAfter, sleep, timeLeft, type RetryPolicy } from './retry.js';
 
 /** A token and when we got it (to refresh it before it runs out). */
 export type ObtainedToken = Token & { obtainedAt: number };
@@ -54,23 +54,23 @@ export async function requestToken(d: TokenDeps, c: Challenge, scopes: string[],
       headers.authorization = basicAuthHeader(creds)!;
     }
   }
-  const deadline = retryDeadline(d.retry);
-  for (let attempt = 1; ; attempt++) {
+  const budget = new RetryBudget(d.retry);
+  for (;;) {
     let res: HttpResponse;
     try {
-      res = await send(d.pool, { method, url, headers, ...(body ? { body } : {}), ...(signal ? { signal } : {}) }, timeLeft(deadline, d.headerTimeoutMs));
+      res = await send(d.pool, { method, url, headers, ...(body ? { body } : {}), ...(signal ? { signal } : {}) }, timeLeft(budget.deadline, d.headerTimeoutMs));
     } catch (e) {
       if (isAbortError(e)) throw new RegistryError('ABORTED', 'operation aborted', { registry: d.registry, cause: e });
       if (isCertificateError(e)) throw new RegistryError('TLS', `TLS certificate of the token service ${url.host} not trusted`, { registry: d.registry, cause: e });
-      const wait = backoffMs(d.retry, attempt);
-      if (isRetriableNetworkError(e) && attempt < d.retry.attempts && fitsDeadline(deadline, wait)) {
+      const wait = isRetriableNetworkError(e) ? budget.next() : undefined;
+      if (wait !== undefined) {
         await pause(d, wait, signal);
         continue;
       }
       throw new RegistryError(isNoResponse(e) ? 'TIMEOUT' : 'NETWORK', `cannot reach the token service ${url.origin}: ${(e as Error).message}`, { registry: d.registry, temporary: true, cause: e });
     }
-    const wait = backoffMs(d.retry, attempt, parseRetryAfter(header(res, 'retry-after')));
-    if (RETRIABLE_STATUS.has(res.status) && attempt < d.retry.attempts && fitsDeadline(deadline, wait)) {
+    const wait = RETRIABLE_STATUS.has(res.status) ? budget.next(parseRetryAfter(header(res, 'retry-after'))) : undefined;
+    if (wait !== undefined) {
       discard(res.body);
       await pause(d, wait, signal);
       continue;

@@ -4,7 +4,7 @@ import { requestToken, type ObtainedToken } from './tokens.js';
 import type { CredentialProvider, Credentials } from './credentials.js';
 import { RegistryError, codeFromOci, parseOciErrors } from './errors.js';
 import { discard, header, isAbortError, isCertificateError, isNoResponse, isRetriableNetworkError, readBody, send, type AgentPool, type Body, type HttpResponse } from './http.js';
-import { RETRIABLE_STATUS, backoffMs, fitsDeadline, parseRetryAfter, retryDeadline, sleep, timeLeft, type RetryPolicy } from './retry.js';
+import { RETRIABLE_STATUS, RetryBudget, parseRetryAfter, sleep, timeLeft, type RetryPolicy } from './retry.js';
 
 export interface SessionOptions {
   registry: string;
@@ -69,14 +69,14 @@ export class RegistrySession {
 
   private async probe(signal?: AbortSignal): Promise<URL> {
     const schemes = this.o.plainHttp ? ['https:', 'http:'] : ['https:'];
-    const deadline = retryDeadline(this.o.retry);
+    const budget = new RetryBudget(this.o.retry);
     const run = async (): Promise<URL> => {
       let lastErr: unknown;
       for (const scheme of schemes) {
         const base = new URL(`${scheme}//${this.apiHost}/`);
         try {
           const req = { method: 'GET', url: new URL('/v2/', base), headers: { 'user-agent': this.o.userAgent }, ...(signal ? { signal } : {}) };
-          const res = await send(this.o.pool, req, timeLeft(deadline, this.o.headerTimeoutMs));
+          const res = await send(this.o.pool, req, timeLeft(budget.deadline, this.o.headerTimeoutMs));
           if (res.status === 401) this.challenge = pickChallenge(parseChallenges(res.headers['www-authenticate']));
           discard(res.body);
           return base;
@@ -87,16 +87,15 @@ export class RegistrySession {
       }
       throw lastErr;
     };
-    for (let attempt = 1; ; attempt++) {
+    for (;;) {
       try {
         return await run();
       } catch (e) {
         if (isAbortError(e)) throw this.abortError(e);
         if (isCertificateError(e)) throw new RegistryError('TLS', `TLS certificate of ${this.apiHost} not trusted: ${(e as Error).message}`, { registry: this.registry, cause: e });
-        const wait = backoffMs(this.o.retry, attempt);
-        if (attempt >= this.o.retry.attempts || !isRetriableNetworkError(e) || !fitsDeadline(deadline, wait)) {
-          throw this.networkError(e, `cannot reach https://${this.apiHost}/v2/`, { attempts: attempt, deadline });
-        }
+        const attempts = budget.attempt;
+        const wait = isRetriableNetworkError(e) ? budget.next() : undefined;
+        if (wait === undefined) throw this.networkError(e, `cannot reach https://${this.apiHost}/v2/`, { attempts, deadline: budget.deadline });
         await sleep(wait, signal).catch((err: unknown) => {
           throw this.abortError(err);
         });
@@ -138,8 +137,8 @@ export class RegistrySession {
     let redirects = 0;
     let method = r.method;
     let body = r.body;
-    const deadline = retryDeadline(this.o.retry);
-    for (let attempt = 1; ; attempt++) {
+    const budget = new RetryBudget(this.o.retry);
+    for (;;) {
       const sameOrigin = url.origin === base.origin;
       const headers: Record<string, string> = { 'user-agent': this.o.userAgent, ...r.headers };
       if (sameOrigin) {
@@ -148,17 +147,18 @@ export class RegistrySession {
       }
       let res: HttpResponse;
       try {
-        const idleMs = body === undefined ? timeLeft(deadline, this.o.headerTimeoutMs) : this.o.timeoutMs;
+        const idleMs = body === undefined ? timeLeft(budget.deadline, this.o.headerTimeoutMs) : this.o.timeoutMs;
         res = await send(this.o.pool, { method, url, headers, ...(body !== undefined ? { body } : {}), ...(r.signal ? { signal: r.signal } : {}) }, idleMs);
       } catch (e) {
         if (isAbortError(e)) throw this.abortError(e);
         if (isCertificateError(e)) throw new RegistryError('TLS', `TLS certificate of ${url.host} not trusted: ${(e as Error).message}`, { registry: this.registry, cause: e });
-        const wait = backoffMs(this.o.retry, attempt);
-        if (r.retry !== false && isRetriableNetworkError(e) && attempt < this.o.retry.attempts && fitsDeadline(deadline, wait)) {
+        const attempts = budget.attempt;
+        const wait = r.retry !== false && isRetriableNetworkError(e) ? budget.next() : undefined;
+        if (wait !== undefined) {
           await this.pause(wait, r.signal);
           continue;
         }
-        throw this.networkError(e, `${method} ${url.pathname} failed`, { attempts: attempt, deadline, ...(r.repository ? { repository: r.repository } : {}) });
+        throw this.networkError(e, `${method} ${url.pathname} failed`, { attempts, deadline: budget.deadline, ...(r.repository ? { repository: r.repository } : {}) });
       }
       if (res.status === 401 && sameOrigin && !authRetried) {
         const c = pickChallenge(parseChallenges(res.headers['www-authenticate']));
@@ -167,7 +167,6 @@ export class RegistrySession {
           this.onChallenge(c, scopes);
           if (c.params.scope) scopes = mergeScopes([...scopes, c.params.scope]);
           discard(res.body);
-          attempt--;
           continue;
         }
       }
@@ -179,14 +178,13 @@ export class RegistrySession {
           method = 'GET';
           body = undefined;
         }
-        attempt--;
         continue;
       }
-      if (RETRIABLE_STATUS.has(res.status) && r.retry !== false && attempt < this.o.retry.attempts) {
+      if (RETRIABLE_STATUS.has(res.status) && r.retry !== false) {
         const after = parseRetryAfter(header(res, 'retry-after'));
         if (after !== undefined && after > this.o.retry.maxRetryAfterMs) return res;
-        const wait = backoffMs(this.o.retry, attempt, after);
-        if (!fitsDeadline(deadline, wait)) return res;
+        const wait = budget.next(after);
+        if (wait === undefined) return res;
         discard(res.body);
         await this.pause(wait, r.signal);
         continue;

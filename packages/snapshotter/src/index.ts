@@ -1,6 +1,6 @@
 export { SnapshotError, type SnapshotErrorCode } from './errors.js';
 export { Snapshotter, type SnapshotterOptions, type ReadOnlyView } from './snapshotter.js';
-export { chainIds, type SnapshotRecord } from './store.js';
+export { type SnapshotRecord } from './store.js';
 export { Mounted, type CommitOptions, type CommitResult, type Driver } from './mounted.js';
 export { applyLayer, type ApplyOptions, type ApplyResult } from './apply.js';
 export { layerTar, writeLayer, type LayerCompression, type LayerTarOptions, type WriteLayerOptions, type WrittenLayer } from './layer.js';
@@ -18,4 +18,5 @@ export { readXattrsTree } from './sys.js';
 export { checkLayer, MemberChecker, type CheckLayerOptions, type LayerCheckResult } from './verify.js';
 export { LayerChecker, describeLayerError, type ContentCheck } from './layer-checks.js';
 export { cleanupStaleWork, type StaleCleanup } from './stale.js';
+export { SnapshotMaintenance, type SnapshotEntry, type ChainEntry } from './maintenance.js';
 export { mountsUnder, unmount } from './overlay.js';

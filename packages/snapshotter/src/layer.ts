@@ -1,4 +1,3 @@
-import { createWriteStream, promises as fsp } from 'node:fs';
 import { PassThrough, Readable, type Duplex, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DigestingStream, layerMediaType, type BlobStore, type Descriptor, type Digest } from '@hoist/oci';
@@ -63,28 +62,23 @@ async function* insideRoot(entries: AsyncIterable<LayerEntry>): AsyncGenerator<L
  */
 export async function writeLayer(blobs: BlobStore, entries: AsyncIterable<LayerEntry>, opts: WriteLayerOptions = {}): Promise<WrittenLayer> {
   const compression = opts.compression ?? 'gzip';
-  const tmp = await blobs.tempPath('layer');
   const diff = new DigestingStream();
-  const blob = new DigestingStream();
-  try {
-    await pipeline(
-      Readable.from(tarBytes(insideRoot(entries), opts), { objectMode: false, highWaterMark: 256 * 1024 }),
-      diff,
-      compressor(compression, opts.level),
-      blob,
-      createWriteStream(tmp, { flags: 'wx' }),
-      opts.signal ? { signal: opts.signal } : {},
-    );
-    const { digest, size } = await blobs.adopt(tmp, blob.digest, blob.size);
-    // names checked above, diff_id hashed in the same pass: later pushes need not re-read it
-    await blobs.noteVerifiedLayer(digest, diff.digest);
-    return {
-      diffId: diff.digest,
-      descriptor: { mediaType: opts.mediaType ?? layerMediaType('oci', compression), digest, size },
-      uncompressedSize: diff.size,
-    };
-  } catch (e) {
-    await fsp.rm(tmp, { force: true });
-    throw e;
-  }
+  const { digest, size } = await blobs.write(
+    (out) =>
+      pipeline(
+        Readable.from(tarBytes(insideRoot(entries), opts), { objectMode: false, highWaterMark: 256 * 1024 }),
+        diff,
+        compressor(compression, opts.level),
+        out,
+        opts.signal ? { signal: opts.signal } : {},
+      ),
+    { prefix: 'layer' },
+  );
+  // names checked above, diff_id hashed in the same pass: later pushes need not re-read it
+  await blobs.noteVerifiedLayer(digest, diff.digest);
+  return {
+    diffId: diff.digest,
+    descriptor: { mediaType: opts.mediaType ?? layerMediaType('oci', compression), digest, size },
+    uncompressedSize: diff.size,
+  };
 }

@@ -1,13 +1,13 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import type { BlobStore, Descriptor, Digest } from '@hoist/oci';
+import { chainIds, type BlobStore, type Descriptor, type Digest } from '@hoist/oci';
 import { SnapshotError, throwIfAborted } from './errors.js';
 import { diffTrees } from './diff.js';
 import { writeLayer, type WriteLayerOptions } from './layer.js';
 import { withoutBlindOpaques } from './opaque.js';
 import { opaqueXattr, unmount, type OverlayXattrs } from './overlay.js';
 import type { TreeStamps } from './stamps.js';
-import { chainIds, type Layout } from './store.js';
+import type { Layout } from './store.js';
 import { readXattrsTree } from './sys.js';
 import type { LayerEntry } from './tar/writer.js';
 import { walkTree } from './walk.js';

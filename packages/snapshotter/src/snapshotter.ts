@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
-import type { BlobStore, Descriptor, Digest } from '@hoist/oci';
+import { chainIds, type BlobStore, type Descriptor, type Digest } from '@hoist/oci';
 import { applyLayer, type ApplyOptions, type ApplyResult } from './apply.js';
 import { SnapshotError, throwIfAborted } from './errors.js';
 import { layerTar, type LayerTarOptions } from './layer.js';
@@ -11,7 +11,7 @@ import { mountOverlay, opaqueXattr, unmount, type OverlayXattrs } from './overla
 import { storeDriver } from './driver-probe.js';
 import { cleanupStaleWork } from './stale.js';
 import { stampTree } from './stamps.js';
-import { Layout, chainIds, pidAlive, type SnapshotRecord } from './store.js';
+import { Layout, pidAlive, type SnapshotRecord } from './store.js';
 import { run } from './sys.js';
 import type { ReadLimits } from './tar/reader.js';
 

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { currentUserNamespace, digestHex, ensurePrivateDir, sha256, writeFileAtomic, type Descriptor, type Digest } from '@hoist/oci';
+import { currentUserNamespace, digestHex, ensurePrivateDir, writeFileAtomic, type Descriptor, type Digest } from '@hoist/oci';
 import { SnapshotError } from './errors.js';
 import type { OverlayXattrs } from './overlay.js';
 
@@ -158,12 +158,6 @@ function shortId(s: string): string {
   return out;
 }
 
-/** OCI ChainID of a stack of diff_ids (bottom first). */
-export function chainIds(diffIds: readonly Digest[]): Digest[] {
-  const out: Digest[] = [];
-  for (const d of diffIds) out.push(out.length === 0 ? d : sha256(`${out[out.length - 1]} ${d}`));
-  return out;
-}
 
 export { pidAlive } from '@hoist/oci';
 

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { pidAlive } from '@hoist/oci';
+import { pidAlive, storePaths } from '@hoist/oci';
 import { cleanupStaleWork, mountsUnder, unmount } from '@hoist/snapshotter';
 import { CGROUP_FS, containerCgroups, removeCgroup } from './cgroups.js';
 import { findRuntime } from './runtime.js';
@@ -112,13 +112,14 @@ export async function reclaimProcess(root: string, pid: number, opts: ReclaimOpt
   for (const dir of await containerCgroups(isContainerOf(pid), cgroupFs)) {
     if (await removeCgroup(dir)) report.cgroups++;
   }
-  await reclaimEntries(path.join(root, 'tmp', 'bundles'), pid, report);
-  await reclaimEntries(path.join(root, 'tmp'), pid, report);
-  const snaps = await cleanupStaleWork(path.join(root, 'snapshots'), (p) => p === pid).catch(() => ({ unmounted: 0, removed: 0 }));
+  const paths = storePaths(root);
+  await reclaimEntries(path.join(paths.tmp, 'bundles'), pid, report);
+  await reclaimEntries(paths.tmp, pid, report);
+  const snaps = await cleanupStaleWork(paths.snapshots, (p) => p === pid).catch(() => ({ unmounted: 0, removed: 0 }));
   report.unmounted += snaps.unmounted;
   report.paths += snaps.removed;
-  await reclaimEntries(path.join(root, 'oci', 'tmp'), pid, report);
-  await reclaimEntries(path.join(root, 'active'), pid, report);
+  await reclaimEntries(path.join(paths.oci, 'tmp'), pid, report);
+  await reclaimEntries(paths.leases, pid, report);
   return report;
 }
 

@@ -1,7 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createWriteStream, promises as fsp } from 'node:fs';
 import { DigestingStream, MediaType, type BlobStore, type Descriptor, type Digest } from '@hoist/oci';
 import { ParallelGzip, decompress, readXattrsTree, walkTree, writeLayer } from '@hoist/snapshotter';
 
@@ -21,14 +20,6 @@ export async function importDirectoryLayer(dir: string, blobs: BlobStore, opts: 
 export async function importTarballLayer(file: string, blobs: BlobStore): Promise<ImportedLayer> {
   const { stream } = await decompress(createReadStream(file));
   const diff = new DigestingStream();
-  const blob = new DigestingStream();
-  const tmp = await blobs.tempPath('import');
-  try {
-    await pipeline(Readable.from(stream), diff, new ParallelGzip(), blob, createWriteStream(tmp, { flags: 'wx' }));
-    await blobs.adopt(tmp, blob.digest, blob.size);
-  } catch (e) {
-    await fsp.rm(tmp, { force: true });
-    throw e;
-  }
+  const blob = await blobs.write((out) => pipeline(Readable.from(stream), diff, new ParallelGzip(), out), { prefix: 'import' });
   return { descriptor: { mediaType: MediaType.OciLayerGzip, digest: blob.digest, size: blob.size }, diffId: diff.digest };
 }

@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import { formatPlan, parse, plan } from '@hoist/parser';
-import { readDockerfile } from './build.js';
+import { readDockerfile } from '../library/dockerfile.js';
 import { parseKeyValues } from '../args.js';
 
 export async function planCommand(context: string, o: { file?: string; buildArg: string[]; target?: string; platform?: string; format: 'json' | 'dot' | 'text' }): Promise<number> {

@@ -1,0 +1,214 @@
+import { build as solve, buildPlatforms, type BuildEvent, type BuildOptions as BuilderOptions, type BuildResult, type ImageSource, type MultiBuildResult } from '@hoist/builder';
+import { formatReference, parseReference, storePaths, type Descriptor, type Platform } from '@hoist/oci';
+import { LayerChecker, type Snapshotter } from '@hoist/snapshotter';
+import type { RegistryClient } from '@hoist/registry-client';
+import { UsageError } from '../errors.js';
+import { openStore, type OpenedStore } from '../store.js';
+import { StoreThenRegistry } from '../image-source.js';
+import { contextDirectory, readDockerfile, type DockerfileSource } from './dockerfile.js';
+import type { CacheWiring } from './cache-wiring.js';
+import type { BuildOutputContext, BuildOutputs } from './outputs.js';
+import type { DockerEndpoint, loadIntoDocker } from '../docker-load.js';
+import { checkMultiPlatform, isolationWiring, parsePlatforms } from './wiring.js';
+
+/** Builder options a request passes through unchanged. */
+type Passed = 'buildArgs' | 'target' | 'noCache' | 'noCacheFilter' | 'format' | 'network' | 'allow' | 'seccomp' | 'jobs' | 'runtime' | 'sourceDateEpoch' | 'secrets' | 'ssh' | 'resources' | 'explainCache' | 'labels' | 'manifestAnnotations' | 'runHost' | 'executor';
+
+/** What to build and where the result goes: `hoist build`'s flags as an object. */
+export interface BuildRequest extends Pick<BuilderOptions, Passed> {
+  /** The build context directory. */
+  context: string;
+  /** The Dockerfile: a path (default `<context>/Dockerfile`), or its text with the path shown in messages. */
+  dockerfile?: string | DockerfileSource;
+  /** The store root (`--root`); default as the `hoist` command finds it (see {@link storeRoot}). */
+  root?: string;
+  /** Names to tag the image with in the store (and to push to). */
+  tags?: string[];
+  /** Target platform, `os/arch[/variant]`; several, comma-separated, build an image index. */
+  platform?: string;
+  /** Extra build contexts (`--build-context`): `NAME=DIR`, `NAME=docker-image://REF`, `NAME=oci-layout://PATH[:TAG]`, `NAME=GIT-URL`. */
+  buildContexts?: string[];
+  /** How RUN steps are isolated (`--isolation`): `auto` (default, or `$HOIST_ISOLATION`), `oci`, `rootless`, `proot`. */
+  isolation?: string;
+  /** Load the image into the Docker daemon (`--load`; DOCKER_HOST or /var/run/docker.sock). */
+  load?: boolean;
+  /** Push every tag after the build (`--push`). */
+  push?: boolean;
+  /** Outputs in `--output` syntax: `type=oci,dest=FILE`, `type=local,dest=DIR`, `type=registry`, … */
+  outputs?: string[];
+  /** Build caches to import, `type=registry,ref=REF` or `type=local,src=DIR` (`--cache-from`). */
+  cacheFrom?: string[];
+  /** Build caches to export, `type=registry,ref=REF[,mode=max]` or `type=local,dest=DIR` (`--cache-to`). */
+  cacheTo?: string[];
+  /** Pull base images even when the store has them (`--pull`). */
+  pull?: boolean;
+  /** Registry mirrors for docker.io, tried in order. */
+  registryMirrors?: string[];
+  /** The registry client, made on first use; default: one with the Docker credentials of this user. */
+  registry?: () => Promise<RegistryClient>;
+  /** Build progress: steps starting, cached, done; their output. */
+  progress?: (ev: BuildEvent) => void;
+  /** Lines about cache imports/exports and outputs written. */
+  log?: (line: string) => void;
+  /** Called once the image is built, before caches are exported, outputs written and tags pushed. */
+  onBuilt?: (result: BuildResult | MultiBuildResult) => void;
+  /** Called after each tag is pushed. */
+  onPushed?: (ref: string, digest: string) => void;
+  signal?: AbortSignal;
+}
+
+/** What a build made. */
+export interface BuildSummary {
+  /** Digest of the image manifest (of the index for a multi-platform build). */
+  digest: string;
+  descriptor: Descriptor;
+  /** Full references tagged in the store. */
+  tags: string[];
+  stats: BuildResult['stats'];
+  /** References pushed. */
+  pushed: string[];
+  /** An output wrote an archive to stdout. */
+  wroteStdout: boolean;
+  /** The builder's result: one image, or (several platforms) an index with its `platforms`. */
+  result: BuildResult | MultiBuildResult;
+}
+
+interface Wired {
+  opened: OpenedStore;
+  snapshotter: Snapshotter;
+  outputs: BuildOutputs;
+  cache: CacheWiring;
+  registry: () => Promise<RegistryClient>;
+  log: (line: string) => void;
+  signal: AbortSignal;
+  platforms: Platform[];
+  images: ImageSource;
+  namedContexts: string[];
+  docker?: { endpoint: DockerEndpoint; load: typeof loadIntoDocker };
+}
+
+/**
+ * Build an image from a Dockerfile the way `hoist build` does: base images from the store or
+ * their registry, build caches imported and exported, outputs written, tags pushed.
+ *
+ * @example
+ * const r = await build({ context: 'fixtures/hello', tags: ['hello:1'] });
+ * console.log(r.digest);
+ */
+export async function build(req: BuildRequest): Promise<BuildSummary> {
+  const contextDir = await contextDirectory(req.context);
+  const df = typeof req.dockerfile === 'object' ? req.dockerfile : await readDockerfile(contextDir, req.dockerfile);
+  const w = await wire(req);
+  const opts = builderOptions(req, w, { contextDir, df });
+  const result = w.platforms.length > 1 ? await buildPlatforms(opts, w.platforms) : await solve(opts);
+  req.onBuilt?.(result);
+  await w.cache.exportAll(result, w.signal, w.log);
+  if (w.outputs.specs.length > 0) {
+    const { writeBuildOutputs } = await import('./outputs.js');
+    await writeBuildOutputs(w.outputs, outputContext(req, w, result));
+  }
+  const pushed = req.push || w.outputs.push ? await pushAll(req, w, result) : [];
+  if (w.docker && !('platforms' in result)) {
+    const loaded = await w.docker.load({ endpoint: w.docker.endpoint, store: w.opened.store, descriptor: result.descriptor, refs: resultNames(req, result), signal: w.signal, ...(w.platforms[0] ? { platform: w.platforms[0] } : {}) });
+    for (const l of loaded) w.log(`${l}\n`);
+  }
+  return { digest: result.descriptor.digest, descriptor: result.descriptor, tags: result.tags, stats: result.stats, pushed, wroteStdout: w.outputs.stdout, result };
+}
+
+/** Open the store, parse outputs, import caches; the registry client, cache and output code load only when used. */
+async function wire(req: BuildRequest): Promise<Wired> {
+  const outputs: BuildOutputs = req.outputs?.length ? (await import('./outputs.js')).parseBuildOutputs(req.outputs) : { specs: [], push: false, stdout: false };
+  const platforms = parsePlatforms(req.platform);
+  checkMultiPlatform(outputs, platforms.length, !!req.load);
+  if ((req.push || outputs.push) && (req.tags ?? []).length === 0) throw new UsageError('--push and --output type=registry need at least one -t NAME:TAG');
+  // loaded only when used (a plain build loads neither the Docker client nor the context importer)
+  const dockerMod = req.load ? await import('../docker-load.js') : undefined;
+  const docker = dockerMod ? { endpoint: dockerMod.requireDockerEndpoint(), load: dockerMod.loadIntoDocker } : undefined;
+  const namedMod = req.buildContexts?.length ? await import('../named-contexts.js') : undefined;
+  const named = namedMod ? await namedMod.parseBuildContexts(req.buildContexts ?? []) : [];
+  const opened = await openStore(req.root);
+  const snapshotter = await opened.snapshotter();
+  const registry = once(req.registry ?? defaultRegistry);
+  const log = req.log ?? ((): void => undefined);
+  const signal = req.signal ?? new AbortController().signal;
+  const none: CacheWiring = { sources: [], mountFrom: [], exportAll: async () => undefined };
+  const wantCache = (req.cacheFrom ?? []).length > 0 || (req.cacheTo ?? []).length > 0;
+  const cache = wantCache ? await (await import('./cache-wiring.js')).wireCache(opened.store, await registry(), req.cacheFrom ?? [], req.cacheTo ?? [], signal, log) : none;
+  const store = new StoreThenRegistry({
+    store: opened.store,
+    registry,
+    pull: req.pull ? 'always' : 'missing',
+    mirrors: req.registryMirrors ?? [],
+    checks: new LayerChecker(opened.store.blobs),
+  });
+  const images = namedMod ? new namedMod.NamedContextSource(store, named, { store: opened.store, scratchDir: storePaths(opened.root).tmp }) : store;
+  return { opened, snapshotter, outputs, cache, registry, log, signal, platforms, images, namedContexts: named.map((c) => c.name), ...(docker ? { docker } : {}) };
+}
+
+function builderOptions(req: BuildRequest, w: Wired, src: { contextDir: string; df: DockerfileSource }): BuilderOptions {
+  const { buildArgs, target, noCache, noCacheFilter, format, allow, seccomp, jobs, runtime, sourceDateEpoch, secrets, ssh, resources, explainCache, labels, manifestAnnotations, runHost } = req;
+  const isolated = isolationWiring(req.isolation, { network: req.network ?? 'default', resources, root: w.opened.root });
+  const executor = isolated.executor ?? req.executor;
+  const passed = { buildArgs, target, noCache, noCacheFilter, format, network: isolated.network, allow, seccomp, jobs, runtime, sourceDateEpoch, secrets, ssh, resources, explainCache, labels, manifestAnnotations, runHost, executor };
+  // `--output type=registry` alone (as in buildx): nothing is kept locally, so layers that only an
+  // imported cache or the base image's registry holds are mounted registry-side, never downloaded
+  const registryOnly = w.outputs.specs.length > 0 && w.outputs.specs.every((o) => o.type === 'registry');
+  return {
+    ...(Object.fromEntries(Object.entries(passed).filter(([, v]) => v !== undefined)) as Pick<BuilderOptions, Passed>),
+    store: w.opened.store,
+    snapshotter: w.snapshotter,
+    images: w.images,
+    ...(w.namedContexts.length > 0 ? { namedContexts: w.namedContexts } : {}),
+    root: w.opened.root,
+    contextDir: src.contextDir,
+    dockerfile: { path: src.df.path, text: src.df.text },
+    ...(src.df.dockerignore !== undefined ? { dockerignore: src.df.dockerignore } : {}),
+    ...(w.platforms.length === 1 ? { platform: w.platforms[0]! } : {}),
+    tags: req.tags ?? [],
+    ...(req.progress ? { progress: req.progress } : {}),
+    remoteCaches: w.cache.sources,
+    ...(registryOnly ? { lazyLayers: true } : {}),
+    signal: w.signal,
+  };
+}
+
+function outputContext(req: BuildRequest, w: Wired, result: BuildResult | MultiBuildResult): BuildOutputContext {
+  return {
+    store: w.opened.store,
+    snapshotter: w.snapshotter,
+    descriptor: result.descriptor,
+    tags: result.tags,
+    signal: w.signal,
+    log: w.log,
+    ...(w.platforms.length === 1 ? { platform: w.platforms[0]! } : {}),
+    ...('platforms' in result ? { platforms: result.platforms.map((p) => p.platform) } : {}),
+    ...(req.sourceDateEpoch !== undefined ? { sourceDateEpoch: req.sourceDateEpoch } : {}),
+  };
+}
+
+/** The names of a result: its local tags, or (a lazy, untagged result) the requested ones. */
+export function resultNames(req: Pick<BuildRequest, 'tags'>, result: Pick<BuildResult, 'tags'>): string[] {
+  return result.tags.length > 0 ? result.tags : (req.tags ?? []).map((t) => formatReference(parseReference(t)));
+}
+
+async function pushAll(req: BuildRequest, w: Wired, result: BuildResult | MultiBuildResult): Promise<string[]> {
+  // a lazy result is not tagged locally (its layers are not all here): push the requested tags
+  const refs = resultNames(req, result);
+  for (const ref of refs) {
+    await (await w.registry()).push(w.opened.store, result.descriptor, ref, { signal: w.signal, mountFrom: w.cache.mountFrom });
+    req.onPushed?.(ref, result.descriptor.digest);
+  }
+  return refs;
+}
+
+/** A client with the Docker credentials of this user (`~/.docker/config.json`, credential helpers). */
+async function defaultRegistry(): Promise<RegistryClient> {
+  const { RegistryClient, loadCredentials } = await import('@hoist/registry-client');
+  return new RegistryClient({ credentials: loadCredentials() });
+}
+
+/** `make`, called at most once. */
+function once<T>(make: () => Promise<T>): () => Promise<T> {
+  let made: Promise<T> | undefined;
+  return () => (made ??= make());
+}

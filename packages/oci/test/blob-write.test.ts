@@ -1,0 +1,65 @@
+/**
+ * BlobStore.write: callers stream into the store (a layer tarred and compressed, say) and the
+ * store hashes what arrives itself; a failed or wrong write leaves no temp file and no blob.
+ * Downloads use the store's own partial paths and commit through it.
+ */
+import { createHash } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { PassThrough, Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { type BlobStore, ImageStore, sha256, type Digest } from '@hoist/oci';
+
+const hex = (b: Buffer): Digest => `sha256:${createHash('sha256').update(b).digest('hex')}` as Digest;
+
+describe('BlobStore.write', () => {
+  let dir: string;
+  let blobs: BlobStore;
+  beforeEach(async () => {
+    dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'hoist-blobs-'));
+    blobs = (await ImageStore.open(dir)).blobs;
+  });
+  afterEach(async () => fsp.rm(dir, { recursive: true, force: true }));
+
+  const tmpFiles = (): Promise<string[]> => fsp.readdir(blobs.tmpDir).catch(() => []);
+
+  it('stores the bytes that reach the writable, hashed by the store', async () => {
+    const upper = new Transform({ transform: (c: Buffer, _e, cb) => cb(null, Buffer.from(c.toString().toUpperCase())) });
+    const r = await blobs.write((out) => pipeline(Readable.from([Buffer.from('hello '), Buffer.from('world')]), upper, out), { prefix: 'test' });
+    const want = Buffer.from('HELLO WORLD');
+    expect(r).toEqual({ digest: hex(want), size: want.length });
+    expect(await fsp.readFile(blobs.path(r.digest))).toEqual(want);
+    expect(await tmpFiles()).toEqual([]);
+  });
+
+  it('a failing writer leaves neither a blob nor a temp file', async () => {
+    const boom = new PassThrough();
+    const fill = (out: NodeJS.WritableStream): Promise<void> => {
+      setImmediate(() => boom.destroy(new Error('source broke')));
+      return pipeline(boom, out as never);
+    };
+    await expect(blobs.write(fill)).rejects.toThrow('source broke');
+    expect(await tmpFiles()).toEqual([]);
+    expect(await fsp.readdir(blobs.blobsDir).catch(() => [])).toEqual([]);
+  });
+
+  it('bytes that do not match the expected digest are not stored', async () => {
+    const other = sha256('something else');
+    await expect(blobs.write((out) => pipeline(Readable.from([Buffer.from('data')]), out), { expected: { digest: other } })).rejects.toMatchObject({ code: 'DIGEST_MISMATCH' });
+    expect(await blobs.has(hex(Buffer.from('data')))).toBe(false);
+    expect(await tmpFiles()).toEqual([]);
+  });
+
+  it('a download is kept at the store\'s partial path and committed through the store', async () => {
+    const data = Buffer.from('layer bytes');
+    const desc = { digest: hex(data), size: data.length };
+    const { partial, lock } = await blobs.downloadPaths(desc.digest);
+    expect([path.dirname(partial), path.dirname(lock)]).toEqual([blobs.tmpDir, blobs.tmpDir]);
+    expect(partial).not.toBe(lock);
+    await fsp.writeFile(partial, data);
+    await blobs.commitDownload(partial, desc);
+    expect(await blobs.has(desc.digest)).toBe(true);
+    expect(await tmpFiles()).toEqual([]);
+  });
+});
