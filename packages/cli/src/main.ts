@@ -23,7 +23,7 @@ function program(signal: AbortSignal): Command {
       .option('--tls-ca <file>', "trust this CA certificate (PEM) for registries, besides the system's and /etc/docker/certs.d (repeatable; also $HOIST_TLS_CA)", collect, [])
       .option('--insecure-registry <host>', 'allow plain HTTP or an unverified certificate for this registry host[:port] (repeatable; also $HOIST_INSECURE_REGISTRIES)', collect, [])
       .hook('preAction', async (_t, action) => {
-        const { applyRegistryFlags } = await import('./registry.js');
+        const { applyRegistryFlags } = await import('./registry-flags.js');
         applyRegistryFlags(action.opts() as { tlsCa?: string[]; insecureRegistry?: string[] });
       });
   const progressOpt = (): Option => new Option('--progress <mode>', 'progress output').choices(['auto', 'plain', 'tty', 'json', 'quiet']).default('auto');

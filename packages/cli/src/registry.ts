@@ -1,9 +1,8 @@
-import { existsSync } from 'node:fs';
-import * as path from 'node:path';
 import { RegistryClient, loadCredentials } from '@hoist/registry-client';
 import type { ProgressMode } from './progress.js';
 import { loadConfig } from './config.js';
 import { UsageError } from './errors.js';
+import { listEnv } from './registry-flags.js';
 
 /** A duration in seconds from the environment (fractions allowed), in ms; undefined when unset. */
 function envSeconds(name: string): number | undefined {
@@ -22,27 +21,6 @@ function registryTimeouts(): { headerTimeoutMs?: number; retry?: { totalMs: numb
   const header = envSeconds('HOIST_REGISTRY_HEADER_TIMEOUT');
   const total = envSeconds('HOIST_REGISTRY_DEADLINE');
   return { ...(header !== undefined ? { headerTimeoutMs: header } : {}), ...(total !== undefined ? { retry: { totalMs: total } } : {}) };
-}
-
-/** A comma-separated list from the environment (`--tls-ca` and `--insecure-registry` set these too). */
-function listEnv(name: string): string[] {
-  return (process.env[name] ?? '').split(',').map((x) => x.trim()).filter(Boolean);
-}
-
-/**
- * `--tls-ca FILE` and `--insecure-registry HOST` of the registry commands: added to
- * HOIST_TLS_CA / HOIST_INSECURE_REGISTRIES for this process (and a rootless child), where every
- * registry client of the command reads them. A CA file that cannot be read is a usage error.
- */
-export function applyRegistryFlags(o: { tlsCa?: string[]; insecureRegistry?: string[] }): void {
-  for (const f of o.tlsCa ?? []) {
-    if (!existsSync(f)) throw new UsageError(`--tls-ca ${f}: no such file (a PEM file with the registry's CA certificate)`);
-  }
-  const add = (name: string, values: string[] | undefined): void => {
-    if (values && values.length > 0) process.env[name] = [...listEnv(name), ...values.map((v) => (name === 'HOIST_TLS_CA' ? path.resolve(v) : v))].join(',');
-  };
-  add('HOIST_TLS_CA', o.tlsCa);
-  add('HOIST_INSECURE_REGISTRIES', o.insecureRegistry);
 }
 
 export interface ClientOptions {

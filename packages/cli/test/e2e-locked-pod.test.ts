@@ -91,7 +91,7 @@ describe('no privileges: hoist inside a locked-down pod', () => {
     expect(r.stderr).toContain('isolation: proot (no privileges: user namespaces are refused here (unshare: unshare failed: Operation not permitted)');
     expect(r.stderr).toContain('snapshots: copy');
     expect(r.code).toBe(0);
-    const asRoot = await must(hoist(['build', '--root', rootStore, '-q', '-t', 'hello:1', hello], { env: ROOT_ENV }), 'root build');
+    const asRoot = await must(hoist(['build', '--root', rootStore, '--progress', 'plain', '-t', 'hello:1', hello], { env: ROOT_ENV }), 'root build');
     expect(r.stdout.trim()).toBe(asRoot.trim());
     // RUN ran as fake root; USER app is uid 1000 in the config
     const cfg = await must(pod('$HOIST inspect hello:1'), 'inspect');

@@ -78,7 +78,7 @@ describe('rootless: an ordinary user builds with no flag', () => {
     expect(r.stderr).toContain(`isolation: rootless (runc in a user namespace: uid 0 = host uid ${user.uid}, uids 1-65536 = host ${sub!.start}-${sub!.start + 65535})`);
     expect(r.stderr).toContain('snapshots: overlay (kernel overlayfs inside the user namespace, userxattr)');
     expect((await fsp.stat(path.join(storeOf(user), 'oci'))).uid).toBe(user.uid);
-    const asRoot = await hoist(['build', '--root', rootStore, '-q', HELLO], { env: SDE });
+    const asRoot = await hoist(['build', '--root', rootStore, '--progress', 'plain', HELLO], { env: SDE });
     expect(asRoot.code).toBe(0);
     helloAsRoot = asRoot.stdout.trim();
     expect(r.stdout.trim()).toBe(helloAsRoot);
@@ -102,7 +102,7 @@ describe('rootless: an ordinary user builds with no flag', () => {
     const r = await user.hoist(['build', '--progress', 'plain', '-t', 'app:1', APP], { env: SDE });
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/RUN useradd --create-home/);
-    const asRoot = await hoist(['build', '--root', rootStore, '-q', APP], { env: SDE });
+    const asRoot = await hoist(['build', '--root', rootStore, '--progress', 'plain', APP], { env: SDE });
     expect(asRoot.code).toBe(0);
     expect(r.stdout.trim()).toBe(asRoot.stdout.trim());
 
