@@ -376,10 +376,9 @@ function onSignals(ac: AbortController): () => NodeJS.Signals | undefined {
 
 async function main(): Promise<void> {
   const code = await rootless();
-  if (code !== undefined) {
-    process.exitCode = code;
-    return;
-  }
+  // the same teardown window as after a signal (see below): the parent of a rootless child
+  // keeps ignoring Ctrl-C until it has exited with the child's status
+  if (code !== undefined) process.exit(code);
   const ac = new AbortController();
   const received = onSignals(ac);
   // a reader that went away (| head) cancels the command; nothing more is reported
@@ -395,6 +394,11 @@ async function main(): Promise<void> {
   const sig = received();
   if (pipes.exitCode !== undefined) process.exitCode = pipes.exitCode;
   else if (sig) process.exitCode = 128 + (osConstants.signals[sig] ?? 0);
+  // After a signal, exit now rather than by an emptied event loop: Node's teardown closes the
+  // signal handlers (restoring SIGINT's default action) before the process ends, so one more
+  // Ctrl-C in that window would kill hoist by the signal instead of exiting 128+n. Writes to
+  // stdout/stderr are synchronous on Linux (files, pipes, TTYs): nothing is lost.
+  if (sig) process.exit();
 }
 
 await main();

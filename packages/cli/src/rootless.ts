@@ -128,8 +128,10 @@ function runChild(plan: RootlessPlan, args: string[], onNamespace: () => void): 
     });
     child.on('error', (e: NodeJS.ErrnoException) => reject(e.code === 'ENOENT' ? unavailable('unshare (util-linux) is not installed: apt-get install util-linux') : e));
     child.on('close', (code, signal) => {
-      process.off('SIGTERM', forward).off('SIGHUP', forward).off('SIGINT', ignore);
+      // SIGINT stays ignored: main exits with `process.exit` right after this resolves
+      process.off('SIGTERM', forward).off('SIGHUP', forward);
       if (!started) {
+        process.off('SIGINT', ignore); // this process may yet run the command itself (proot)
         reject(new RootlessError(namespaceRefused(early), { refused: true }));
         return;
       }
