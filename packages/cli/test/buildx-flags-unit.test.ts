@@ -1,7 +1,7 @@
 /** The buildx flag parsers on their own: values as buildx reads them, mistakes as usage errors. */
 import { parseAddHost, parseShmSize, parseUlimit } from '@hoist/builder';
 import { annotationsFor, parseAnnotations, parseLabels } from '../src/buildx-flags.js';
-import { parseAttestations } from '../src/attest-flags.js';
+import { parseAttestations, planAttestations } from '../src/attest-flags.js';
 import { contextKey } from '../src/named-contexts.js';
 import { dockerEndpoint, requireDockerEndpoint } from '../src/docker-load.js';
 import { UsageError } from '../src/errors.js';
@@ -47,6 +47,23 @@ describe('buildx flag values', () => {
     expect(parseAttestations({ attest: ['type=provenance,mode=max'], provenance: 'mode=min,inline-only=true' })).toEqual([{ type: 'provenance', attrs: { mode: 'min', 'inline-only': 'true' } }]);
     expect(parseAttestations({ attest: ['type=sbom,generator=docker/buildkit-syft-scanner', 'type=provenance,disabled=true'] })).toEqual([{ type: 'sbom', attrs: { generator: 'docker/buildkit-syft-scanner' } }]);
     expect(() => parseAttestations({ provenance: 'mode=all' })).toThrow(UsageError);
+  });
+
+  test('attestation plan: provenance mode=min by default as buildx, unless set (even to false) or BUILDX_NO_DEFAULT_ATTESTATIONS', () => {
+    expect(planAttestations({}, {})).toEqual({ provenance: { mode: 'min' }, defaultOnly: true });
+    expect(planAttestations({}, { BUILDX_NO_DEFAULT_ATTESTATIONS: '1' })).toEqual({ defaultOnly: true });
+    expect(planAttestations({}, { BUILDX_NO_DEFAULT_ATTESTATIONS: 'false' })).toEqual({ provenance: { mode: 'min' }, defaultOnly: true });
+    expect(planAttestations({ provenance: 'false' }, {})).toEqual({ defaultOnly: false });
+    expect(planAttestations({ sbom: 'true' }, { BUILDX_NO_DEFAULT_ATTESTATIONS: '1' })).toEqual({ sbom: {}, defaultOnly: false });
+    expect(planAttestations({ sbom: 'true' }, {})).toEqual({ provenance: { mode: 'min' }, sbom: {}, defaultOnly: false });
+    expect(planAttestations({ attest: ['type=provenance,mode=max,builder-id=https://ci/1,version=v1'], sbom: 'false' }, {})).toEqual({ provenance: { mode: 'max', builderId: 'https://ci/1' }, defaultOnly: false });
+    expect(planAttestations({ attest: ['type=provenance,disabled=true', 'type=sbom,disabled=false'] }, {})).toEqual({ sbom: {}, defaultOnly: false });
+  });
+
+  test('attestations hoist cannot make are usage errors naming why: an SBOM generator image, SLSA v0.2', () => {
+    expect(() => planAttestations({ sbom: 'generator=docker/buildkit-syft-scanner' }, {})).toThrow(/SBOM generator images are not supported; hoist writes the SPDX SBOM itself/);
+    expect(() => planAttestations({ provenance: 'mode=max,version=v0.2' }, {})).toThrow(/SLSA provenance v1 only/);
+    expect(() => planAttestations({ provenance: 'mode=max,version=v0.2' }, {})).toThrow(UsageError);
   });
 
   test('named contexts match as BuildKit matches them: the familiar name without :latest', () => {

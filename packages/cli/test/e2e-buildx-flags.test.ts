@@ -19,8 +19,16 @@ const DOCKERFILE = [
 
 interface RawManifest {
   config: { digest: string };
+  layers: Array<{ digest: string; annotations?: Record<string, string> }>;
   annotations?: Record<string, string>;
 }
+
+interface RawIndex {
+  mediaType: string;
+  manifests: Array<{ digest: string; size: number; platform: { os: string; architecture: string }; annotations?: Record<string, string> }>;
+}
+
+const sha = (s: string): string => `sha256:${createHash('sha256').update(s).digest('hex')}`;
 
 describe('buildx flags: CI argument lists, result files, RUN sandbox flags', () => {
   let registry: RunningRegistry;
@@ -41,10 +49,22 @@ describe('buildx flags: CI argument lists, result files, RUN sandbox flags', () 
     await fsp.rm(work, { recursive: true, force: true });
   });
 
-  async function rawManifest(ref: string): Promise<{ raw: string; json: RawManifest }> {
+  /** The image manifest a tag names; through the index when attestations made one (its raw JSON as `index`). */
+  async function rawManifest(ref: string): Promise<{ raw: string; json: RawManifest; index?: { raw: string; json: RawIndex } }> {
     const r = await run('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://${ref}`]);
     expect(r.code).toBe(0);
-    return { raw: r.stdout, json: JSON.parse(r.stdout) as RawManifest };
+    const top = JSON.parse(r.stdout) as RawManifest & Partial<RawIndex>;
+    if (!top.manifests) return { raw: r.stdout, json: top };
+    const image = top.manifests.find((m) => m.platform.os !== 'unknown')!;
+    const m = await run('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://${ref.replace(/:[^:/]+$/, '')}@${image.digest}`]);
+    return { raw: m.stdout, json: JSON.parse(m.stdout) as RawManifest, index: { raw: r.stdout, json: top as RawIndex } };
+  }
+
+  /** A blob of the registry, as JSON. */
+  async function blobJson(repo: string, digest: string): Promise<Record<string, any>> { // eslint-disable-line @typescript-eslint/no-explicit-any
+    const res = await fetch(`http://${registry.host}/v2/${repo}/blobs/${digest}`);
+    expect(res.status).toBe(200);
+    return (await res.json()) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
   }
 
   async function remoteConfig(ref: string): Promise<{ config: { Labels?: Record<string, string> } }> {
@@ -84,25 +104,31 @@ describe('buildx flags: CI argument lists, result files, RUN sandbox flags', () 
     const r = await hoist(['--root', root, ...args], { cwd: ctx });
     expect(r.stderr).not.toMatch(/unknown option/);
     expect(r.code).toBe(0);
-    // attestations are accepted but not attached: the build says so
-    expect(r.stderr).toMatch(/WARNING: attestations \(provenance\) are not implemented by hoist yet/);
+    expect(r.stderr).not.toMatch(/attestation/i);
 
-    const { raw, json: manifest } = await rawManifest(`${image}:1.2.3`);
-    const manifestDigest = `sha256:${createHash('sha256').update(raw).digest('hex')}`;
+    // the provenance (mode=min, the action's builder-id) is attached: the tag names an index of
+    // the image and its attestation manifest, as buildx pushes it
+    const { raw, json: manifest, index } = await rawManifest(`${image}:1.2.3`);
+    const manifestDigest = sha(raw);
+    expect(index?.json.manifests.map((m) => [m.digest, `${m.platform.os}/${m.platform.architecture}`])).toEqual([[manifestDigest, 'linux/amd64'], [expect.any(String), 'unknown/unknown']]);
+    const att = (await rawManifest(`${image}@${index!.json.manifests[1]!.digest}`)).json;
+    const provenance = await blobJson('acme/app', att.layers[0]!.digest);
+    expect(provenance.subject.map((x: { name: string }) => x.name)).toEqual([`pkg:docker/${image}@1.2.3?platform=linux%2Famd64`, `pkg:docker/${image}@latest?platform=linux%2Famd64`]);
+    expect(provenance.predicate.runDetails.builder.id).toBe('https://github.com/acme/app/actions/runs/1234/attempts/1');
+    // mode=min: no build args
+    expect(provenance.predicate.buildDefinition.externalParameters.request.args).toEqual({ filename: 'Dockerfile' });
+    const indexDigest = sha(index!.raw);
     // iidfile: the image ID (config digest), no newline — the action's `imageid` output
     expect(await fsp.readFile(iid, 'utf8')).toBe(manifest.config.digest);
     // metadata file: the action's `metadata` output; `digest` is containerimage.digest
+    // with attestations buildx reports the index as containerimage.digest/descriptor
     const m = JSON.parse(await fsp.readFile(meta, 'utf8')) as Record<string, unknown>;
-    expect(m['containerimage.digest']).toBe(manifestDigest);
+    expect(m['containerimage.digest']).toBe(indexDigest);
     expect(m['containerimage.config.digest']).toBe(manifest.config.digest);
     expect(m['image.name']).toBe(`${image}:1.2.3,${image}:latest`);
     expect(m['buildx.build.ref']).toMatch(/^[^/]+\/[^/]+\/[a-z0-9]{25}$/);
-    const d = m['containerimage.descriptor'] as { digest: string; size: number; mediaType: string; platform: { os: string }; annotations: Record<string, string> };
-    expect(d.digest).toBe(manifestDigest);
-    expect(d.size).toBe(Buffer.byteLength(raw));
-    expect(d.mediaType).toBe('application/vnd.oci.image.manifest.v1+json');
-    expect(d.platform.os).toBe('linux');
-    expect(d.annotations['config.digest']).toBe(manifest.config.digest);
+    const d = m['containerimage.descriptor'] as { digest: string; size: number; mediaType: string };
+    expect(d).toEqual({ mediaType: 'application/vnd.oci.image.index.v1+json', digest: indexDigest, size: Buffer.byteLength(index!.raw) });
     // labels in the config (the flag wins over the Dockerfile's LABEL), annotations on the manifest
     const cfg = await remoteConfig(`${image}:latest`);
     expect(cfg.config.Labels).toEqual({
@@ -117,8 +143,8 @@ describe('buildx flags: CI argument lists, result files, RUN sandbox flags', () 
       'org.opencontainers.image.revision': '0123456789abcdef',
       'org.opencontainers.image.source': 'https://github.com/acme/app',
     });
-    // stdout (without -q) stays the manifest digest that was pushed
-    expect(r.stdout.trim()).toBe(manifestDigest);
+    // stdout (without -q) is the digest that was pushed: the index's
+    expect(r.stdout.trim()).toBe(indexDigest);
   });
 
   it('`docker buildx bake --print` target, turned into build flags as bake does: tags, args, labels, annotations, output, shm-size, ulimits', async () => {
@@ -218,6 +244,8 @@ describe('buildx flags: CI argument lists, result files, RUN sandbox flags', () 
     [['--provenance', 'mode=full'], /provenance mode "full" is not valid; valid: min, max/],
     [['--attest', 'type=vex'], /--attest "type=vex": type "vex" is not valid; valid: provenance, sbom/],
     [['--sbom', 'generator'], /--sbom "generator": expected KEY=VALUE pairs/],
+    [['--sbom', 'generator=docker/buildkit-syft-scanner'], /SBOM generator images are not supported; hoist writes the SPDX SBOM itself/],
+    [['--provenance', 'mode=max,version=v0.2'], /hoist writes SLSA provenance v1 only; valid: v1/],
     [['--iidfile', '/nonexistent-dir/iid'], /--iidfile \/nonexistent-dir\/iid: directory \/nonexistent-dir does not exist/],
   ])('bad value %j: exit 2 with the reason, before anything is built', async (flags, message) => {
     const r = await hoist(['build', '--root', root, ...flags, ctx]);

@@ -5,7 +5,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { debianTarball, hoist, startRegistry, storeWithBusybox, tempDir, REPO_ROOT, type RunningRegistry } from '@hoist/testkit';
+import { debianTarball, hoist, run as runTool, startRegistry, storeWithBusybox, tempDir, REPO_ROOT, type RunningRegistry } from '@hoist/testkit';
 
 const CTX = path.join(REPO_ROOT, 'fixtures', 'cache-multistage');
 
@@ -78,13 +78,17 @@ describe('shared build cache through a registry', () => {
     const c = await hoist(['build', '--root', rootC, '--cache-from', `type=registry,ref=${cacheRef}`, '--output', 'type=registry',
       '--progress', 'plain', '--build-arg', `BASE=${base}`, '-t', dest, CTX]);
     expect(c.code).toBe(0);
-    expect(c.stdout.trim()).toBe(a.stdout.trim());
+    // the push carries buildx's default provenance: an index of A's image and its attestation manifest
+    const top = JSON.parse((await runTool('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${dest}`])).stdout) as { manifests: Array<{ digest: string; annotations?: Record<string, string> }> };
+    expect(top.manifests.map((m) => m.digest)[0]).toBe(a.stdout.trim());
+    expect(top.manifests[1]?.annotations?.['vnd.docker.reference.digest']).toBe(a.stdout.trim());
     expect(c.stderr).toMatch(/\(0 steps run, \d+ cached\)/);
     expect(c.stderr).toContain(`pushed ${dest}`);
     for (const d of await blobs(rootC)) expect(await isLayer(rootC, d)).toBe(false);
     const pulled = await hoist(['pull', '--root', path.join(work, 'runner-d'), '--progress', 'quiet', dest]);
     expect(pulled.code).toBe(0);
-    expect(pulled.stdout.trim()).toBe(a.stdout.trim());
+    const inspectD = JSON.parse((await hoist(['inspect', '--root', path.join(work, 'runner-d'), dest])).stdout) as { descriptor: { digest: string } };
+    expect(inspectD.descriptor.digest).toBe(a.stdout.trim());
   });
 
   it('Debian multi-stage app: runner B runs no RUN step and downloads only exported layers', async () => {

@@ -3,6 +3,7 @@
  * hoist (RUN in runc), pushed to the real docker-registry, read back by skopeo and umoci,
  * run by runc; then a fully cached rebuild and a failing RUN.
  */
+import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { hoist, mountsUnder, run, startRegistry, storeWithBusybox, tempDir, REPO_ROOT, type RunningRegistry } from '@hoist/testkit';
@@ -31,8 +32,17 @@ describe('hello: build, push, read back with skopeo/umoci/runc', () => {
     const r = await hoist(['build', '--root', root, '--progress', 'plain', '-t', ref, '--push', HELLO]);
     expect(r.stderr).toContain('pushed');
     expect(r.code).toBe(0);
-    firstDigest = r.stdout.trim();
-    expect(firstDigest).toMatch(/^sha256:[a-f0-9]{64}$/);
+    // a push carries buildx's default attestation (provenance mode=min): stdout is the digest of
+    // the index that lists the image and its attestation manifest
+    const top = r.stdout.trim();
+    expect(top).toMatch(/^sha256:[a-f0-9]{64}$/);
+    const raw = await run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`]);
+    expect(`sha256:${createHash('sha256').update(raw.stdout).digest('hex')}`).toBe(top);
+    const idx = JSON.parse(raw.stdout) as { manifests: Array<{ digest: string; platform: { os: string; architecture: string } }> };
+    expect(idx.manifests.map((m) => `${m.platform.os}/${m.platform.architecture}`)).toEqual(['linux/amd64', 'unknown/unknown']);
+    firstDigest = idx.manifests[0]!.digest;
+    // the local store keeps the image itself under the tag
+    expect((JSON.parse((await hoist(['inspect', '--root', root, ref])).stdout) as { descriptor: { digest: string } }).descriptor.digest).toBe(firstDigest);
     expect(r.stderr).toMatch(/RUN echo "built by hoist/);
   });
 

@@ -17,3 +17,25 @@ export { pruneStore, type PruneOptions, type PruneReport, type Freed } from './p
 export { fsckStore, type FsckIssue, type FsckReport } from './fsck.js';
 export { diskUsage, type DiskUsage } from './du.js';
 export { storeActivity } from './snapshots.js';
+export { imagePurl, imageSubjects, statement, STATEMENT_TYPE, PREDICATE_PROVENANCE_V1, PREDICATE_SPDX, type Statement, type Subject } from './attest/intoto.js';
+export { provenancePredicate, BUILD_TYPE, type ProvenanceInput, type ProvenanceMode, type ResolvedDependency } from './attest/provenance.js';
+export {
+  writeAttestedIndex,
+  writeAttestationManifest,
+  isAttestationManifest,
+  INTOTO_MEDIA_TYPE,
+  PREDICATE_TYPE_ANNOTATION,
+  REFERENCE_TYPE_ANNOTATION,
+  REFERENCE_DIGEST_ANNOTATION,
+  ATTESTATION_MANIFEST,
+  type AttestedImage,
+} from './attest/attach.js';
+export { imageSbom, imagePackages, type ImageSbomOptions } from './attest/sbom/index.js';
+export { spdxDocument, type SpdxOptions } from './attest/sbom/spdx.js';
+export { scanFiles, parseOsRelease } from './attest/sbom/scan.js';
+export { collectFiles, wantedFile, type CollectLimits, type CollectedFiles } from './attest/sbom/collect.js';
+export { parseDpkgStatus, debPurl } from './attest/sbom/dpkg.js';
+export { parseApkInstalled, apkPurl } from './attest/sbom/apk.js';
+export { parsePackageLock, parsePackageJson, npmPurl, isInstalledPackageJson } from './attest/sbom/npm.js';
+export { parseMetadata, pypiPurl, isDistInfoMetadata } from './attest/sbom/python.js';
+export type { FoundPackage, Distro } from './attest/sbom/types.js';

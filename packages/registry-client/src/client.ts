@@ -253,7 +253,8 @@ export class RegistryClient {
       const want = opts.platform ?? hostPlatform();
       const pick = choosePlatform(index.value.manifests, want);
       if (!pick) {
-        const offered = index.value.manifests.filter((d) => d.platform).map((d) => formatPlatform(d.platform!));
+        // attestation manifests (BuildKit's unknown/unknown entries) are not images to offer
+        const offered = index.value.manifests.filter((d) => d.platform && !(d.platform.os === 'unknown' && d.platform.architecture === 'unknown')).map((d) => formatPlatform(d.platform!));
         throw new RegistryError('PLATFORM_UNKNOWN', `${formatReference(r)} has no image for ${formatPlatform(want)}`, {
           registry: r.registry,
           repository: r.repository,

@@ -25,7 +25,8 @@ export async function writeIidFile(file: string, result: Pick<BuildResult, 'mani
  * map; two-space indent): the manifest digest, the config digest, the manifest's descriptor
  * with its platform, the names it got and a build reference.
  */
-export function buildMetadata(result: Pick<BuildResult, 'descriptor' | 'manifest' | 'config'>, o: { names: readonly string[]; descriptorAnnotations?: Record<string, string> }): Record<string, unknown> {
+export function buildMetadata(result: Pick<BuildResult, 'descriptor' | 'manifest' | 'config'>, o: { names: readonly string[]; descriptorAnnotations?: Record<string, string>; attested?: Descriptor }): Record<string, unknown> {
+  if (o.attested) return attestedMetadata(result, o.attested, o.names);
   const c = result.config;
   const d: Descriptor = result.descriptor;
   const annotations = { 'config.digest': result.manifest.config.digest, ...(c.created ? { 'org.opencontainers.image.created': c.created } : {}), ...(o.descriptorAnnotations ?? {}) };
@@ -37,6 +38,22 @@ export function buildMetadata(result: Pick<BuildResult, 'descriptor' | 'manifest
     'containerimage.digest': d.digest,
   };
   if (o.names.length > 0) meta['image.name'] = o.names.join(',');
+  return meta;
+}
+
+/**
+ * With attestations the result is an image index (the image and its attestation manifest):
+ * buildx then reports the index as `containerimage.digest`/`containerimage.descriptor`, and
+ * the image's config digest.
+ */
+function attestedMetadata(result: Pick<BuildResult, 'manifest'>, index: Descriptor, names: readonly string[]): Record<string, unknown> {
+  const meta: Record<string, unknown> = {
+    'buildx.build.ref': `hoist/hoist0/${buildRef()}`,
+    'containerimage.config.digest': result.manifest.config.digest,
+    'containerimage.descriptor': { mediaType: index.mediaType, digest: index.digest, size: index.size },
+    'containerimage.digest': index.digest,
+  };
+  if (names.length > 0) meta['image.name'] = names.join(',');
   return meta;
 }
 

@@ -4,7 +4,7 @@ import { hostPlatform } from '@hoist/oci';
 import type { RegistryClient } from '@hoist/registry-client';
 import { ExitError, UsageError } from '../errors.js';
 import { prepareContext } from '../build-context.js';
-import { parseAttestations } from '../attest-flags.js';
+import { planAttestations } from '../attest-flags.js';
 import { plainPrinter, type ProgressMode } from '../progress.js';
 import { parseAllow, parseKeyValues, parseSecurityOpts, readSecrets } from '../args.js';
 import type { TtyProgress } from '../tty-progress.js';
@@ -62,7 +62,7 @@ export interface BuildFlags {
   /** `--iidfile`, `--metadata-file`: files CI tools read after the build. */
   iidfile?: string;
   metadataFile?: string;
-  /** `--attest`, `--provenance`, `--sbom` (accepted with buildx's syntax; not attached yet). */
+  /** `--attest`, `--provenance`, `--sbom` (buildx's syntax; see attest-flags.ts). */
   attest?: string[];
   provenance?: string;
   sbom?: string;
@@ -97,11 +97,11 @@ async function buildIn(contextDir: string, df: DockerfileSource, f: BuildFlags, 
   const flag = count < 2 ? undefined : f.iidfile ? '--iidfile' : f.metadataFile ? '--metadata-file' : undefined;
   if (flag) throw new UsageError(`${flag} is not supported with several platforms (the result is an image index); build one --platform for it`);
   const buildx = await buildxOptions(f);
-  const request = await requestFromFlags(contextDir, df, f, buildx.options);
-  const attestations = parseAttestations(f);
-  if (attestations.length > 0) {
-    print({ type: 'warning', message: `attestations (${attestations.map((a) => a.type).join(', ')}) are not implemented by hoist yet: the image is written without them (pass --provenance=false --sbom=false to silence this)` });
-  }
+  const request: BuildRequest = {
+    ...(await requestFromFlags(contextDir, df, f, buildx.options)),
+    attestations: planAttestations(f),
+    manifestDescriptorAnnotations: (p) => buildx.descriptorAnnotations(p).descriptorAnnotations,
+  };
   const t0 = Date.now();
   let built = false;
   let r: BuildSummary;
@@ -131,7 +131,7 @@ async function buildIn(contextDir: string, df: DockerfileSource, f: BuildFlags, 
     if (!r.wroteStdout) process.stdout.write(`${r.digest}\n`);
     return 0;
   }
-  await writeResultFiles(result, f, buildx);
+  await writeResultFiles(result, f, { ...buildx, attested: r.attested });
   // -q prints the image ID as docker/buildx do; otherwise the manifest digest (what --push pushed)
   if (!r.wroteStdout) process.stdout.write(`${mode === 'quiet' ? imageId(result) : r.digest}\n`);
   return 0;
@@ -192,9 +192,10 @@ async function requestFromFlags(contextDir: string, df: DockerfileSource, f: Bui
 }
 
 /** `--iidfile` and `--metadata-file`, written last, as buildx writes them after the export. */
-async function writeResultFiles(result: BuildResult, f: BuildFlags, buildx: Awaited<ReturnType<typeof buildxOptions>>): Promise<void> {
+async function writeResultFiles(result: BuildResult, f: BuildFlags, buildx: Awaited<ReturnType<typeof buildxOptions>> & { attested: BuildSummary['attested'] }): Promise<void> {
   if (f.iidfile) await writeIidFile(f.iidfile, result);
-  if (f.metadataFile) await writeMetadataFile(f.metadataFile, buildMetadata(result, { names: resultNames({ tags: f.tag }, result), ...buildx.descriptorAnnotations(result.config) }));
+  const names = resultNames({ tags: f.tag }, result);
+  if (f.metadataFile) await writeMetadataFile(f.metadataFile, buildMetadata(result, { names, ...(buildx.attested ? { attested: buildx.attested } : buildx.descriptorAnnotations(result.config)) }));
 }
 
 /** The buildx flags parsed before the build (mistakes cost nothing): build options and what the result files need. */

@@ -10,6 +10,8 @@ import type { CacheWiring } from './cache-wiring.js';
 import type { BuildOutputContext, BuildOutputs } from './outputs.js';
 import type { DockerEndpoint, loadIntoDocker } from '../docker-load.js';
 import { checkMultiPlatform, isolationWiring, parsePlatforms } from './wiring.js';
+import type { AttestationPlan } from '../attest-flags.js';
+import type { RecordingImageSource } from './attestations.js';
 
 /** Builder options a request passes through unchanged. */
 type Passed = 'buildArgs' | 'target' | 'noCache' | 'noCacheFilter' | 'format' | 'network' | 'allow' | 'seccomp' | 'jobs' | 'runtime' | 'sourceDateEpoch' | 'secrets' | 'ssh' | 'resources' | 'explainCache' | 'labels' | 'manifestAnnotations' | 'runHost' | 'executor';
@@ -52,6 +54,13 @@ export interface BuildRequest extends Pick<BuilderOptions, Passed> {
   log?: (line: string) => void;
   /** Called once the image is built, before caches are exported, outputs written and tags pushed. */
   onBuilt?: (result: BuildResult | MultiBuildResult) => void;
+  /**
+   * Attestations (`--provenance`, `--sbom`; see {@link AttestationPlan}), attached when an
+   * output can hold them: a push or an OCI layout. Default: none.
+   */
+  attestations?: AttestationPlan;
+  /** `--annotation manifest-descriptor:…`: on each image's entry of the attested index. */
+  manifestDescriptorAnnotations?: (p: Platform) => Record<string, string> | undefined;
   /** Called after each tag is pushed. */
   onPushed?: (ref: string, digest: string) => void;
   signal?: AbortSignal;
@@ -59,8 +68,10 @@ export interface BuildRequest extends Pick<BuilderOptions, Passed> {
 
 /** What a build made. */
 export interface BuildSummary {
-  /** Digest of the image manifest (of the index for a multi-platform build). */
+  /** Digest of the image manifest (of the index for a multi-platform build or one with attestations). */
   digest: string;
+  /** The index with the attestations, when the build attached some (what was pushed / written). */
+  attested?: Descriptor;
   descriptor: Descriptor;
   /** Full references tagged in the store. */
   tags: string[];
@@ -83,6 +94,8 @@ interface Wired {
   signal: AbortSignal;
   platforms: Platform[];
   images: ImageSource;
+  /** The base images resolved (for the provenance), when attestations are wanted. */
+  recorder?: RecordingImageSource;
   namedContexts: string[];
   docker?: { endpoint: DockerEndpoint; load: typeof loadIntoDocker };
 }
@@ -100,19 +113,54 @@ export async function build(req: BuildRequest): Promise<BuildSummary> {
   const df = typeof req.dockerfile === 'object' ? req.dockerfile : await readDockerfile(contextDir, req.dockerfile);
   const w = await wire(req);
   const opts = builderOptions(req, w, { contextDir, df });
+  const startedOn = new Date();
   const result = w.platforms.length > 1 ? await buildPlatforms(opts, w.platforms) : await solve(opts);
   req.onBuilt?.(result);
   await w.cache.exportAll(result, w.signal, w.log);
+  const attested = await attest(req, w, result, { contextDir, df, startedOn });
   if (w.outputs.specs.length > 0) {
     const { writeBuildOutputs } = await import('./outputs.js');
-    await writeBuildOutputs(w.outputs, outputContext(req, w, result));
+    await writeBuildOutputs(w.outputs, { ...outputContext(req, w, result), ...(attested ? { attested } : {}) });
   }
-  const pushed = req.push || w.outputs.push ? await pushAll(req, w, result) : [];
+  const pushed = req.push || w.outputs.push ? await pushAll(req, w, result, attested ?? result.descriptor) : [];
   if (w.docker && !('platforms' in result)) {
     const loaded = await w.docker.load({ endpoint: w.docker.endpoint, store: w.opened.store, descriptor: result.descriptor, refs: resultNames(req, result), signal: w.signal, ...(w.platforms[0] ? { platform: w.platforms[0] } : {}) });
     for (const l of loaded) w.log(`${l}\n`);
   }
-  return { digest: result.descriptor.digest, descriptor: result.descriptor, tags: result.tags, stats: result.stats, pushed, wroteStdout: w.outputs.stdout, result };
+  const top = attested ?? result.descriptor;
+  return { digest: top.digest, descriptor: top, ...(attested ? { attested } : {}), tags: result.tags, stats: result.stats, pushed, wroteStdout: w.outputs.stdout, result };
+}
+
+/** Whether an output of the build can hold attestations (as in buildx: a registry push or an OCI layout). */
+function holdsAttestations(req: BuildRequest, w: Wired): boolean {
+  return !!req.push || w.outputs.push || w.outputs.specs.some((o) => o.type === 'oci');
+}
+
+/** The attested index (stored), when attestations are asked for and an output can hold them. */
+async function attest(req: BuildRequest, w: Wired, result: BuildResult | MultiBuildResult, src: { contextDir: string; df: DockerfileSource; startedOn: Date }): Promise<Descriptor | undefined> {
+  const plan = req.attestations;
+  if (!plan || !(plan.provenance || plan.sbom) || !holdsAttestations(req, w)) return undefined;
+  const { attachAttestations } = await import('./attestations.js');
+  return attachAttestations({
+    plan,
+    store: w.opened.store,
+    names: resultNames(req, result),
+    contextDir: src.contextDir,
+    dockerfile: { path: src.df.path, text: src.df.text },
+    buildArgs: req.buildArgs ?? {},
+    labels: req.labels ?? {},
+    ...(req.target ? { target: req.target } : {}),
+    namedContexts: w.namedContexts,
+    secrets: (req.secrets ?? []).map((x) => x.id),
+    ssh: (req.ssh ?? []).map((x) => x.id),
+    network: req.network ?? 'default',
+    dependencies: [...(w.recorder?.resolved.values() ?? [])],
+    ...(req.manifestDescriptorAnnotations ? { descriptorAnnotations: req.manifestDescriptorAnnotations } : {}),
+    startedOn: src.startedOn,
+    finishedOn: new Date(),
+    ...(req.sourceDateEpoch !== undefined ? { sourceDateEpoch: req.sourceDateEpoch } : {}),
+    signal: w.signal,
+  }, result, w.platforms);
 }
 
 /** Open the store, parse outputs, import caches; the registry client, cache and output code load only when used. */
@@ -141,8 +189,11 @@ async function wire(req: BuildRequest): Promise<Wired> {
     mirrors: req.registryMirrors ?? [],
     checks: new LayerChecker(opened.store.blobs),
   });
-  const images = namedMod ? new namedMod.NamedContextSource(store, named, { store: opened.store, scratchDir: storePaths(opened.root).tmp }) : store;
-  return { opened, snapshotter, outputs, cache, registry, log, signal, platforms, images, namedContexts: named.map((c) => c.name), ...(docker ? { docker } : {}) };
+  const bases = namedMod ? new namedMod.NamedContextSource(store, named, { store: opened.store, scratchDir: storePaths(opened.root).tmp }) : store;
+  const plan = req.attestations;
+  const recorder = plan && (plan.provenance || plan.sbom) ? new (await import('./attestations.js')).RecordingImageSource(bases) : undefined;
+  const images = recorder ?? bases;
+  return { opened, snapshotter, outputs, cache, registry, log, signal, platforms, images, ...(recorder ? { recorder } : {}), namedContexts: named.map((c) => c.name), ...(docker ? { docker } : {}) };
 }
 
 function builderOptions(req: BuildRequest, w: Wired, src: { contextDir: string; df: DockerfileSource }): BuilderOptions {
@@ -152,7 +203,8 @@ function builderOptions(req: BuildRequest, w: Wired, src: { contextDir: string; 
   const passed = { buildArgs, target, noCache, noCacheFilter, format, network: isolated.network, allow, seccomp, jobs, runtime, sourceDateEpoch, secrets, ssh, resources, explainCache, labels, manifestAnnotations, runHost, executor };
   // `--output type=registry` alone (as in buildx): nothing is kept locally, so layers that only an
   // imported cache or the base image's registry holds are mounted registry-side, never downloaded
-  const registryOnly = w.outputs.specs.length > 0 && w.outputs.specs.every((o) => o.type === 'registry');
+  // (an SBOM reads every layer: it keeps them local)
+  const registryOnly = w.outputs.specs.length > 0 && w.outputs.specs.every((o) => o.type === 'registry') && !req.attestations?.sbom;
   return {
     ...(Object.fromEntries(Object.entries(passed).filter(([, v]) => v !== undefined)) as Pick<BuilderOptions, Passed>),
     store: w.opened.store,
@@ -191,12 +243,12 @@ export function resultNames(req: Pick<BuildRequest, 'tags'>, result: Pick<BuildR
   return result.tags.length > 0 ? result.tags : (req.tags ?? []).map((t) => formatReference(parseReference(t)));
 }
 
-async function pushAll(req: BuildRequest, w: Wired, result: BuildResult | MultiBuildResult): Promise<string[]> {
+async function pushAll(req: BuildRequest, w: Wired, result: BuildResult | MultiBuildResult, top: Descriptor): Promise<string[]> {
   // a lazy result is not tagged locally (its layers are not all here): push the requested tags
   const refs = resultNames(req, result);
   for (const ref of refs) {
-    await (await w.registry()).push(w.opened.store, result.descriptor, ref, { signal: w.signal, mountFrom: w.cache.mountFrom });
-    req.onPushed?.(ref, result.descriptor.digest);
+    await (await w.registry()).push(w.opened.store, top, ref, { signal: w.signal, mountFrom: w.cache.mountFrom });
+    req.onPushed?.(ref, top.digest);
   }
   return refs;
 }

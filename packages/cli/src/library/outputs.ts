@@ -38,6 +38,8 @@ export interface BuildOutputContext {
   /** A multi-platform build's platforms (the descriptor is their index): type=local writes one folder each. */
   platforms?: Platform[];
   sourceDateEpoch?: number;
+  /** The index with the build's attestations: what `type=oci` writes (BuildKit's layout). */
+  attested?: Descriptor;
   signal: AbortSignal;
   /** Progress lines. */
   log: (s: string) => void;
@@ -57,7 +59,7 @@ export async function writeBuildOutputs(o: BuildOutputs, ctx: BuildOutputContext
     const r = await writeOutput(spec, {
       store: ctx.store,
       snapshotter: async () => ctx.snapshotter,
-      descriptor: ctx.descriptor,
+      descriptor: spec.type === 'oci' && ctx.attested ? ctx.attested : ctx.descriptor,
       refs: ctx.tags,
       signal: ctx.signal,
       ...(ctx.platform ? { platform: ctx.platform } : {}),
