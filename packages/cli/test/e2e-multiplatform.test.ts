@@ -109,7 +109,8 @@ describe('multi-platform: foreign RUN under QEMU with no host setup', () => {
     const raw = await run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`]);
     const idx = JSON.parse(raw.stdout) as { mediaType: string; manifests: Array<{ digest: string; platform: { os: string; architecture: string } }> };
     expect(idx.mediaType).toBe('application/vnd.oci.image.index.v1+json');
-    expect(idx.manifests.map((m) => `${m.platform.os}/${m.platform.architecture}`)).toEqual(['linux/amd64', 'linux/arm64']);
+    // each image and (buildx's default provenance) its attestation manifest
+    expect(idx.manifests.map((m) => `${m.platform.os}/${m.platform.architecture}`)).toEqual(['linux/amd64', 'linux/arm64', 'unknown/unknown', 'unknown/unknown']);
     for (const m of idx.manifests) {
       const cfg = await run('skopeo', ['inspect', '--config', '--raw', '--tls-verify=false', `docker://${registry.host}/x/mp@${m.digest}`]);
       expect((JSON.parse(cfg.stdout) as { architecture: string }).architecture).toBe(m.platform.architecture);
@@ -146,13 +147,19 @@ describe('multi-platform: foreign RUN under QEMU with no host setup', () => {
   it('one runner per platform, pushed by digest, then hoist manifest create merges them into an index', async () => {
     const ctx = await context('merge', `FROM ${base}\nRUN uname -m > /arch\n`);
     const repo = `${registry.host}/x/merged`;
+    const pushed: string[] = [];
     const digests: string[] = [];
     for (const arch of ['amd64', 'arm64']) {
       const r = await hoistHiding(['/proc/sys/fs/binfmt_misc'], ['build', '--root', path.join(work, `runner-${arch}`), '--progress', 'plain', '--platform', `linux/${arch}`, '-t', `${repo}:${arch}`, '--push', ctx]);
       expect(r.code).toBe(0);
-      digests.push(r.stdout.trim());
+      // each runner pushed an index of its image and the image's attestation manifest (buildx's default provenance)
+      pushed.push(r.stdout.trim());
+      const one = JSON.parse((await run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${repo}@${r.stdout.trim()}`])).stdout) as { manifests: Array<{ digest: string; platform: { architecture: string } }> };
+      expect(one.manifests.map((x) => x.platform.architecture)).toEqual([arch, 'unknown']);
+      digests.push(one.manifests[0]!.digest);
     }
-    const m = await run(process.execPath, [HOIST_BIN, 'manifest', 'create', '-t', `${repo}:1`, ...digests.map((d) => `${repo}@${d}`)]);
+    // the merged index takes the images and leaves the attestation manifests out
+    const m = await run(process.execPath, [HOIST_BIN, 'manifest', 'create', '-t', `${repo}:1`, ...pushed.map((d) => `${repo}@${d}`)]);
     expect(m.stderr).toContain(`pushed index ${repo}:1 (2 manifests)`);
     expect(m.code).toBe(0);
     const raw = await run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${repo}:1`]);
