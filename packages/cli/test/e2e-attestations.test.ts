@@ -155,7 +155,7 @@ describe('attestations: provenance and SBOM as BuildKit stores them', () => {
     expect(out.stdout).toBe('7\n');
   });
 
-  it('outputs that cannot hold attestations skip them without error: -o type=docker, type=local', async () => {
+  it('outputs that cannot hold attestations skip them without error (-o type=docker); type=local gets BuildKit\'s files only when asked for', async () => {
     const tar = path.join(work, 'docker.tar');
     const r = await hoist(['build', '--root', root, '--progress', 'plain', '--sbom=true', '-t', 'skip:1', '-o', `type=docker,dest=${tar}`, ctx]);
     expect(r.code).toBe(0);
@@ -163,6 +163,19 @@ describe('attestations: provenance and SBOM as BuildKit stores them', () => {
     expect(manifest.map((x) => x.RepoTags)).toEqual([['skip:1']]);
     const local = JSON.parse((await hoist(['inspect', '--root', root, 'skip:1'])).stdout) as { descriptor: { digest: string } };
     expect(r.stdout.trim()).toBe(local.descriptor.digest);
+    // type=local with --sbom=true: the statements next to the root filesystem, as BuildKit writes them
+    const out = path.join(work, 'local-att');
+    const l = await hoist(['build', '--root', root, '--progress', 'plain', '--sbom=true', '-o', `type=local,dest=${out}`, ctx]);
+    expect(l.code).toBe(0);
+    expect(await fsp.readFile(path.join(out, 'version'), 'utf8')).toBe('0\n');
+    const sbom = JSON.parse(await fsp.readFile(path.join(out, 'sbom.spdx.json'), 'utf8')) as Json;
+    const prov = JSON.parse(await fsp.readFile(path.join(out, 'provenance.json'), 'utf8')) as Json;
+    expect([sbom.predicateType, prov.predicateType]).toEqual([SPDX, PROVENANCE]);
+    expect(`sha256:${sbom.subject[0].digest.sha256}`).toBe(l.stdout.trim());
+    // buildx's default alone writes nothing there: the folder is the image's root filesystem
+    const plain = path.join(work, 'local-plain');
+    expect((await hoist(['build', '--root', root, '--progress', 'plain', '-o', `type=local,dest=${plain}`, ctx])).code).toBe(0);
+    expect((await fsp.readdir(plain)).filter((f) => f.endsWith('.json'))).toEqual([]);
   });
 
   it('-o type=oci (directory): the layout holds the attested index; skopeo copies it, umoci unpacks the image', async () => {

@@ -5,10 +5,11 @@
  * index is what a push and an OCI layout output get.
  */
 import { randomBytes } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import type { BuildResult, ImageSource, MultiBuildResult, ResolvedImage } from '@hoist/builder';
 import { formatPlatform, hostPlatform, type Descriptor, type ImageStore, type Platform } from '@hoist/oci';
-import { imagePurl, imageSbom, imageSubjects, provenancePredicate, statement, PREDICATE_PROVENANCE_V1, PREDICATE_SPDX, writeAttestedIndex, type ResolvedDependency, type Statement } from '@hoist/exporter';
+import { imagePurl, imageSbom, imageSubjects, provenancePredicate, statement, PREDICATE_PROVENANCE_V1, PREDICATE_SPDX, writeAttestedIndex, type AttestedImage, type ResolvedDependency, type Statement } from '@hoist/exporter';
 import type { AttestationPlan } from '../attest-flags.js';
 import { hoistVersion } from '../version.js';
 
@@ -120,10 +121,10 @@ function platformImages(result: BuildResult | MultiBuildResult): Array<{ img: Bu
   return all.map((img) => ({ img, platform: { os: img.config.os, architecture: img.config.architecture, ...(img.config.variant ? { variant: img.config.variant } : {}) } }));
 }
 
-/** Store the statements and their manifests, and the index that lists them with the images; its descriptor. */
-export async function attachAttestations(s: AttestSources, result: BuildResult | MultiBuildResult, targets: readonly Platform[]): Promise<Descriptor> {
+/** Each platform image with its statements (the SBOM first, then the provenance, as BuildKit orders them). */
+export async function attestedImages(s: AttestSources, result: BuildResult | MultiBuildResult, targets: readonly Platform[]): Promise<AttestedImage[]> {
   const invocation = invocationId();
-  const images = [];
+  const images: AttestedImage[] = [];
   for (const { img, platform } of platformImages(result)) {
     const statements: Statement[] = [];
     if (s.plan.sbom) statements.push(await sbomStatement(s, img, platform));
@@ -131,7 +132,29 @@ export async function attachAttestations(s: AttestSources, result: BuildResult |
     const annotations = s.descriptorAnnotations?.(platform);
     images.push({ descriptor: annotations ? { ...img.descriptor, annotations } : img.descriptor, platform, statements });
   }
-  return writeAttestedIndex(s.store.blobs, images);
+  return images;
+}
+
+/** Store the statements and their manifests, and the index that lists them with the images; its descriptor. */
+export function attachAttestations(store: ImageStore, images: readonly AttestedImage[]): Promise<Descriptor> {
+  return writeAttestedIndex(store.blobs, images);
+}
+
+/**
+ * `type=local` with attestations asked for: BuildKit's files next to the root filesystem —
+ * `provenance.json` and `sbom.spdx.json` (the in-toto statements), in each platform's folder
+ * (`DEST/linux_amd64/…`) for several platforms.
+ */
+export async function writeLocalAttestations(dest: string, images: readonly AttestedImage[], targets?: readonly Platform[]): Promise<void> {
+  for (const [i, img] of images.entries()) {
+    // the folder the rootfs went to: named after the target platform, as the rootfs output names it
+    const p = targets?.[i];
+    const dir = targets ? path.join(dest, [p!.os, p!.architecture, ...(p!.variant ? [p!.variant] : [])].join('_')) : dest;
+    for (const st of img.statements) {
+      const name = st.predicateType === PREDICATE_SPDX ? 'sbom.spdx.json' : 'provenance.json';
+      await fsp.writeFile(path.join(dir, name), JSON.stringify(st, null, 2) + '\n', { mode: 0o644 });
+    }
+  }
 }
 
 /** The SPDX SBOM of one platform image, scanned from its layers in the store. */

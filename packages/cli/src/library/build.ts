@@ -12,6 +12,7 @@ import type { DockerEndpoint, loadIntoDocker } from '../docker-load.js';
 import { checkMultiPlatform, isolationWiring, parsePlatforms } from './wiring.js';
 import type { AttestationPlan } from '../attest-flags.js';
 import type { RecordingImageSource } from './attestations.js';
+import type { AttestedImage } from '@hoist/exporter';
 
 /** Builder options a request passes through unchanged. */
 type Passed = 'buildArgs' | 'target' | 'noCache' | 'noCacheFilter' | 'format' | 'network' | 'allow' | 'seccomp' | 'jobs' | 'runtime' | 'sourceDateEpoch' | 'secrets' | 'ssh' | 'resources' | 'explainCache' | 'labels' | 'manifestAnnotations' | 'runHost' | 'executor';
@@ -117,10 +118,11 @@ export async function build(req: BuildRequest): Promise<BuildSummary> {
   const result = w.platforms.length > 1 ? await buildPlatforms(opts, w.platforms) : await solve(opts);
   req.onBuilt?.(result);
   await w.cache.exportAll(result, w.signal, w.log);
-  const attested = await attest(req, w, result, { contextDir, df, startedOn });
+  const att = await attest(req, w, result, { contextDir, df, startedOn });
+  const attested = att?.index;
   if (w.outputs.specs.length > 0) {
     const { writeBuildOutputs } = await import('./outputs.js');
-    await writeBuildOutputs(w.outputs, { ...outputContext(req, w, result), ...(attested ? { attested } : {}) });
+    await writeBuildOutputs(w.outputs, { ...outputContext(req, w, result), ...(attested ? { attested } : {}), ...(att?.local ? { localAttestations: att.images } : {}) });
   }
   const pushed = req.push || w.outputs.push ? await pushAll(req, w, result, attested ?? result.descriptor) : [];
   if (w.docker && !('platforms' in result)) {
@@ -136,12 +138,18 @@ function holdsAttestations(req: BuildRequest, w: Wired): boolean {
   return !!req.push || w.outputs.push || w.outputs.specs.some((o) => o.type === 'oci');
 }
 
-/** The attested index (stored), when attestations are asked for and an output can hold them. */
-async function attest(req: BuildRequest, w: Wired, result: BuildResult | MultiBuildResult, src: { contextDir: string; df: DockerfileSource; startedOn: Date }): Promise<Descriptor | undefined> {
+/**
+ * The attestations of the build: the attested index (stored) when an output can hold it; the
+ * statements for `type=local` outputs too when they were asked for explicitly (BuildKit writes
+ * them as files next to the root filesystem; buildx's default alone writes none there).
+ */
+async function attest(req: BuildRequest, w: Wired, result: BuildResult | MultiBuildResult, src: { contextDir: string; df: DockerfileSource; startedOn: Date }): Promise<{ index?: Descriptor; images: AttestedImage[]; local: boolean } | undefined> {
   const plan = req.attestations;
-  if (!plan || !(plan.provenance || plan.sbom) || !holdsAttestations(req, w)) return undefined;
-  const { attachAttestations } = await import('./attestations.js');
-  return attachAttestations({
+  const holds = holdsAttestations(req, w);
+  const local = !!plan && !plan.defaultOnly && w.outputs.specs.some((o) => o.type === 'local');
+  if (!plan || !(plan.provenance || plan.sbom) || !(holds || local)) return undefined;
+  const { attestedImages, attachAttestations } = await import('./attestations.js');
+  const images = await attestedImages({
     plan,
     store: w.opened.store,
     names: resultNames(req, result),
@@ -161,6 +169,7 @@ async function attest(req: BuildRequest, w: Wired, result: BuildResult | MultiBu
     ...(req.sourceDateEpoch !== undefined ? { sourceDateEpoch: req.sourceDateEpoch } : {}),
     signal: w.signal,
   }, result, w.platforms);
+  return { images, local, ...(holds ? { index: await attachAttestations(w.opened.store, images) } : {}) };
 }
 
 /** Open the store, parse outputs, import caches; the registry client, cache and output code load only when used. */

@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import type { Descriptor, ImageStore, Platform } from '@hoist/oci';
 import type { Snapshotter } from '@hoist/snapshotter';
-import { ExportError, parseOutputSpecs, pushes, writeOutput, writesStdout, type OutputSpec } from '@hoist/exporter';
+import { ExportError, parseOutputSpecs, pushes, writeOutput, writesStdout, type AttestedImage, type OutputSpec } from '@hoist/exporter';
 import { UsageError } from '../errors.js';
 
 /** The `outputs` of a build (`--output` values), parsed before the build so that mistakes cost nothing. */
@@ -40,6 +40,8 @@ export interface BuildOutputContext {
   sourceDateEpoch?: number;
   /** The index with the build's attestations: what `type=oci` writes (BuildKit's layout). */
   attested?: Descriptor;
+  /** Statements to write next to `type=local` root filesystems (`provenance.json`, `sbom.spdx.json`). */
+  localAttestations?: AttestedImage[];
   signal: AbortSignal;
   /** Progress lines. */
   log: (s: string) => void;
@@ -54,6 +56,7 @@ export async function writeBuildOutputs(o: BuildOutputs, ctx: BuildOutputContext
     if (spec.type === 'image' || spec.type === 'registry') continue;
     if (spec.type === 'local' && ctx.platforms) {
       await writeLocalPerPlatform(spec, ctx);
+      await writeLocalAttestationFiles(spec.dest, ctx);
       continue;
     }
     const r = await writeOutput(spec, {
@@ -66,7 +69,14 @@ export async function writeBuildOutputs(o: BuildOutputs, ctx: BuildOutputContext
       ...(ctx.sourceDateEpoch !== undefined ? { sourceDateEpoch: ctx.sourceDateEpoch } : {}),
     });
     ctx.log(`exported ${r.type} to ${r.dest === '-' ? 'stdout' : r.dest}\n`);
+    if (spec.type === 'local') await writeLocalAttestationFiles(spec.dest, ctx);
   }
+}
+
+async function writeLocalAttestationFiles(dest: string, ctx: BuildOutputContext): Promise<void> {
+  if (!ctx.localAttestations?.length) return;
+  const { writeLocalAttestations } = await import('./attestations.js');
+  await writeLocalAttestations(dest, ctx.localAttestations, ctx.platforms);
 }
 
 /** `type=local` of a multi-platform build: `DEST/linux_amd64`, `DEST/linux_arm64`, … (as buildx). */
