@@ -198,10 +198,12 @@ async function wire(req: BuildRequest): Promise<Wired> {
     mirrors: req.registryMirrors ?? [],
     checks: new LayerChecker(opened.store.blobs),
   });
-  const bases = namedMod ? new namedMod.NamedContextSource(store, named, { store: opened.store, scratchDir: storePaths(opened.root).tmp }) : store;
+  // the recorder sees registry and store images (also docker-image:// contexts, by their real
+  // reference), not directory or layout contexts: those are no image dependencies
   const plan = req.attestations;
-  const recorder = plan && (plan.provenance || plan.sbom) ? new (await import('./attestations.js')).RecordingImageSource(bases) : undefined;
-  const images = recorder ?? bases;
+  const recorder = plan && (plan.provenance || plan.sbom) ? new (await import('./attestations.js')).RecordingImageSource(store) : undefined;
+  const bases = recorder ?? store;
+  const images = namedMod ? new namedMod.NamedContextSource(bases, named, { store: opened.store, scratchDir: storePaths(opened.root).tmp }) : bases;
   return { opened, snapshotter, outputs, cache, registry, log, signal, platforms, images, ...(recorder ? { recorder } : {}), namedContexts: named.map((c) => c.name), ...(docker ? { docker } : {}) };
 }
 
