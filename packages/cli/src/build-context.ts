@@ -13,6 +13,8 @@ export interface PreparedContext {
   dockerfileText?: string;
   /** Unpacked or cloned (not the user's directory): a relative `-f` is a path inside it, as in docker. */
   unpacked: boolean;
+  /** A git URL context: the URL as given and the commit checked out (the provenance's config source). */
+  source?: { uri: string; commit: string };
   cleanup(): Promise<void>;
 }
 
@@ -30,8 +32,8 @@ export async function prepareContext(context: string, o: { dockerfileFromStdin: 
   if (git) {
     const tmp = await tempDir();
     try {
-      const { root } = await fetchGit(git, tmp, o.signal ? { signal: o.signal } : {});
-      return { dir: root, unpacked: true, cleanup: () => rmDir(tmp) };
+      const { root, commit } = await fetchGit(git, tmp, o.signal ? { signal: o.signal } : {});
+      return { dir: root, unpacked: true, source: { uri: context, commit }, cleanup: () => rmDir(tmp) };
     } catch (e) {
       await rmDir(tmp);
       throw e;

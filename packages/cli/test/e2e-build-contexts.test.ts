@@ -202,6 +202,21 @@ describe('--build-context', () => {
       expect(server.requests.length).toBeGreaterThan(before);
     });
 
+    it('a git URL context in the provenance: configSource with the URL and the commit, also a resolved dependency', async () => {
+      const layout = path.join(work, 'git-layout');
+      const url = `http://${server.host}/repo.git#main:sub`;
+      const r = await hoist(['build', '--root', root, '--provenance=mode=min', '-o', `type=oci,dest=${layout}`, url]);
+      expect(r.code).toBe(0);
+      const blob = async (d: string): Promise<Record<string, any>> => JSON.parse(await fsp.readFile(path.join(layout, 'blobs', 'sha256', d.slice(7)), 'utf8')) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+      const top = await blob(r.stdout.trim());
+      const att = await blob(top.manifests[1].digest);
+      const prov = await blob(att.layers[0].digest);
+      const commit = (await run('git', ['rev-parse', 'main'], { cwd: path.join(work, 'repo') })).stdout.trim();
+      expect(prov.predicate.buildDefinition.externalParameters.configSource).toEqual({ uri: url, digest: { sha1: commit }, path: 'Dockerfile' });
+      expect(prov.predicate.buildDefinition.resolvedDependencies[0]).toEqual({ uri: url, digest: { sha1: commit } });
+      expect(prov.predicate.buildDefinition.externalParameters.request.locals).toEqual([]);
+    });
+
     it('a file that is not an archive: exit 2', async () => {
       const r = await hoist(['build', '--root', root, path.join(appCtx, 'data.txt')]);
       expect(r.stderr).toMatch(/is a file but not a tar archive/);

@@ -70,6 +70,18 @@ describe('provenance predicate (BuildKit slsa-definitions, v1)', () => {
   });
 });
 
+describe('provenance of a git context', () => {
+  it('configSource has its URL and commit, it leads the resolved dependencies; complete when nothing was local', () => {
+    const git = { uri: 'https://host/repo.git#main:sub', digest: { sha1: 'c'.repeat(40) } };
+    const p = provenancePredicate({ ...base, configSource: git, locals: [] }) as P;
+    expect(p.buildDefinition.externalParameters.configSource).toEqual({ uri: git.uri, digest: git.digest, path: 'Dockerfile' });
+    expect(p.buildDefinition.resolvedDependencies).toEqual([git, ...base.dependencies]);
+    expect(p.runDetails.metadata.buildkit_completeness.resolvedDependencies).toBe(true);
+    const withLocal = provenancePredicate({ ...base, configSource: git, locals: ['tools'] }) as P;
+    expect(withLocal.runDetails.metadata.buildkit_completeness.resolvedDependencies).toBe(false);
+  });
+});
+
 describe('in-toto subjects', () => {
   it('purls as BuildKit writes them: familiar name, tag or latest, platform qualifier', () => {
     expect(imagePurl('docker.io/library/alpine:3.19', { os: 'linux', architecture: 'arm64', variant: 'v8' })).toBe('pkg:docker/alpine@3.19?platform=linux%2Farm64%2Fv8');

@@ -79,7 +79,7 @@ export async function buildCommand(context: string, f: BuildFlags, signal: Abort
     return await jsonErrors(f, async () => {
       const df = prepared.dockerfileText !== undefined ? { path: '-', text: prepared.dockerfileText } : await readDockerfile(prepared.dir, prepared.unpacked && f.file && f.file !== '-' && !path.isAbsolute(f.file) ? path.join(prepared.dir, f.file) : f.file);
       if (call.name === 'check') return await checkCommand(df, f, call);
-      return await buildIn(prepared.dir, df, f, signal);
+      return await buildIn({ dir: prepared.dir, ...(prepared.source ? { source: prepared.source } : {}) }, df, f, signal);
     });
   } finally {
     await prepared.cleanup();
@@ -87,7 +87,8 @@ export async function buildCommand(context: string, f: BuildFlags, signal: Abort
 }
 
 /** `hoist build`: flags → a {@link BuildRequest} → the library's build → lines on stderr, the digest on stdout. */
-async function buildIn(contextDir: string, df: DockerfileSource, f: BuildFlags, signal: AbortSignal): Promise<number> {
+async function buildIn(context: { dir: string; source?: { uri: string; commit: string } }, df: DockerfileSource, f: BuildFlags, signal: AbortSignal): Promise<number> {
+  const contextDir = context.dir;
   const mode: ProgressMode = f.quiet ? 'quiet' : f.progress === 'auto' ? (process.stderr.isTTY ? 'tty' : 'plain') : f.progress;
   // the renderer and the registry client load only when used (cache and output code: see the library)
   const tty = mode === 'tty' ? new (await import('../tty-progress.js')).TtyProgress(process.stderr) : undefined;
@@ -100,6 +101,7 @@ async function buildIn(contextDir: string, df: DockerfileSource, f: BuildFlags, 
   const request: BuildRequest = {
     ...(await requestFromFlags(contextDir, df, f, buildx.options)),
     attestations: planAttestations(f),
+    ...(context.source ? { contextSource: context.source } : {}),
     manifestDescriptorAnnotations: (p) => buildx.descriptorAnnotations(p).descriptorAnnotations,
   };
   const t0 = Date.now();

@@ -60,6 +60,8 @@ export interface BuildRequest extends Pick<BuilderOptions, Passed> {
    * output can hold them: a push or an OCI layout. Default: none.
    */
   attestations?: AttestationPlan;
+  /** A git URL context: its URL and commit (the provenance's config source and a resolved dependency). */
+  contextSource?: { uri: string; commit: string };
   /** `--annotation manifest-descriptor:…`: on each image's entry of the attested index. */
   manifestDescriptorAnnotations?: (p: Platform) => Record<string, string> | undefined;
   /** Called after each tag is pushed. */
@@ -164,6 +166,7 @@ async function attest(req: BuildRequest, w: Wired, result: BuildResult | MultiBu
     network: req.network ?? 'default',
     dependencies: [...(w.recorder?.resolved.values() ?? [])],
     ...(req.manifestDescriptorAnnotations ? { descriptorAnnotations: req.manifestDescriptorAnnotations } : {}),
+    ...(req.contextSource ? { contextSource: req.contextSource } : {}),
     startedOn: src.startedOn,
     finishedOn: new Date(),
     ...(req.sourceDateEpoch !== undefined ? { sourceDateEpoch: req.sourceDateEpoch } : {}),

@@ -28,6 +28,8 @@ export interface ProvenanceInput {
   dockerfilePath: string;
   /** Frontend options as BuildKit receives them: `build-arg:K`, `label:K`, `target`, … */
   args: Record<string, string>;
+  /** A remote (git) context: its URL and commit; it is also a resolved dependency. */
+  configSource?: ResolvedDependency;
   /** Local sources: `context`, `dockerfile`, named contexts. */
   locals: string[];
   secrets: string[];
@@ -72,9 +74,9 @@ function buildDefinition(input: ProvenanceInput, args: Record<string, string>): 
   if (max) internal.buildConfig = { steps: (input.steps ?? []).map((s, i) => ({ id: `step${i}`, ...s })) };
   return {
     buildType: BUILD_TYPE,
-    externalParameters: { configSource: { path: input.dockerfilePath }, request },
+    externalParameters: { configSource: { ...(input.configSource ?? {}), path: input.dockerfilePath }, request },
     internalParameters: internal,
-    resolvedDependencies: input.dependencies,
+    resolvedDependencies: input.configSource ? [input.configSource, ...input.dependencies] : input.dependencies,
   };
 }
 
@@ -99,8 +101,8 @@ export function provenancePredicate(input: ProvenanceInput): Record<string, unkn
         finishedOn: input.finishedOn.toISOString(),
         ...(extra ? { buildkit_metadata: extra } : {}),
         buildkit_hermetic: input.hermetic,
-        // a local context is never tracked by digest, as in BuildKit
-        buildkit_completeness: { request: complete, resolvedDependencies: false },
+        // a local source is never tracked by digest, as in BuildKit: complete only from git with no locals
+        buildkit_completeness: { request: complete, resolvedDependencies: !!input.configSource && input.locals.length === 0 },
         buildkit_reproducible: input.reproducible ?? false,
       },
     },
