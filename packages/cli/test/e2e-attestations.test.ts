@@ -201,6 +201,26 @@ describe('attestations: provenance and SBOM as BuildKit stores them', () => {
     expect(await fsp.readFile(path.join(bundle, 'rootfs', 'version'), 'utf8')).toBe('0\n');
   });
 
+  it('an OCI archive with attestations: hoist load keeps the index, fsck finds the in-toto layers sound, hoist push sends them on', async () => {
+    const tar = path.join(work, 'att.oci.tar');
+    const r = await hoist(['build', '--root', root, '--progress', 'plain', '--sbom=true', '-t', 'arch:1', '-o', `type=oci,dest=${tar}`, ctx]);
+    expect(r.code).toBe(0);
+    const other = path.join(work, 'load-root');
+    expect((await hoist(['load', '--root', other, '-i', tar])).code).toBe(0);
+    const fsck = await hoist(['fsck', '--root', other]);
+    expect(fsck.stderr).not.toMatch(/ERROR/);
+    expect(fsck.code).toBe(0);
+    const ref = `${registry.host}/att/loaded:1`;
+    const p = await hoist(['push', '--root', other, 'arch:1', ref]);
+    expect(p.stderr).not.toMatch(/ERROR/);
+    expect(p.code).toBe(0);
+    const text = await raw(ref);
+    expect(sha(text)).toBe(r.stdout.trim());
+    const idx = JSON.parse(text) as Index;
+    const st = await statements('att/loaded', idx.manifests[1]!, idx.manifests[0]!);
+    expect([...st.keys()]).toEqual([SPDX, PROVENANCE]);
+  });
+
   it('SOURCE_DATE_EPOCH: the image and its SBOM are reproducible; the provenance records each run (as BuildKit)', async () => {
     const env = { ...process.env, SOURCE_DATE_EPOCH: '1700000000' };
     const digests: Array<{ image: string; sbom: string; invocation: string; top: string }> = [];

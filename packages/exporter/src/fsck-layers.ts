@@ -38,6 +38,22 @@ export async function inspectLayer(blobs: BlobStore, d: Descriptor, signal?: Abo
   }
 }
 
+/** Whether a layer is a filesystem tar (OCI or Docker layer media types), not an artifact such as an in-toto statement. */
+export function isTarLayer(mediaType: string): boolean {
+  return /\.tar(?:$|[+.])/.test(mediaType) || mediaType.includes('rootfs.diff.tar');
+}
+
+/**
+ * A layer as fsck checks it: a filesystem tar as extraction reads it ({@link inspectLayer}); any
+ * other blob (the in-toto statements of an attestation manifest) only for its digest, and its
+ * diff_id is its digest (it is stored uncompressed).
+ */
+export async function checkManifestLayer(blobs: BlobStore, d: Descriptor, signal?: AbortSignal): Promise<LayerVerdict> {
+  if (isTarLayer(d.mediaType)) return inspectLayer(blobs, d, signal);
+  const problem = await verifyBlob(blobs, d, signal);
+  return problem ? { problem } : { diffId: d.digest };
+}
+
 /**
  * What is wrong with a manifest's layers, given each blob's verdict: blobs that fail, and when
  * the config's diff_ids are known, counts that differ or content that hashes to another diff_id.

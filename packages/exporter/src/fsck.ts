@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { BlobStore, type Descriptor, type Digest } from '@hoist/oci';
 import { SnapshotMaintenance } from '@hoist/snapshotter';
 import { listCacheRecords } from './cache-records.js';
-import { inspectLayer, layerProblems, verifyBlob, type LayerVerdict } from './fsck-layers.js';
+import { checkManifestLayer, layerProblems, verifyBlob, type LayerVerdict } from './fsck-layers.js';
 import { pidAlive, pidInName } from './fs-tools.js';
 import { readIndexEntries, walkImages, type IndexEntry } from './reachability.js';
 import { formatSize } from './size.js';
@@ -94,7 +94,7 @@ export async function fsckStore(paths: StorePaths, opts: { signal?: AbortSignal;
     if (badConfig) err(`${image}: config ${m.config.digest} ${badConfig}`, fixFor(m.ref));
     for (const l of m.layers) {
       if (layers.has(l.digest)) continue;
-      const v = await inspectLayer(blobs, l, opts.signal);
+      const v = await checkManifestLayer(blobs, l, opts.signal);
       layers.set(l.digest, v);
       if ('diffId' in v) counted(l);
     }

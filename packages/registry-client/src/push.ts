@@ -48,6 +48,14 @@ async function verifyLocal(checks: ManifestChecks, m: Descriptor, man: Manifest,
   }
 }
 
+/**
+ * A manifest of filesystem layers, which the checks can unpack; not an artifact such as an
+ * attestation manifest (in-toto statements as layers), whose blobs are verified by digest only.
+ */
+function hasTarLayers(man: Manifest): boolean {
+  return man.layers.every((l) => /\.tar(?:$|[+.])/.test(l.mediaType) || l.mediaType.includes('rootfs.diff.tar'));
+}
+
 /** Push a manifest (its config and layers first) or an index (each manifest first). */
 export async function pushImage(d: PushDeps): Promise<PushResult> {
   const { store, desc, ref, opts } = d;
@@ -75,7 +83,8 @@ export async function pushImage(d: PushDeps): Promise<PushResult> {
     const uploads = own.map((b) => async (s: AbortSignal): Promise<void> => {
       results[b.digest] = await d.pushBlob(b, s);
     });
-    await allOrAbortLinked(signal, opts.checks ? [...uploads, (s: AbortSignal) => verifyLocal(opts.checks!, m, man, s, where)] : uploads);
+    const checks = opts.checks && hasTarLayers(man) ? opts.checks : undefined;
+    await allOrAbortLinked(signal, checks ? [...uploads, (s: AbortSignal) => verifyLocal(checks, m, man, s, where)] : uploads);
     return d.putManifest(target, raw, m.mediaType, signal);
   };
 
