@@ -31,6 +31,7 @@ export interface CopyOptions {
  */
 export async function copyInto(root: string, items: SourceItem[], o: CopyOptions): Promise<void> {
   const owner = o.owner ?? { uid: 0, gid: 0 };
+  const parents: ParentDirs = new Map();
   for (const item of items) {
     const links: HardLinks = new Map();
     let base: string;
@@ -52,7 +53,7 @@ export async function copyInto(root: string, items: SourceItem[], o: CopyOptions
       if (e.rel === '' && item.stat.isDirectory()) continue;
       const inImage = e.rel === '' ? base : path.posix.join(base, e.rel);
       const own = o.owner ?? (o.preserveOwner ? { uid: e.stat.uid, gid: e.stat.gid } : owner);
-      await copyEntry(root, { inImage, entry: e, owner: own, links }, o);
+      await copyEntry(root, { inImage, entry: e, owner: own, links, parents }, o);
     }
   }
 }
@@ -83,12 +84,30 @@ function imagePath(root: string, abs: string): string {
   return `/${path.relative(root, abs).split(path.sep).join('/')}`;
 }
 
-async function copyEntry(root: string, job: { inImage: string; entry: SourceEntry; owner: { uid: number; gid: number }; links: HardLinks }, o: CopyOptions): Promise<void> {
+/**
+ * Parent directories one copy has already made sure of (image path -> host path), so that the
+ * 200 files of a directory do not resolve and lstat its path 200 times. Only this copy changes
+ * the root meanwhile: it is forgotten whenever the copy removes something or makes a symlink,
+ * the only ways a remembered path could come to lead elsewhere.
+ */
+type ParentDirs = Map<string, string>;
+
+async function parentDir(root: string, job: { inImage: string; owner: { uid: number; gid: number }; parents: ParentDirs }, mtime: number): Promise<string> {
+  const dir = path.posix.dirname(job.inImage);
+  const known = job.parents.get(dir);
+  if (known !== undefined) return known;
+  const abs = await mkdirs(root, dir, job.owner, mtime);
+  job.parents.set(dir, abs);
+  return abs;
+}
+
+async function copyEntry(root: string, job: { inImage: string; entry: SourceEntry; owner: { uid: number; gid: number }; links: HardLinks; parents: ParentDirs }, o: CopyOptions): Promise<void> {
   const { inImage, entry: e, owner } = job;
-  const parentAbs = await mkdirs(root, path.posix.dirname(inImage), owner, o.createdTime);
-  const target = path.join(parentAbs, path.posix.basename(inImage));
+  const target = path.join(await parentDir(root, job, o.createdTime), path.posix.basename(inImage));
   const st = e.stat;
   const existing = await fsp.lstat(target).catch(() => undefined);
+  // a symlink or a directory about to be replaced may be on a remembered path
+  if (existing && (existing.isSymbolicLink() || (existing.isDirectory() && !st.isDirectory()))) job.parents.clear();
   const mode = o.chmod ? applyChmod(st.mode & 0o7777, o.chmod, st.isDirectory()) : st.mode & 0o7777;
   if (st.isDirectory()) {
     if (existing && !existing.isDirectory()) await fsp.rm(target, { recursive: true, force: true });
@@ -100,6 +119,7 @@ async function copyEntry(root: string, job: { inImage: string; entry: SourceEntr
   }
   if (existing) await fsp.rm(target, { recursive: existing.isDirectory(), force: true });
   if (st.isSymbolicLink()) {
+    job.parents.clear();
     await fsp.symlink(e.linkTarget ?? (await fsp.readlink(e.abs)), target);
     await setOwner(target, owner.uid, owner.gid);
     await fsp.lutimes(target, st.atime, st.mtime);
