@@ -1,5 +1,6 @@
 import { promises as fsp, constants as fsc } from 'node:fs';
 import * as path from 'node:path';
+import pLimit from 'p-limit';
 import { BuildError } from './errors.js';
 import { secureJoin } from './rootfs.js';
 import type { SourceItem, SourceEntry } from './sources.js';
@@ -31,6 +32,7 @@ export interface CopyOptions {
  */
 export async function copyInto(root: string, items: SourceItem[], o: CopyOptions): Promise<void> {
   const owner = o.owner ?? { uid: 0, gid: 0 };
+  const parents: ParentDirs = new Map();
   for (const item of items) {
     const links: HardLinks = new Map();
     let base: string;
@@ -48,12 +50,54 @@ export async function copyInto(root: string, items: SourceItem[], o: CopyOptions
       const existingDir = await fsp.stat(target).then((s) => s.isDirectory(), () => false);
       base = o.dest.endsWith('/') || existingDir ? path.posix.join(o.dest, item.name) : o.dest;
     }
+    const files = new FileCopies();
     for (const e of item.entries) {
       if (e.rel === '' && item.stat.isDirectory()) continue;
       const inImage = e.rel === '' ? base : path.posix.join(base, e.rel);
       const own = o.owner ?? (o.preserveOwner ? { uid: e.stat.uid, gid: e.stat.gid } : owner);
-      await copyEntry(root, { inImage, entry: e, owner: own, links }, o);
+      const copy = (): Promise<void> => copyEntry(root, { inImage, entry: e, owner: own, links, parents }, o);
+      if (e.stat.isFile() && e.stat.nlink <= 1) files.add(copy);
+      else {
+        await files.settle();
+        await copy();
+      }
     }
+    await files.settle();
+  }
+}
+
+/**
+ * The plain files of one source item, copied FILE_COPIES at a time: each is a handful of fs
+ * calls whose round trips to libuv's thread pool dominate a COPY of many small files, and the
+ * files of one walk are independent (their parents come first in the walk; their targets are
+ * distinct). Directories, symlinks and hard-linked files wait for every copy before them.
+ * `settle` waits for all of them, so nothing still writes when the snapshot is unmounted, and
+ * then throws the first error.
+ */
+const FILE_COPIES = 16;
+
+class FileCopies {
+  private readonly limit = pLimit(FILE_COPIES);
+  private pending: Promise<void>[] = [];
+  private failed = false;
+
+  add(copy: () => Promise<void>): void {
+    const p = this.limit(async () => {
+      if (this.failed) return; // the copy fails anyway: the queued files are not started
+      await copy().catch((e: unknown) => {
+        this.failed = true;
+        throw e;
+      });
+    });
+    p.catch(() => undefined); // handled: settle() reports it
+    this.pending.push(p);
+  }
+
+  async settle(): Promise<void> {
+    const results = await Promise.allSettled(this.pending);
+    this.pending = [];
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
   }
 }
 
@@ -83,12 +127,32 @@ function imagePath(root: string, abs: string): string {
   return `/${path.relative(root, abs).split(path.sep).join('/')}`;
 }
 
-async function copyEntry(root: string, job: { inImage: string; entry: SourceEntry; owner: { uid: number; gid: number }; links: HardLinks }, o: CopyOptions): Promise<void> {
+/**
+ * Parent directories one copy has made sure of (image path -> host path), so that the
+ * 200 files of a directory do not resolve and lstat its path 200 times. Only this copy changes
+ * the root meanwhile: it is forgotten whenever the copy removes something or makes a symlink,
+ * the only ways a remembered path could come to lead elsewhere.
+ */
+type ParentDirs = Map<string, Promise<string>>;
+
+/** Files copied at the same time share one mkdirs of their parent (it fails for both or neither). */
+function parentDir(root: string, job: { inImage: string; owner: { uid: number; gid: number }; parents: ParentDirs }, mtime: number): Promise<string> {
+  const dir = path.posix.dirname(job.inImage);
+  let abs = job.parents.get(dir);
+  if (!abs) {
+    abs = mkdirs(root, dir, job.owner, mtime);
+    job.parents.set(dir, abs);
+  }
+  return abs;
+}
+
+async function copyEntry(root: string, job: { inImage: string; entry: SourceEntry; owner: { uid: number; gid: number }; links: HardLinks; parents: ParentDirs }, o: CopyOptions): Promise<void> {
   const { inImage, entry: e, owner } = job;
-  const parentAbs = await mkdirs(root, path.posix.dirname(inImage), owner, o.createdTime);
-  const target = path.join(parentAbs, path.posix.basename(inImage));
+  const target = path.join(await parentDir(root, job, o.createdTime), path.posix.basename(inImage));
   const st = e.stat;
   const existing = await fsp.lstat(target).catch(() => undefined);
+  // a symlink or a directory about to be replaced may be on a remembered path
+  if (existing && (existing.isSymbolicLink() || (existing.isDirectory() && !st.isDirectory()))) job.parents.clear();
   const mode = o.chmod ? applyChmod(st.mode & 0o7777, o.chmod, st.isDirectory()) : st.mode & 0o7777;
   if (st.isDirectory()) {
     if (existing && !existing.isDirectory()) await fsp.rm(target, { recursive: true, force: true });
@@ -100,6 +164,7 @@ async function copyEntry(root: string, job: { inImage: string; entry: SourceEntr
   }
   if (existing) await fsp.rm(target, { recursive: existing.isDirectory(), force: true });
   if (st.isSymbolicLink()) {
+    job.parents.clear();
     await fsp.symlink(e.linkTarget ?? (await fsp.readlink(e.abs)), target);
     await setOwner(target, owner.uid, owner.gid);
     await fsp.lutimes(target, st.atime, st.mtime);

@@ -27,5 +27,6 @@ export { emulatedSpec, type PrivateEmulation } from './sandbox/emulation-spec.js
 export * from './multi-build.js';
 export { stagePlatform, configPlatform, checkPlatformsRunnable } from './platforms.js';
 export { parseGitRef, fetchGit, type GitRef } from './git-source.js';
+export { fetchUrl, isUrl, type FetchUrlOptions } from './fetch-url.js';
 export { packCacheMount, unpackCacheMount, snapshotCacheMount, chunkEntries, type PackedMount } from './cache-mount-sync.js';
 export { cacheMountKey, cacheMountDir } from './cache-mounts.js';

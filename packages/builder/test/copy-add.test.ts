@@ -48,6 +48,24 @@ async function owner(p: string): Promise<[number, number]> {
   return [st.uid, st.gid];
 }
 
+describe('one COPY whose sources replace each other: a directory, a symlink, a directory again', () => {
+  it('each replaces the last; nothing is written through the symlink, inside the root or out', async () => {
+    const { sandbox, root } = await sandboxRoot('relink');
+    const ctx = path.join(sandbox, 'ctx');
+    await fsp.mkdir(path.join(ctx, 'one', 'a'), { recursive: true });
+    await fsp.writeFile(path.join(ctx, 'one', 'a', 'x'), 'x\n');
+    await fsp.mkdir(path.join(ctx, 'two'));
+    await fsp.symlink('/outside-h23', path.join(ctx, 'two', 'a'));
+    await fsp.mkdir(path.join(ctx, 'three', 'a'), { recursive: true });
+    await fsp.writeFile(path.join(ctx, 'three', 'a', 'y'), 'y\n');
+    await copyInto(root, await collectSources(ctx, ['one', 'two', 'three']), { dest: '/dst/', createdTime: 1234 });
+    expect((await fsp.lstat(path.join(root, 'dst', 'a'))).isDirectory()).toBe(true);
+    expect(await fsp.readdir(path.join(root, 'dst', 'a'))).toEqual(['y']);
+    expect(await fsp.readdir(root)).toEqual(['dst']);
+    await expect(fsp.lstat('/outside-h23')).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+});
+
 describe('COPY into a dangling symlink of the image', () => {
   it("creates the missing parents of the link's target inside the root", async () => {
     const { sandbox, root } = await sandboxRoot('dangling');

@@ -3,7 +3,7 @@ import { createWriteStream, promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { fetchGit, parseGitRef } from '@hoist/builder';
+import { fetchGit, fetchUrl, isUrl, parseGitRef } from '@hoist/builder';
 import { UsageError } from './errors.js';
 
 /** The build context as a directory, wherever it came from; `cleanup` removes what was unpacked. */
@@ -20,8 +20,9 @@ export interface PreparedContext {
 
 /**
  * `CONTEXT` as docker buildx build reads it: a directory; `-` (stdin: a tar archive, plain or
- * compressed, or else a bare Dockerfile and an empty context); a tarball file; or a git URL
- * (`https://host/repo.git#ref:subdir`, `git@host:repo.git`), cloned as ADD clones.
+ * compressed, or else a bare Dockerfile and an empty context); a tarball file; a git URL
+ * (`https://host/repo.git#ref:subdir`, `git@host:repo.git`), cloned as ADD clones; or an
+ * http(s) URL of a tarball (unpacked) or a plain-text Dockerfile (an empty context).
  */
 export async function prepareContext(context: string, o: { dockerfileFromStdin: boolean; signal?: AbortSignal }): Promise<PreparedContext> {
   if (context === '-') {
@@ -39,14 +40,39 @@ export async function prepareContext(context: string, o: { dockerfileFromStdin: 
       throw e;
     }
   }
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(context)) throw new UsageError(`build context ${context}: unsupported URL; give a directory, a tarball, - (stdin) or a git URL (https://host/repo.git#ref:subdir)`);
+  if (isUrl(context)) return fromUrl(context, o);
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(context)) throw new UsageError(`build context ${context}: unsupported URL; give a directory, a tarball, - (stdin), a git URL (https://host/repo.git#ref:subdir) or an http(s) URL of a tarball or a Dockerfile`);
   const st = await fsp.stat(context).catch(() => undefined);
   if (st?.isDirectory()) return { dir: path.resolve(context), unpacked: false, cleanup: async () => undefined };
   if (st?.isFile()) {
     if (!(await isArchive(context))) throw new UsageError(`build context ${context} is a file but not a tar archive (plain, gzip, bzip2, xz or zstd)`);
     return unpack(context);
   }
-  throw new UsageError(`build context ${context} is not a directory, a tarball, - or a git URL`);
+  throw new UsageError(`build context ${context} is not a directory, a tarball, -, a git URL or an http(s) URL`);
+}
+
+/** A remote tarball (unpacked) or a remote plain-text file (the Dockerfile, with an empty context), as docker build reads a URL. */
+async function fromUrl(url: string, o: { dockerfileFromStdin: boolean; signal?: AbortSignal }): Promise<PreparedContext> {
+  const tmp = await tempDir();
+  try {
+    const name = await fetchUrl(url, tmp, { label: `build context ${url}`, ...(o.signal ? { signal: o.signal } : {}) });
+    return await fromFile(path.join(tmp, name), tmp, { source: url, dockerfileFromStdin: o.dockerfileFromStdin });
+  } catch (e) {
+    await rmDir(tmp);
+    throw e;
+  }
+}
+
+/** A downloaded or piped file in `tmp`: a tar archive is unpacked, anything else is the Dockerfile. */
+async function fromFile(file: string, tmp: string, o: { source: string; dockerfileFromStdin: boolean }): Promise<PreparedContext> {
+  if (await isArchive(file)) {
+    const ctx = await unpack(file);
+    return { dir: ctx.dir, unpacked: true, cleanup: async () => (await ctx.cleanup(), await rmDir(tmp)) };
+  }
+  if (o.dockerfileFromStdin) throw new UsageError(`build context ${o.source} is a Dockerfile, not a tar archive, and -f - gives another one: give one of them`);
+  const dir = path.join(tmp, 'context');
+  await fsp.mkdir(dir);
+  return { dir, dockerfileText: await fsp.readFile(file, 'utf8'), unpacked: true, cleanup: () => rmDir(tmp) };
 }
 
 async function fromStdin(signal?: AbortSignal): Promise<PreparedContext> {
@@ -54,13 +80,7 @@ async function fromStdin(signal?: AbortSignal): Promise<PreparedContext> {
   const file = path.join(tmp, 'stdin');
   try {
     await pipeline(process.stdin, createWriteStream(file), signal ? { signal } : {});
-    if (await isArchive(file)) {
-      const ctx = await unpack(file);
-      return { dir: ctx.dir, unpacked: true, cleanup: async () => (await ctx.cleanup(), await rmDir(tmp)) };
-    }
-    const dir = path.join(tmp, 'context');
-    await fsp.mkdir(dir);
-    return { dir, dockerfileText: await fsp.readFile(file, 'utf8'), unpacked: true, cleanup: () => rmDir(tmp) };
+    return await fromFile(file, tmp, { source: '- (stdin)', dockerfileFromStdin: false });
   } catch (e) {
     await rmDir(tmp);
     throw e;

@@ -1,6 +1,6 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { fetchGit, parseGitRef, type ImageSource, type ResolvedImage } from '@hoist/builder';
+import { fetchGit, fetchUrl, isUrl, parseGitRef, type ImageSource, type ResolvedImage } from '@hoist/builder';
 import { appendLayer, emptyImage, familiarReference, ImageStore, isIndexMediaType, parseReference, writeImage, type Descriptor, type Platform } from '@hoist/oci';
 import { UsageError } from './errors.js';
 import { importDirectoryLayer } from './commands/import-layer.js';
@@ -10,11 +10,13 @@ export type NamedContext =
   | { kind: 'image'; name: string; ref: string }
   | { kind: 'oci-layout'; name: string; dir: string; tag?: string; digest?: string }
   | { kind: 'dir'; name: string; dir: string }
-  | { kind: 'git'; name: string; url: string };
+  | { kind: 'git'; name: string; url: string }
+  /** An http(s) URL that is not a git repository: one file, as BuildKit's HTTP source gives it. */
+  | { kind: 'url'; name: string; url: string };
 
 const OCI_REF_NAME = 'org.opencontainers.image.ref.name';
 
-/** `name=DIR | docker-image://REF | oci-layout://PATH[:TAG|@DIGEST] | https://…/repo.git#ref:subdir`. */
+/** `name=DIR | docker-image://REF | oci-layout://PATH[:TAG|@DIGEST] | https://…/repo.git#ref:subdir | https://…/FILE`. */
 export async function parseBuildContexts(list: readonly string[]): Promise<NamedContext[]> {
   const out: NamedContext[] = [];
   for (const item of list) {
@@ -44,8 +46,9 @@ async function parseOne(name: string, value: string, item: string): Promise<Name
     return { kind: 'oci-layout', name, dir, ...(m[2] ? { digest: m[2] } : {}), ...(m[3] ? { tag: m[3] } : {}) };
   }
   if (parseGitRef(value)) return { kind: 'git', name, url: value };
+  if (isUrl(value)) return { kind: 'url', name, url: value };
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) {
-    throw new UsageError(`--build-context "${item}": unsupported URL; valid: a directory, docker-image://REF, oci-layout://PATH[:TAG] or a git URL (https://…/repo.git#ref:subdir)`);
+    throw new UsageError(`--build-context "${item}": unsupported URL; valid: a directory, docker-image://REF, oci-layout://PATH[:TAG], a git URL (https://…/repo.git#ref:subdir) or an http(s) URL`);
   }
   const dir = path.resolve(value);
   if (!(await isDir(dir))) throw new UsageError(`--build-context ${name}: ${value} is not a directory`);
@@ -67,8 +70,8 @@ export function contextKey(name: string): string {
 
 /**
  * An ImageSource that answers named contexts first: `docker-image://` through the usual source,
- * an OCI layout copied into the store, a directory (or git checkout) as a one-layer image with an
- * empty config (what BuildKit gives `FROM <local context>`). Everything else goes to `inner`.
+ * an OCI layout copied into the store, a directory (or git checkout, or an http file) as a
+ * one-layer image of 0:0 files with an empty config (what BuildKit gives `FROM <local context>`). Everything else goes to `inner`.
  */
 export class NamedContextSource implements ImageSource {
   private readonly byKey = new Map<string, NamedContext>();
@@ -102,9 +105,14 @@ export class NamedContextSource implements ImageSource {
     if (c.kind === 'oci-layout') return this.fromLayout(c, opts.platform);
     if (c.kind === 'dir') return this.fromDirectory(c.name, c.dir, opts.platform);
     await fsp.mkdir(this.o.scratchDir, { recursive: true });
-    const tmp = await fsp.mkdtemp(path.join(this.o.scratchDir, 'context-git-'));
+    const tmp = await fsp.mkdtemp(path.join(this.o.scratchDir, `context-${c.kind}-`));
+    const signal = opts.signal ? { signal: opts.signal } : {};
     try {
-      const { root } = await fetchGit(parseGitRef(c.url)!, tmp, opts.signal ? { signal: opts.signal } : {});
+      if (c.kind === 'url') {
+        await fetchUrl(c.url, tmp, { label: `--build-context ${c.name}=${c.url}`, ...signal });
+        return await this.fromDirectory(c.name, tmp, opts.platform);
+      }
+      const { root } = await fetchGit(parseGitRef(c.url)!, tmp, signal);
       return await this.fromDirectory(c.name, root, opts.platform);
     } finally {
       await fsp.rm(tmp, { recursive: true, force: true });
@@ -113,7 +121,9 @@ export class NamedContextSource implements ImageSource {
 
   private async fromDirectory(name: string, dir: string, platform: Platform): Promise<ResolvedImage> {
     const sde = process.env.SOURCE_DATE_EPOCH;
-    const layer = await importDirectoryLayer(dir, this.o.store.blobs, sde !== undefined && /^\d+$/.test(sde) ? { sourceDateEpoch: Number(sde) } : {});
+    // BuildKit's local sources hand their files over as 0:0, whoever owns them on the host
+    const owner = { uid: 0, gid: 0 };
+    const layer = await importDirectoryLayer(dir, this.o.store.blobs, sde !== undefined && /^\d+$/.test(sde) ? { sourceDateEpoch: Number(sde), owner } : { owner });
     const img = appendLayer(emptyImage(platform), layer.descriptor, layer.diffId, { created: '1970-01-01T00:00:00Z', created_by: `build context ${name}` });
     const w = await writeImage(this.o.store.blobs, { ...img, config: { ...img.config, created: '1970-01-01T00:00:00Z' } });
     return this.loaded(name, w.descriptor, platform, this.o.store);

@@ -135,10 +135,41 @@ describe('--build-context', () => {
     expect((await fsp.readdir(out)).sort()).toEqual(['copied', 'tool.txt']);
   });
 
+  it('a directory context\'s files are 0:0 in the build, whoever owns them on the host (as BuildKit sends them)', async () => {
+    const owned = path.join(work, 'owned');
+    await fsp.mkdir(path.join(owned, 'sub'), { recursive: true });
+    await fsp.writeFile(path.join(owned, 'sub', 'f'), 'owned\n');
+    for (const p of [path.join(owned, 'sub'), path.join(owned, 'sub', 'f')]) await fsp.chown(p, 4321, 4322);
+    const ctx = path.join(work, 'owned-app');
+    await fsp.mkdir(ctx);
+    await fsp.writeFile(path.join(ctx, 'Dockerfile'), 'FROM busybox:latest\nCOPY --from=owned /sub /sub\nRUN stat -c "%n %u:%g" /sub /sub/f > /owners\n');
+    const out = path.join(work, 'out-owned');
+    const r = await hoist(['build', '--root', root, '--build-context', `owned=${owned}`, '-o', `type=local,dest=${out}`, ctx]);
+    expect(r.code).toBe(0);
+    expect(await fsp.readFile(path.join(out, 'owners'), 'utf8')).toBe('/sub 0:0\n/sub/f 0:0\n');
+  });
+
+  it('an http(s) URL that is not a git repository is one file, as BuildKit\'s HTTP source gives it (mode 0600, 0:0)', async () => {
+    await fsp.mkdir(path.join(work, 'www', 'files'), { recursive: true });
+    await fsp.writeFile(path.join(work, 'www', 'files', 'notes.txt'), 'served over http\n');
+    const ctx = path.join(work, 'http-app');
+    await fsp.mkdir(ctx);
+    await fsp.writeFile(path.join(ctx, 'Dockerfile'), 'FROM busybox:latest\nCOPY --from=dl /notes.txt /got/notes.txt\nRUN stat -c "%a %u:%g" /got/notes.txt > /got/stat\n');
+    const out = path.join(work, 'out-http');
+    const r = await hoist(['build', '--root', root, '--build-context', `dl=http://${server.host}/files/notes.txt`, '-o', `type=local,dest=${out}`, ctx]);
+    expect(r.stderr).not.toMatch(/ERROR/);
+    expect(r.code).toBe(0);
+    expect(await fsp.readFile(path.join(out, 'got', 'notes.txt'), 'utf8')).toBe('served over http\n');
+    expect(await fsp.readFile(path.join(out, 'got', 'stat'), 'utf8')).toBe('600 0:0\n');
+    const missing = await hoist(['build', '--root', root, '--build-context', `dl=http://${server.host}/files/absent.txt`, ctx]);
+    expect(missing.stderr).toContain(`--build-context dl=http://${server.host}/files/absent.txt: HTTP 404`);
+    expect(missing.code).toBe(1);
+  });
+
   it.each([
     [['--build-context', 'nothing'], /--build-context "nothing": expected NAME=VALUE/],
     [['--build-context', 'x=/nonexistent/dir'], /--build-context x: \/nonexistent\/dir is not a directory/],
-    [['--build-context', 'x=ftp://host/file.tar'], /unsupported URL; valid: a directory, docker-image:\/\/REF, oci-layout:\/\/PATH\[:TAG\] or a git URL/],
+    [['--build-context', 'x=ftp://host/file.tar'], /unsupported URL; valid: a directory, docker-image:\/\/REF, oci-layout:\/\/PATH\[:TAG\], a git URL .* or an http\(s\) URL/],
     [['--build-context', 'x=docker-image://has space'], /--build-context x: invalid image reference "has space"/],
   ])('bad value %j: exit 2', async (flags, message) => {
     const r = await hoist(['build', '--root', root, ...flags, path.join(work, 'plain')]);
@@ -215,6 +246,21 @@ describe('--build-context', () => {
       expect(prov.predicate.buildDefinition.externalParameters.configSource).toEqual({ uri: url, digest: { sha1: commit }, path: 'Dockerfile' });
       expect(prov.predicate.buildDefinition.resolvedDependencies[0]).toEqual({ uri: url, digest: { sha1: commit } });
       expect(prov.predicate.buildDefinition.externalParameters.request.locals).toEqual([]);
+    });
+
+    it('an http URL of a gzip tarball is downloaded and unpacked as the context; of a plain-text file, it is the Dockerfile', async () => {
+      await fsp.mkdir(path.join(work, 'www', 'ctx'), { recursive: true });
+      await tarOf(appCtx, path.join(work, 'www', 'ctx', 'app.tar.gz'), ['-z']);
+      const out = path.join(work, 'out-url-tgz');
+      const r = await hoist(['build', '--root', root, '-f', 'docker/Containerfile', '-o', `type=local,dest=${out}`, `http://${server.host}/ctx/app.tar.gz`]);
+      expect(r.stderr).not.toMatch(/ERROR/);
+      expect(r.code).toBe(0);
+      expect(await fsp.readFile(path.join(out, 'ctx', 'data.txt'), 'utf8')).toBe('from the tar context\n');
+      await fsp.writeFile(path.join(work, 'www', 'ctx', 'Dockerfile'), 'FROM busybox:latest\nRUN echo from a url > /marker\n');
+      const outDf = path.join(work, 'out-url-df');
+      const df = await hoist(['build', '--root', root, '-o', `type=local,dest=${outDf}`, `http://${server.host}/ctx/Dockerfile`]);
+      expect(df.code).toBe(0);
+      expect(await fsp.readFile(path.join(outDf, 'marker'), 'utf8')).toBe('from a url\n');
     });
 
     it('a file that is not an archive: exit 2', async () => {

@@ -118,7 +118,7 @@ describe('papercuts', () => {
     }
   });
 
-  it('plan --target marks the stages the target never needs', async () => {
+  it('plan --target marks the stages the target never needs (text and json)', async () => {
     const ctx = path.join(work, 'plan');
     await fsp.mkdir(ctx);
     await fsp.writeFile(path.join(ctx, 'Dockerfile'), 'FROM busybox AS base\nRUN true\nFROM base AS test\nRUN make test\nFROM base AS app\nCMD ["app"]\n');
@@ -126,6 +126,10 @@ describe('papercuts', () => {
     expect(r.code).toBe(0);
     const heads = r.stdout.split('\n').filter((l) => l.startsWith('stage '));
     expect(heads).toEqual(['stage 0 base: FROM busybox', 'stage 1 test (not needed by the target: skipped): FROM base  <- base', 'stage 2 app (target): FROM base  <- base']);
+    const json = await hoist(['plan', '--target', 'app', '--format', 'json', ctx]);
+    expect(json.code).toBe(0);
+    const stages = (JSON.parse(json.stdout) as { stages: { name: string; skipped?: boolean }[] }).stages;
+    expect(stages.map((s) => [s.name, s.skipped ?? false])).toEqual([['base', false], ['test', true], ['app', false]]);
   });
 
   it('a registry with a private CA: the TLS error names --tls-ca and --insecure-registry, and both flags work', async () => {

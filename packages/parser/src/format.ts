@@ -32,8 +32,10 @@ function stepJson(s: Step): Record<string, unknown> {
   return out;
 }
 
-function stageJson(st: Stage): Record<string, unknown> {
+function stageJson(st: Stage, needed: boolean): Record<string, unknown> {
   const out: Record<string, unknown> = { name: st.name ?? null, index: st.index, base: baseLabel(st.base), baseKind: st.base.kind };
+  // as `plan --format text` says "(not needed by the target: skipped)"; absent when needed
+  if (!needed) out.skipped = true;
   if (st.platform !== undefined) out.platform = st.platform;
   out.dependsOn = st.dependsOn;
   out.steps = st.steps.map(stepJson);
@@ -41,7 +43,8 @@ function stageJson(st: Stage): Record<string, unknown> {
 }
 
 export function planToJson(plan: Plan): unknown {
-  const out: Record<string, unknown> = { target: plan.target, stages: plan.stages.map(stageJson) };
+  const needed = new Set(stagesNeeded(plan));
+  const out: Record<string, unknown> = { target: plan.target, stages: plan.stages.map((st) => stageJson(st, needed.has(st.index))) };
   if (Object.keys(plan.directives).length > 0) out.directives = plan.directives;
   if (plan.warnings.length > 0) out.warnings = plan.warnings;
   return out;

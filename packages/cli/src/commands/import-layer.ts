@@ -10,7 +10,7 @@ export interface ImportedLayer {
 }
 
 /** A root filesystem directory as one reproducible gzip layer (sorted, normalised headers). */
-export async function importDirectoryLayer(dir: string, blobs: BlobStore, opts: { sourceDateEpoch?: number } = {}): Promise<ImportedLayer> {
+export async function importDirectoryLayer(dir: string, blobs: BlobStore, opts: { sourceDateEpoch?: number; owner?: { uid: number; gid: number } } = {}): Promise<ImportedLayer> {
   const xattrs = await readXattrsTree(dir);
   const w = await writeLayer(blobs, walkTree(dir, xattrs, { overlay: false }), { compression: 'gzip', ...opts });
   return { descriptor: w.descriptor, diffId: w.diffId };

@@ -22,6 +22,8 @@ export interface TarWriteOptions {
    * root's in the layer, as proot -0 showed them to RUN.
    */
   selfAsRoot?: { uid: number; gid: number };
+  /** Every member is written as owned by these ids (a build context: BuildKit sends its files as 0:0). */
+  owner?: { uid: number; gid: number };
   signal?: AbortSignal;
 }
 
@@ -59,8 +61,9 @@ export function joinName(dir: string, base: string): string {
 export async function* tarBytes(entries: AsyncIterable<LayerEntry>, opts: TarWriteOptions = {}): AsyncGenerator<Buffer> {
   const sde = opts.sourceDateEpoch;
   const self = opts.selfAsRoot ?? unprivilegedIds();
-  const uidOf = (st: BigIntStats): number => (self && Number(st.uid) === self.uid ? 0 : Number(st.uid));
-  const gidOf = (st: BigIntStats): number => (self && Number(st.gid) === self.gid ? 0 : Number(st.gid));
+  const owner = opts.owner;
+  const uidOf = (st: BigIntStats): number => owner?.uid ?? (self && Number(st.uid) === self.uid ? 0 : Number(st.uid));
+  const gidOf = (st: BigIntStats): number => owner?.gid ?? (self && Number(st.gid) === self.gid ? 0 : Number(st.gid));
   const links = new Map<string, string>();
   let acc: Buffer[] = [];
   let accLen = 0;
