@@ -6,7 +6,7 @@ import type { StageState } from './state.js';
 import type { CacheRecord } from './cache.js';
 import { Solver } from './solver.js';
 import { isoTime } from './step.js';
-import { fetchMissing } from './materialize.js';
+import { fetchLayers, imageLayers } from './materialize.js';
 import type { BuildOptions, BuildResult, ResolvedImage } from './types.js';
 import { checkEntitlements } from './sandbox/entitlements.js';
 import { checkLimitsAllowed, describeIsolation } from './sandbox/isolation.js';
@@ -44,7 +44,7 @@ export async function build(requested: BuildOptions): Promise<BuildResult> {
   for (const [key, img] of resolved) baseImages[refOfKey(key)] = baseInfo(img);
   const plan = makePlan(df, { ...planArgs, baseImages });
   const ctx = new BuildSession(opts, plan, platform);
-  for (const [key, img] of resolved) ctx.bases.set(key, img);
+  for (const [key, img] of resolved) ctx.addBase(key, img);
   if (opts.dockerignore) ctx.contextFilter = createDockerignoreMatcher(opts.dockerignore);
   const stages = stagesNeeded(plan);
   checkPlatformsRunnable(plan, { stages, target: platform, ...(opts.emulationHost ? { host: opts.emulationHost } : {}) });
@@ -68,18 +68,16 @@ export async function build(requested: BuildOptions): Promise<BuildResult> {
     const history = final.img.config.history ?? [];
     const created = opts.sourceDateEpoch !== undefined ? isoTime(ctx) : (history.at(-1)?.created ?? final.lastCreated);
     const img = withLabels({ ...final.img, config: { ...final.img.config, created } }, opts.labels);
+    if (!opts.lazyLayers) await fetchLayers(ctx, img);
+    const layers = await imageLayers(ctx, img);
     const remoteLayers = [];
-    for (const l of img.layers) if (!(await opts.store.blobs.has(l.digest))) remoteLayers.push(l);
-    if (remoteLayers.length > 0 && !opts.lazyLayers) {
-      await fetchMissing(ctx, remoteLayers);
-      remoteLayers.length = 0;
-    }
+    for (const l of layers) if (!(await opts.store.blobs.has(l.descriptor.digest))) remoteLayers.push(l.descriptor);
     const written = await writeImage(opts.store.blobs, withLayerMediaTypes(img, opts.format ?? 'oci'), { format: opts.format ?? 'oci', ...(opts.manifestAnnotations ? { annotations: opts.manifestAnnotations } : {}) });
     const tags: string[] = [];
     // a lazy result is not tagged locally: its blobs are not all here (fsck would flag it)
     for (const t of remoteLayers.length > 0 ? [] : (opts.tags ?? [])) tags.push(await opts.store.tag(formatReference(parseReference(t)), written.descriptor));
     const cacheRecords = await exportableRecords(solver, { stages, toRun, final });
-    return { descriptor: written.descriptor, manifest: written.manifest, config: img.config, tags, stats: { ...ctx.stats }, cacheRecords, remoteLayers, cacheMounts: [...ctx.cacheMounts.used].map(([key, dir]) => ({ key, dir })) };
+    return { descriptor: written.descriptor, manifest: written.manifest, config: img.config, tags, stats: { ...ctx.stats }, cacheRecords, layers, remoteLayers, cacheMounts: [...ctx.cacheMounts.used].map(([key, dir]) => ({ key, dir })) };
   } finally {
     await solver.cleanup().finally(() => ctx.cleanup());
   }
