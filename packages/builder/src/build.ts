@@ -44,7 +44,8 @@ export async function build(requested: BuildOptions): Promise<BuildResult> {
   for (const [key, img] of resolved) baseImages[refOfKey(key)] = baseInfo(img);
   const plan = makePlan(df, { ...planArgs, baseImages });
   const ctx = new BuildSession(opts, plan, platform);
-  for (const [key, img] of resolved) ctx.addBase(key, img);
+  const bases = new Map(resolved);
+  for (const [, img] of resolved) ctx.layers.add(img.layers);
   if (opts.dockerignore) ctx.contextFilter = createDockerignoreMatcher(opts.dockerignore);
   const stages = stagesNeeded(plan);
   checkPlatformsRunnable(plan, { stages, target: platform, ...(opts.emulationHost ? { host: opts.emulationHost } : {}) });
@@ -54,7 +55,7 @@ export async function build(requested: BuildOptions): Promise<BuildResult> {
   for (const w of plan.warnings) ctx.emit({ type: 'warning', message: `${w.code}: ${w.message}`, ...(w.line ? { line: w.line } : {}) });
   checkEntitlements({ plan, stages, allow: opts.allow ?? [], network: opts.network, label: (i, s) => ctx.label(i, s) });
   ctx.emit({ type: 'plan', target: plan.target, stages: stages.map((i) => ({ index: i, steps: plan.stages[i]!.steps.length, ...(plan.stages[i]!.name ? { name: plan.stages[i]!.name! } : {}) })) });
-  const solver = new Solver(ctx);
+  const solver = new Solver(ctx, bases);
   try {
     // pass 1: every key, nothing executed; pass 2: run only the stages the target really
     // needs, all started at once so independent stages run in parallel (bounded by --jobs)
@@ -77,7 +78,7 @@ export async function build(requested: BuildOptions): Promise<BuildResult> {
     // a lazy result is not tagged locally: its blobs are not all here (fsck would flag it)
     for (const t of remoteLayers.length > 0 ? [] : (opts.tags ?? [])) tags.push(await opts.store.tag(formatReference(parseReference(t)), written.descriptor));
     const cacheRecords = await exportableRecords(solver, { stages, toRun, final });
-    return { descriptor: written.descriptor, manifest: written.manifest, config: img.config, tags, stats: { ...ctx.stats }, cacheRecords, layers, remoteLayers, cacheMounts: [...ctx.cacheMounts.used].map(([key, dir]) => ({ key, dir })) };
+    return { descriptor: written.descriptor, manifest: written.manifest, config: img.config, tags, stats: ctx.stats.snapshot(), cacheRecords, layers, remoteLayers, cacheMounts: [...ctx.cacheMounts.used].map(([key, dir]) => ({ key, dir })) };
   } finally {
     await solver.cleanup().finally(() => ctx.cleanup());
   }

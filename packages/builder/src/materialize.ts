@@ -61,6 +61,6 @@ export async function fetchLayers(ctx: BuildSession, img: Image): Promise<void> 
   const blobs = ctx.opts.store.blobs;
   for (const layer of await imageLayers(ctx, img)) {
     const r = await layer.fetchInto(blobs, ctx.opts.signal ? { signal: ctx.opts.signal } : {});
-    if (r === 'fetched' && layer.origin.kind === 'cache') ctx.stats.layersFetched++;
+    if (r === 'fetched' && layer.origin.kind === 'cache') ctx.stats.layerFetched();
   }
 }

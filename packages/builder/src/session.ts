@@ -7,7 +7,8 @@ import type { Plan, Step } from '@hoist/parser';
 import { FileCacheStore, type CacheRecord, type CacheStore } from './cache.js';
 import { RuntimeExecutor, type Executor } from './executor.js';
 import { SandboxSession } from './sandbox/session.js';
-import type { BuildEvent, BuildOptions, ResolvedImage } from './types.js';
+import type { BuildEvent, BuildOptions } from './types.js';
+import { BuildStats } from './build-stats.js';
 import type { PathFilter } from './sources.js';
 import { CacheMounts } from './cache-mounts.js';
 import { remoteMountSeeder } from './mount-seeder.js';
@@ -26,10 +27,9 @@ export class BuildSession {
   readonly cache: CacheStore;
   readonly executor: Executor;
   readonly limit: LimitFunction;
-  readonly bases = new Map<string, ResolvedImage>();
-  /** Where each layer blob comes from: the store, a base image's registry, an imported cache. */
+  /** Where each layer blob comes from: the store, a base image's registry (their layers are added as they are resolved), an imported cache. */
   readonly layers: LayerCatalog;
-  readonly stats = { executed: 0, cached: 0, runSteps: 0, layersFetched: 0 };
+  readonly stats = new BuildStats();
   /** RUN --mount=type=cache directories and their sharing locks. */
   readonly cacheMounts: CacheMounts;
   /** Watchdog and private tmpfs (bundles, secrets) of this build's RUN sandboxes. */
@@ -88,12 +88,6 @@ export class BuildSession {
     } finally {
       await this.sandbox.close();
     }
-  }
-
-  /** A base image (of a FROM, COPY --from or RUN --mount from=): its layers are found by digest from now on. */
-  addBase(key: string, img: ResolvedImage): void {
-    this.bases.set(key, img);
-    this.layers.add(img.layers);
   }
 
   /**
