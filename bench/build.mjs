@@ -7,6 +7,8 @@
 // The tools take turns within each run (interleaved); the best of BENCH_RUNS (default 5) runs
 // is shown with the machine's load average. BENCH_TOOLS=hoist,buildkit,buildah picks tools;
 // BENCH_CASES=hello,debian,files20k picks cases. `bash bench/setup.sh` installs docker.io.
+// HOIST_BIN=FILE runs another hoist build (its bundle/hoist.js or dist/main.js); HOIST_BIN_BASELINE=FILE
+// adds the tool `hoist-baseline` (another checkout, e.g. before a refactor), interleaved like the others.
 import { existsSync, promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -15,10 +17,11 @@ import { sh, table, fmt } from './lib.mjs';
 import { buildkitAvailable, startBuildkit } from './buildkit.mjs';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const hoistBin = path.join(repo, 'packages/cli/bundle/hoist.js');
+const hoistBin = process.env.HOIST_BIN ? path.resolve(process.env.HOIST_BIN) : path.join(repo, 'packages/cli/bundle/hoist.js');
+const baselineBin = process.env.HOIST_BIN_BASELINE ? path.resolve(process.env.HOIST_BIN_BASELINE) : undefined;
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const pick = (name, all) => (process.env[name] ?? '').split(',').filter(Boolean).length ? process.env[name].split(',') : all;
-const TOOLS = pick('BENCH_TOOLS', ['hoist', 'buildkit', 'buildah']);
+const TOOLS = pick('BENCH_TOOLS', ['hoist', ...(baselineBin ? ['hoist-baseline'] : []), 'buildkit', 'buildah']);
 const CASES = pick('BENCH_CASES', ['hello', 'debian', 'files20k']);
 // dockerd's private root (BENCH_DOCKERD_TMP, default os.tmpdir())
 const DOCKERD_TMP = process.env.BENCH_DOCKERD_TMP ?? os.tmpdir();
@@ -51,8 +54,8 @@ async function pushDebian(seed, ref) {
 }
 
 
-function hoistBuild(store, ctx, tag) {
-  return sh(process.execPath, [hoistBin, 'build', '--root', store, '--progress', 'quiet', '-t', tag, ctx]);
+function hoistBuild(store, ctx, tag, bin = hoistBin) {
+  return sh(process.execPath, [bin, 'build', '--root', store, '--progress', 'quiet', '-t', tag, ctx]);
 }
 
 function buildahArgs(store) {
@@ -143,10 +146,13 @@ function report(cases, best) {
     for (const k of KINDS) {
       const v = (t) => best[c.name][t][k];
       const ratio = (t) => (has('hoist') && has(t) ? (v('hoist') / v(t)).toFixed(2) : '-');
-      rows.push([`${c.name} ${k}`, ...TOOLS.map((t) => fmt(v(t))), ratio('buildkit'), ratio('buildah')]);
+      const extra = has('hoist-baseline') ? [ratio('hoist-baseline')] : [];
+      rows.push([`${c.name} ${k}`, ...TOOLS.map((t) => fmt(v(t))), ratio('buildkit'), ratio('buildah'), ...extra]);
     }
   }
-  table(`build: hoist vs BuildKit (docker.io 20.10) and buildah bud (best of ${RUNS}, interleaved, base from a loopback registry; target hoist/BuildKit <= 1.00)`, ['case', ...TOOLS, 'hoist/BuildKit', 'hoist/buildah'], rows);
+  const extraHead = has('hoist-baseline') ? ['hoist/baseline'] : [];
+  table(`build: hoist vs BuildKit (docker.io 20.10) and buildah bud (best of ${RUNS}, interleaved, base from a loopback registry; target hoist/BuildKit <= 1.00)`, ['case', ...TOOLS, 'hoist/BuildKit', 'hoist/buildah', ...extraHead], rows);
+  if (baselineBin) console.log(`hoist: ${hoistBin}\nhoist-baseline: ${baselineBin}`);
 }
 
 /** Failed runs, reported with the table (a failed run is redone from an empty store). */
@@ -193,7 +199,8 @@ export async function main() {
     await sh(process.execPath, [hoistBin, 'push', '--root', seed, '--progress', 'quiet', 'busybox:latest', refs.busybox]);
     if (CASES.includes('debian')) await pushDebian(seed, refs.debian);
     const cases = await prepareCases(work, refs);
-    const tools = { hoist: storeTool('hoist', hoistBuild, work), buildah: storeTool('buildah', buildahBuild, work), buildkit: buildkitTool(reg.host) };
+    const baseline = (store, ctx, tag) => hoistBuild(store, ctx, tag, baselineBin);
+    const tools = { hoist: storeTool('hoist', hoistBuild, work), 'hoist-baseline': storeTool('hoist-baseline', baseline, work), buildah: storeTool('buildah', buildahBuild, work), buildkit: buildkitTool(reg.host) };
     const before = load();
     const best = await runCases(cases, tools);
     report(cases, best);

@@ -6,7 +6,7 @@ import type { StageState } from './state.js';
 import type { CacheRecord } from './cache.js';
 import { Solver } from './solver.js';
 import { isoTime } from './step.js';
-import { fetchMissing } from './materialize.js';
+import { fetchLayers, imageLayers } from './materialize.js';
 import type { BuildOptions, BuildResult, ResolvedImage } from './types.js';
 import { checkEntitlements } from './sandbox/entitlements.js';
 import { checkLimitsAllowed, describeIsolation } from './sandbox/isolation.js';
@@ -44,7 +44,8 @@ export async function build(requested: BuildOptions): Promise<BuildResult> {
   for (const [key, img] of resolved) baseImages[refOfKey(key)] = baseInfo(img);
   const plan = makePlan(df, { ...planArgs, baseImages });
   const ctx = new BuildSession(opts, plan, platform);
-  for (const [key, img] of resolved) ctx.bases.set(key, img);
+  const bases = new Map(resolved);
+  for (const [, img] of resolved) ctx.layers.add(img.layers);
   if (opts.dockerignore) ctx.contextFilter = createDockerignoreMatcher(opts.dockerignore);
   const stages = stagesNeeded(plan);
   checkPlatformsRunnable(plan, { stages, target: platform, ...(opts.emulationHost ? { host: opts.emulationHost } : {}) });
@@ -54,7 +55,7 @@ export async function build(requested: BuildOptions): Promise<BuildResult> {
   for (const w of plan.warnings) ctx.emit({ type: 'warning', message: `${w.code}: ${w.message}`, ...(w.line ? { line: w.line } : {}) });
   checkEntitlements({ plan, stages, allow: opts.allow ?? [], network: opts.network, label: (i, s) => ctx.label(i, s) });
   ctx.emit({ type: 'plan', target: plan.target, stages: stages.map((i) => ({ index: i, steps: plan.stages[i]!.steps.length, ...(plan.stages[i]!.name ? { name: plan.stages[i]!.name! } : {}) })) });
-  const solver = new Solver(ctx);
+  const solver = new Solver(ctx, bases);
   try {
     // pass 1: every key, nothing executed; pass 2: run only the stages the target really
     // needs, all started at once so independent stages run in parallel (bounded by --jobs)
@@ -68,18 +69,16 @@ export async function build(requested: BuildOptions): Promise<BuildResult> {
     const history = final.img.config.history ?? [];
     const created = opts.sourceDateEpoch !== undefined ? isoTime(ctx) : (history.at(-1)?.created ?? final.lastCreated);
     const img = withLabels({ ...final.img, config: { ...final.img.config, created } }, opts.labels);
+    if (!opts.lazyLayers) await fetchLayers(ctx, img);
+    const layers = await imageLayers(ctx, img);
     const remoteLayers = [];
-    for (const l of img.layers) if (!(await opts.store.blobs.has(l.digest))) remoteLayers.push(l);
-    if (remoteLayers.length > 0 && !opts.lazyLayers) {
-      await fetchMissing(ctx, remoteLayers);
-      remoteLayers.length = 0;
-    }
+    for (const l of layers) if (!(await opts.store.blobs.has(l.descriptor.digest))) remoteLayers.push(l.descriptor);
     const written = await writeImage(opts.store.blobs, withLayerMediaTypes(img, opts.format ?? 'oci'), { format: opts.format ?? 'oci', ...(opts.manifestAnnotations ? { annotations: opts.manifestAnnotations } : {}) });
     const tags: string[] = [];
     // a lazy result is not tagged locally: its blobs are not all here (fsck would flag it)
     for (const t of remoteLayers.length > 0 ? [] : (opts.tags ?? [])) tags.push(await opts.store.tag(formatReference(parseReference(t)), written.descriptor));
     const cacheRecords = await exportableRecords(solver, { stages, toRun, final });
-    return { descriptor: written.descriptor, manifest: written.manifest, config: img.config, tags, stats: { ...ctx.stats }, cacheRecords, remoteLayers, cacheMounts: [...ctx.cacheMounts.used].map(([key, dir]) => ({ key, dir })) };
+    return { descriptor: written.descriptor, manifest: written.manifest, config: img.config, tags, stats: ctx.stats.snapshot(), cacheRecords, layers, remoteLayers, cacheMounts: [...ctx.cacheMounts.used].map(([key, dir]) => ({ key, dir })) };
   } finally {
     await solver.cleanup().finally(() => ctx.cleanup());
   }

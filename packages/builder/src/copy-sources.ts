@@ -63,7 +63,7 @@ async function fromOther(ctx: BuildSession, p: Prep & { stages: StageInputs }): 
     mountSource = async () => mountImage((await from.load()).img);
   } else {
     const img = await ctx.opts.images.resolve(ins.from!, { platform: ctx.platform, ...(ctx.opts.signal ? { signal: ctx.opts.signal } : {}) });
-    ctx.bases.set(ins.from!, img);
+    ctx.layers.add(img.layers);
     fromKey = `image:${img.descriptor.digest}`;
     mountSource = () => mountImage({ config: img.config.value, layers: img.manifest.value.layers });
   }

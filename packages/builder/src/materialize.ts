@@ -1,18 +1,16 @@
-import type { Descriptor, Digest, Image } from '@hoist/oci';
+import type { Digest, Image, Layer } from '@hoist/oci';
 import { BuildError } from './errors.js';
 import type { Mounted } from '@hoist/snapshotter';
 import type { BuildSession } from './session.js';
 
 /**
- * Make an image's layers usable as snapshots: fetch blobs that are not local yet (lazily, only
- * when a step really runs on them), then unpack each once (keyed by diff_id).
+ * Make an image's layers usable as snapshots: bring each blob that is not local yet into the
+ * store from wherever its layer is (a base image's registry, an imported cache; only when a step
+ * really runs on them), then unpack each once (keyed by diff_id).
  */
 export async function materialize(ctx: BuildSession, img: Image): Promise<void> {
-  const blobs = ctx.opts.store.blobs;
-  const missing = [];
-  for (const l of img.layers) if (!(await blobs.has(l.digest))) missing.push(l);
-  await fetchMissing(ctx, missing);
   const diffIds = img.config.rootfs.diff_ids;
+  await fetchLayers(ctx, img);
   for (let i = 0; i < img.layers.length; i++) {
     await ctx.opts.snapshotter.ensureLayer({ diffId: diffIds[i]!, descriptor: img.layers[i]! });
   }
@@ -45,18 +43,24 @@ export async function withMountedImage<T>(ctx: BuildSession, img: Image, fn: (m:
   }
 }
 
-/** Bring missing layer blobs into the store: from the base image they belong to, else an imported cache. */
-export async function fetchMissing(ctx: BuildSession, missing: Descriptor[]): Promise<void> {
-  let rest = missing;
-  for (const base of ctx.bases.values()) {
-    const mine = rest.filter((m) => base.manifest.value.layers.some((l) => l.digest === m.digest));
-    if (mine.length > 0) {
-      await ctx.opts.images.fetchLayers(base, mine, ctx.opts.signal ? { signal: ctx.opts.signal } : {});
-      rest = rest.filter((m) => !mine.includes(m));
-    }
+/** The layers of an image, wherever each blob is (the store, a base image's registry, an imported cache). */
+export async function imageLayers(ctx: BuildSession, img: Image): Promise<Layer[]> {
+  const diffIds = img.config.rootfs.diff_ids;
+  const out: Layer[] = [];
+  for (let i = 0; i < img.layers.length; i++) {
+    const d = img.layers[i]!;
+    const layer = await ctx.layers.find(d, diffIds[i]!);
+    if (!layer) throw new BuildError('BASE_IMAGE_NOT_FOUND', `layer ${d.digest} is neither in the store nor in an imported cache`);
+    out.push(layer);
   }
-  for (const d of rest) {
-    if (await ctx.opts.store.blobs.has(d.digest)) continue;
-    if (!(await ctx.fetchRemoteLayer(d))) throw new BuildError('BASE_IMAGE_NOT_FOUND', `layer ${d.digest} is neither in the store nor in an imported cache`);
+  return out;
+}
+
+/** Bring an image's layer blobs into the store (one at a time, in order); those there stay as they are. */
+export async function fetchLayers(ctx: BuildSession, img: Image): Promise<void> {
+  const blobs = ctx.opts.store.blobs;
+  for (const layer of await imageLayers(ctx, img)) {
+    const r = await layer.fetchInto(blobs, ctx.opts.signal ? { signal: ctx.opts.signal } : {});
+    if (r === 'fetched' && layer.origin.kind === 'cache') ctx.stats.layerFetched();
   }
 }

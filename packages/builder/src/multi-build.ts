@@ -26,6 +26,8 @@ export interface MultiBuildResult {
   cacheRecords: BuildResult['cacheRecords'];
   /** Every platform's cache mounts (each key once). */
   cacheMounts: NonNullable<BuildResult['cacheMounts']>;
+  /** Every platform's layers, wherever each blob is. */
+  layers: BuildResult['layers'];
   remoteLayers: Descriptor[];
 }
 
@@ -63,7 +65,7 @@ export async function buildPlatforms(opts: BuildOptions, platforms: Platform[]):
   // a lazy result is not tagged locally: its blobs are not all here
   for (const t of remoteLayers.length > 0 ? [] : (opts.tags ?? [])) tags.push(await opts.store.tag(formatReference(parseReference(t)), descriptor));
   const cacheMounts = [...new Map(builds.flatMap((b) => b.result.cacheMounts ?? []).map((m) => [m.key, m])).values()];
-  return { descriptor, tags, platforms: builds, stats: sumStats(builds), cacheRecords: mergeRecords(builds), cacheMounts, remoteLayers };
+  return { descriptor, tags, platforms: builds, stats: sumStats(builds), cacheRecords: mergeRecords(builds), cacheMounts, layers: builds.flatMap((b) => b.result.layers), remoteLayers };
 }
 
 function sumStats(builds: PlatformBuild[]): BuildResult['stats'] {

@@ -90,7 +90,7 @@ async function mountSource(set: MountSet, from: string | undefined): Promise<{ r
     identity = `stage:${st.key}`;
   } else {
     const r = await ctx.opts.images.resolve(from, { platform: ctx.platform, ...(ctx.opts.signal ? { signal: ctx.opts.signal } : {}) });
-    ctx.bases.set(from, r);
+    ctx.layers.add(r.layers);
     img = { config: r.config.value, layers: r.manifest.value.layers };
     identity = `image:${r.descriptor.digest}`;
   }

@@ -2,13 +2,13 @@ import pLimit, { type LimitFunction } from 'p-limit';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { availableParallelism } from 'node:os';
-import { storePaths, type Digest, type Platform } from '@hoist/oci';
+import { LayerCatalog, storePaths, type Digest, type Platform } from '@hoist/oci';
 import type { Plan, Step } from '@hoist/parser';
 import { FileCacheStore, type CacheRecord, type CacheStore } from './cache.js';
-import type { Descriptor } from '@hoist/oci';
 import { RuntimeExecutor, type Executor } from './executor.js';
 import { SandboxSession } from './sandbox/session.js';
-import type { BuildEvent, BuildOptions, RemoteCache, ResolvedImage } from './types.js';
+import type { BuildEvent, BuildOptions } from './types.js';
+import { BuildStats } from './build-stats.js';
 import type { PathFilter } from './sources.js';
 import { CacheMounts } from './cache-mounts.js';
 import { remoteMountSeeder } from './mount-seeder.js';
@@ -27,8 +27,9 @@ export class BuildSession {
   readonly cache: CacheStore;
   readonly executor: Executor;
   readonly limit: LimitFunction;
-  readonly bases = new Map<string, ResolvedImage>();
-  readonly stats = { executed: 0, cached: 0, runSteps: 0, layersFetched: 0 };
+  /** Where each layer blob comes from: the store, a base image's registry (their layers are added as they are resolved), an imported cache. */
+  readonly layers: LayerCatalog;
+  readonly stats = new BuildStats();
   /** RUN --mount=type=cache directories and their sharing locks. */
   readonly cacheMounts: CacheMounts;
   /** Watchdog and private tmpfs (bundles, secrets) of this build's RUN sandboxes. */
@@ -45,6 +46,7 @@ export class BuildSession {
   ) {
     this.cache = opts.cache ?? new FileCacheStore(storePaths(opts.root).cacheKeys);
     this.executor = opts.executor ?? new RuntimeExecutor({ root: opts.root, ...(opts.runtime ? { preferred: opts.runtime } : {}) });
+    this.layers = new LayerCatalog(opts.store.blobs, opts.remoteCaches ?? []);
     this.limit = pLimit(Math.max(1, opts.jobs ?? availableParallelism()));
     this.cacheMounts = new CacheMounts(opts.root, this.tmpDir, remoteMountSeeder(opts, (ev) => this.emit(ev)));
     this.sandbox = new SandboxSession(opts.root);
@@ -89,31 +91,18 @@ export class BuildSession {
   }
 
   /**
-   * A cache hit: the local record if its blob is here, else an imported one (its blob may stay
-   * remote until needed).
+   * A cache hit: the local record if its layer can be had (the blob is here, or a base image or
+   * an imported cache has it), else an imported one (its blob may stay remote until needed).
    */
   async lookup(key: string): Promise<CacheRecord | undefined> {
+    const usable = async (r: CacheRecord | undefined): Promise<boolean> => !!r && (!r.layer || (await this.layers.find(r.layer.descriptor, r.layer.diffId)) !== undefined);
     const local = await this.cache.get(key);
-    const blobs = this.opts.store.blobs;
-    if (local && (!local.layer || (await blobs.has(local.layer.descriptor.digest)) || this.remoteFor(local.layer.descriptor))) return local;
+    if (await usable(local)) return local;
     for (const rc of this.opts.remoteCaches ?? []) {
       const r = await rc.get(key);
-      if (r && (!r.layer || (await blobs.has(r.layer.descriptor.digest)) || rc.hasLayer(r.layer.descriptor))) return r;
+      if (await usable(r)) return r;
     }
     return undefined;
-  }
-
-  remoteFor(desc: Descriptor): RemoteCache | undefined {
-    return (this.opts.remoteCaches ?? []).find((rc) => rc.hasLayer(desc));
-  }
-
-  /** Fetch a layer blob that only an imported cache has. */
-  async fetchRemoteLayer(desc: Descriptor): Promise<boolean> {
-    const rc = this.remoteFor(desc);
-    if (!rc) return false;
-    await rc.fetchLayer(desc, this.opts.signal ? { signal: this.opts.signal } : {});
-    this.stats.layersFetched++;
-    return true;
   }
 
   /** Whether `--no-cache` / `--no-cache-filter` turns the cache off for a stage. */

@@ -4,6 +4,7 @@ import { DEFAULT_PATH, envGet } from './config-ops.js';
 import { BuildError } from './errors.js';
 import type { BuildSession } from './session.js';
 import type { PreparedCopy, StageInputs, StageState } from './state.js';
+import type { ResolvedImage } from './types.js';
 import { keyStep, runOp, type Op } from './step.js';
 import { baseKey, stagePlatform } from './platforms.js';
 
@@ -28,7 +29,11 @@ export class Solver {
   /** COPY/ADD sources selected in pass 1, by step id, reused by pass 2 (released at the end). */
   private readonly prepared = new Map<string, PreparedCopy>();
 
-  constructor(readonly session: BuildSession) {}
+  constructor(
+    readonly session: BuildSession,
+    /** The base images of the FROM lines, resolved before planning, by {@link baseKey}. */
+    private readonly bases: ReadonlyMap<string, ResolvedImage>,
+  ) {}
 
   /** Run a stage (memoised: a stage used by several others runs once). */
   run(index: number): Promise<StageState> {
@@ -127,7 +132,7 @@ export class Solver {
   }
 
   private imageBase(key: string): StageState {
-    const r = this.session.bases.get(key);
+    const r = this.bases.get(key);
     if (!r) throw new BuildError('BASE_IMAGE_NOT_FOUND', `base image ${key} was not resolved`);
     const cfg = r.config.value;
     const config: ImageConfig = {

@@ -129,7 +129,7 @@ async function layerStep(s: BuildSession, a: StepArgs, layer: NonNullable<Op['la
   try {
     let rec = layer.hit ?? (s.cacheDisabled(stage.name) ? undefined : await s.lookup(layer.key));
     if (rec) {
-      s.stats.cached++;
+      s.stats.stepCached();
       s.emit({ type: 'step', id: step.id, label, status: 'cached' });
     } else {
       const prepared = step.instruction.kind === 'copy' ? (await stepInputs(s, a)).prepared : undefined;
@@ -161,8 +161,7 @@ async function executeStep(s: BuildSession, a: StepArgs, k: { key: string; input
   const rec: CacheRecord = { key: k.key, parent: state.key, created: isoTime(s), inputDigests: digests, layer };
   await s.cache.put(rec);
   await s.cache.addChild?.(state.key, rec);
-  s.stats.executed++;
-  if (ins.kind === 'run') s.stats.runSteps++;
+  s.stats.stepExecuted({ run: ins.kind === 'run' });
   return rec;
 }
 

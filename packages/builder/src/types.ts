@@ -1,4 +1,4 @@
-import type { CacheRecord, Descriptor, ImageConfig, ImageStore, Manifest, Parsed, Platform } from '@hoist/oci';
+import type { CacheRecord, Descriptor, ImageConfig, ImageStore, Layer, LayerProvider, Manifest, Parsed, Platform } from '@hoist/oci';
 import type { Snapshotter } from '@hoist/snapshotter';
 import type { Entitlement } from './sandbox/entitlements.js';
 import type { DefaultNetwork } from './sandbox/network.js';
@@ -14,13 +14,16 @@ export interface ResolvedImage {
   descriptor: Descriptor;
   manifest: Parsed<Manifest>;
   config: Parsed<ImageConfig>;
+  /**
+   * One per manifest layer, in order: where each blob is (the store, or lazily the registry it
+   * was resolved from). The builder fetches a layer only when a step runs on it.
+   */
+  layers: readonly Layer[];
 }
 
 /** Where base images come from (local store, registry, OCI layout): wired by the CLI. */
 export interface ImageSource {
   resolve(ref: string, opts: { platform: Platform; signal?: AbortSignal }): Promise<ResolvedImage>;
-  /** Make sure these layer blobs of `img` are in the store (pull them if needed). */
-  fetchLayers(img: ResolvedImage, layers: Descriptor[], opts: { signal?: AbortSignal }): Promise<void>;
 }
 
 export type BuildEvent =
@@ -35,7 +38,7 @@ export type BuildEvent =
  * looked up after the local cache; their layer blobs are fetched only when a step really
  * needs them (to run on top of, or to export), never just because a step hit.
  */
-export interface RemoteCache {
+export interface RemoteCache extends LayerProvider {
   get(key: string): Promise<CacheRecord | undefined>;
   /** Bring one layer blob into the local store. */
   fetchLayer(desc: Descriptor, opts: { signal?: AbortSignal }): Promise<void>;
@@ -141,6 +144,11 @@ export interface BuildResult {
    * the stages it is built FROM); `max`, those of every stage the target needs.
    */
   cacheRecords: { min: CacheRecord[]; max: CacheRecord[] };
+  /**
+   * The image's layers, wherever each blob is (all in the store unless `lazyLayers`): what a push
+   * or an output reads them from.
+   */
+  layers: Layer[];
   /** Layer blobs of the result that are not in the local store (only with `lazyLayers`). */
   remoteLayers: Descriptor[];
   /** The cache mounts (`RUN --mount=type=cache`) steps of this build used: key and directory. */

@@ -15,7 +15,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { formatReference, ImageStore, parseReference, type Platform } from '@hoist/oci';
+import { formatReference, ImageStore, StoreLayer, manifestLayers, parseReference, type Platform } from '@hoist/oci';
 import { Snapshotter } from '@hoist/snapshotter';
 import { tempDir } from '@hoist/testkit';
 import { build, type BuildOptions, type BuildResult, type ImageSource } from '@hoist/builder';
@@ -54,9 +54,9 @@ function localImages(store: ImageStore): ImageSource {
       const d = await store.resolve(formatReference(parseReference(ref)));
       if (!d) throw new Error(`no local image ${ref}`);
       const img = await store.load(d, opts.platform);
-      return { ref, descriptor: img.descriptor, manifest: img.manifest, config: img.config };
+      const layers = manifestLayers(img.manifest.value, img.config.value, (desc, diffId) => new StoreLayer(store.blobs, desc, diffId));
+      return { ref, descriptor: img.descriptor, manifest: img.manifest, config: img.config, layers };
     },
-    fetchLayers: async () => undefined,
   };
 }
 

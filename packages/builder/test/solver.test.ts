@@ -6,10 +6,11 @@
  */
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { ImageStore, type Platform } from '@hoist/oci';
-import { Snapshotter } from '@hoist/snapshotter';
+import { gzipSync } from 'node:zlib';
+import { ImageStore, MediaType, StoreLayer, appendLayer, emptyImage, sha256, writeImage, type BlobStore, type Platform } from '@hoist/oci';
+import { Snapshotter, encodeHeader } from '@hoist/snapshotter';
 import { tempDir } from '@hoist/testkit';
-import { build, type BuildEvent, type BuildResult } from '@hoist/builder';
+import { build, type BuildEvent, type BuildResult, type ImageSource } from '@hoist/builder';
 import { FakeExecutor, FakeImageSource, MemoryCacheStore } from '../src/testing/index.js';
 
 const platform: Platform = { os: 'linux', architecture: 'amd64' };
@@ -181,5 +182,50 @@ describe('solver', () => {
     const r = await w.build(new FakeExecutor());
     const started = r.events.flatMap((e) => (e.type === 'step' && e.status === 'start' ? [e.label] : []));
     expect(started).toEqual(['[stage-0 1/2] COPY a.txt /a.txt', '[stage-0 2/2] RUN echo one']);
+  });
+});
+
+/** A layer whose blob is in another store (a registry, as far as the build can tell), counting its transfers. */
+class CountingLayer extends StoreLayer {
+  fetched = 0;
+  override async fetchInto(blobs: BlobStore, opts?: { signal?: AbortSignal }): Promise<'exists' | 'fetched'> {
+    const r = await super.fetchInto(blobs, opts);
+    if (r === 'fetched') this.fetched++;
+    return r;
+  }
+}
+
+/** A base image `base:1` whose one layer (a file /base.txt) is elsewhere, reached only through its Layer. */
+async function remoteBase(): Promise<{ images: ImageSource; layer: () => CountingLayer | undefined }> {
+  const remote = await ImageStore.open(path.join(root, `remote-${++n}`));
+  const data = Buffer.from('base\n');
+  const tar = Buffer.concat([encodeHeader({ name: 'base.txt', type: 'file', mode: 0o644, uid: 0, gid: 0, size: data.length, mtime: 0 }), data, Buffer.alloc(512 - data.length), Buffer.alloc(1024)]);
+  const desc = await remote.blobs.putBytes(gzipSync(tar), MediaType.OciLayerGzip);
+  const w = await writeImage(remote.blobs, appendLayer(emptyImage(platform), desc, sha256(tar), { created_by: 'base' }));
+  let made: CountingLayer | undefined;
+  const images: ImageSource = {
+    resolve: async (ref) => {
+      const img = await remote.load(w.descriptor, platform);
+      made ??= new CountingLayer(remote.blobs, desc, sha256(tar));
+      return { ref, descriptor: img.descriptor, manifest: img.manifest, config: img.config, layers: [made] };
+    },
+  };
+  return { images, layer: () => made };
+}
+
+describe('base image layers', () => {
+  it('are fetched through their Layer once, when a step runs on them; a fully cached build fetches none', async () => {
+    const w = await world('FROM base:1\nRUN echo on-base\n', {});
+    const base = await remoteBase();
+    const store = await ImageStore.open(path.join(w.root, 'oci'));
+    const snapshotter = await Snapshotter.open({ root: path.join(w.root, 'snapshots'), blobs: store.blobs });
+    const opts = { store, snapshotter, images: base.images, cache: w.cache, root: w.root, contextDir: w.context, dockerfile: { path: 'Dockerfile', text: 'FROM base:1\nRUN echo on-base\n' }, platform, network: 'none' as const, sourceDateEpoch: 0 };
+    const first = await build({ ...opts, executor: new FakeExecutor() });
+    expect(first.stats.executed).toBe(1);
+    expect(base.layer()!.fetched).toBe(1);
+    expect(first.layers.map((l) => l.origin.kind)).toEqual(['store', 'store']);
+    const again = await build({ ...opts, executor: new FakeExecutor() });
+    expect(again.stats.executed).toBe(0);
+    expect(base.layer()!.fetched).toBe(1);
   });
 });

@@ -3,7 +3,7 @@ export * from './errors.js';
 export * from './spec.js';
 export { parseDuration, mergeRecords, boundRecords, mergeMounts, type Bounds } from './bound.js';
 export { writeCacheManifest, type CacheManifestInput } from './build-config.js';
-export { CacheSource, parseCacheConfig } from './source.js';
+export { CacheSource, CacheLayer, parseCacheConfig } from './source.js';
 export { RegistryCacheSource, exportCacheToRegistry, readRegistryCache, type RegistryExport } from './registry.js';
 export { LocalCacheSource, exportCacheToDir, pruneLocalCache, readLocalCache, type LocalExport, type ExportResult } from './local.js';
 export { reclaimSuperseded, type Reclaimed } from './registry-reclaim.js';

@@ -1,6 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { BlobStore, MediaType, parseIndex, parseManifest, writeFileAtomic, type Descriptor, type Digest, type ImageStore, type Manifest } from '@hoist/oci';
+import type { Readable } from 'node:stream';
+import { BlobStore, MediaType, parseIndex, parseManifest, writeFileAtomic, type Descriptor, type Digest, type ImageStore, type LayerOpenOptions, type LayerOrigin, type Manifest } from '@hoist/oci';
 import { boundRecords, isBounded, mergeMounts, mergeRecords, type Bounds } from './bound.js';
 import { writeCacheManifest } from './build-config.js';
 import { CacheError } from './errors.js';
@@ -44,9 +45,21 @@ export class LocalCacheSource extends CacheSource {
     return found && new LocalCacheSource(found.layout, store, dir, found.config, found.manifest.layers);
   }
 
+  get origin(): LayerOrigin {
+    return { kind: 'cache', where: this.where };
+  }
+
+  async openLayer(desc: Descriptor): Promise<Readable> {
+    return this.layout.get(desc);
+  }
+
+  async fetchLayerInto(desc: Descriptor, blobs: BlobStore, opts: LayerOpenOptions): Promise<void> {
+    if (await blobs.has(desc.digest)) return;
+    await blobs.put(this.layout.get(desc), { expected: { digest: desc.digest, size: desc.size }, ...(opts.signal ? { signal: opts.signal } : {}) });
+  }
+
   async fetchLayer(desc: Descriptor, opts: { signal?: AbortSignal }): Promise<void> {
-    if (await this.store.blobs.has(desc.digest)) return;
-    await this.store.blobs.put(this.layout.get(desc), { expected: { digest: desc.digest, size: desc.size }, ...(opts.signal ? { signal: opts.signal } : {}) });
+    await this.fetchLayerInto(desc, this.store.blobs, opts);
   }
 }
 

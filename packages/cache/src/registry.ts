@@ -1,4 +1,5 @@
-import { formatReference, parseManifest, parseReference, type Descriptor, type Digest, type ImageStore, type Manifest } from '@hoist/oci';
+import type { Readable } from 'node:stream';
+import { formatReference, parseManifest, parseReference, type BlobStore, type Descriptor, type Digest, type ImageStore, type LayerOpenOptions, type LayerOrigin, type Manifest } from '@hoist/oci';
 import { RegistryError, type RegistryClient } from '@hoist/registry-client';
 import { boundRecords, isBounded, mergeMounts, mergeRecords, type Bounds } from './bound.js';
 import { writeCacheManifest } from './build-config.js';
@@ -62,8 +63,21 @@ export class RegistryCacheSource extends CacheSource {
     return a && new RegistryCacheSource(client, store, a.ref, a.config, a.manifest.layers);
   }
 
+  get origin(): LayerOrigin {
+    const r = parseReference(this.ref);
+    return { kind: 'cache', where: this.ref, repository: { registry: r.registry, repository: r.repository } };
+  }
+
+  openLayer(desc: Descriptor, opts: LayerOpenOptions): Promise<Readable> {
+    return this.client.openBlob(this.ref, desc, opts.signal ? { signal: opts.signal } : {});
+  }
+
+  async fetchLayerInto(desc: Descriptor, blobs: BlobStore, opts: LayerOpenOptions): Promise<void> {
+    await this.client.fetchBlob(this.ref, desc, blobs, opts.signal ? { signal: opts.signal } : {});
+  }
+
   async fetchLayer(desc: Descriptor, opts: { signal?: AbortSignal }): Promise<void> {
-    await this.client.fetchBlob(this.ref, desc, this.store, opts.signal ? { signal: opts.signal } : {});
+    await this.fetchLayerInto(desc, this.store.blobs, opts);
   }
 }
 

@@ -1,9 +1,10 @@
-import type { Descriptor } from '@hoist/oci';
+import { BlobLayer, type BlobStore, type Descriptor, type Digest, type Layer, type LayerOpenOptions, type LayerOrigin, type LayerProvider } from '@hoist/oci';
+import type { Readable } from 'node:stream';
 import { CacheError } from './errors.js';
 import { CACHE_CONFIG_MEDIA_TYPE, CACHE_FORMAT_READABLE, type CacheConfig, type CacheEntry, type CacheMountEntry } from './format.js';
 
-/** An imported cache: records by key, and the layer blobs it can provide. */
-export abstract class CacheSource {
+/** An imported cache: records by key, and the layer blobs it can provide (as lazy layers). */
+export abstract class CacheSource implements LayerProvider {
   private readonly byKey = new Map<string, CacheEntry>();
   private readonly layers = new Set<string>();
   private readonly byParent = new Map<string, CacheEntry[]>();
@@ -50,7 +51,43 @@ export abstract class CacheSource {
     return this.layers.has(desc.digest);
   }
 
+  /** Where this cache is, for the layers it provides. */
+  abstract readonly origin: LayerOrigin;
+
+  /** One of this cache's blobs, streamed and verified against its digest. */
+  abstract openLayer(desc: Descriptor, opts: LayerOpenOptions): Promise<Readable>;
+
+  /** Bring one of this cache's blobs into `blobs`, verified. */
+  abstract fetchLayerInto(desc: Descriptor, blobs: BlobStore, opts: LayerOpenOptions): Promise<void>;
+
+  /** Bring one of this cache's blobs into the store the cache was loaded for. */
   abstract fetchLayer(desc: Descriptor, opts: { signal?: AbortSignal }): Promise<void>;
+
+  /** The layer for a blob of this cache (lazy: nothing is read until it is opened or fetched). */
+  layerFor(desc: Descriptor, diffId: Digest): Layer | undefined {
+    return this.hasLayer(desc) ? new CacheLayer(this, desc, diffId) : undefined;
+  }
+}
+
+/** A layer blob in an imported cache (a registry artifact or an OCI layout directory). */
+export class CacheLayer extends BlobLayer {
+  constructor(
+    private readonly source: CacheSource,
+    descriptor: Descriptor,
+    diffId: Digest,
+  ) {
+    super(descriptor, diffId, source.origin);
+  }
+
+  open(opts: LayerOpenOptions = {}): Promise<Readable> {
+    return this.source.openLayer(this.descriptor, opts);
+  }
+
+  override async fetchInto(blobs: BlobStore, opts: LayerOpenOptions = {}): Promise<'exists' | 'fetched'> {
+    if (await blobs.has(this.descriptor.digest)) return 'exists';
+    await this.source.fetchLayerInto(this.descriptor, blobs, opts);
+    return 'fetched';
+  }
 }
 
 /** `2, 3 and 4`. */

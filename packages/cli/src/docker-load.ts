@@ -77,7 +77,7 @@ async function postLoad(o: DockerLoadOptions): Promise<string[]> {
     });
     req.on('error', reject);
   });
-  await writeArchive(o.store, [img], req, { format: 'docker', ...(o.signal ? { signal: o.signal } : {}) });
+  await writeArchive([img], req, { format: 'docker', ...(o.signal ? { signal: o.signal } : {}) });
   req.end();
   const res = await response;
   return loadedLines(res.status, res.body);

@@ -1,4 +1,4 @@
-import { formatReference, isIndexMediaType, pairLayers, parseReference, type Descriptor, type ImageStore, type Platform } from '@hoist/oci';
+import { StoreLayer, formatReference, isIndexMediaType, manifestLayers, pairLayers, parseReference, type Descriptor, type ImageStore, type Layer, type Platform } from '@hoist/oci';
 import type { ImageSource, ResolvedImage } from '@hoist/builder';
 import type { LayerChecks, RegistryClient } from '@hoist/registry-client';
 
@@ -16,9 +16,10 @@ export interface StoreThenRegistryOptions {
 /**
  * Base images for a build: the local store first (imported or built images, and earlier pulls),
  * then the registry named in the reference. From a registry only the manifest and config are
- * fetched up front; layers come when a step runs on them or the image is exported, each one
- * verified against its diff_id while it downloads, and the image is tagged locally once all
- * its layers are here and verified (as `hoist pull` does: a bad base is never tagged).
+ * fetched up front; its layers are lazy registry layers, fetched when a step runs on them or the
+ * image is exported, each one verified against its diff_id while it downloads, and the image is
+ * tagged locally once all its layers are here and verified (as `hoist pull` does: a bad base is
+ * never tagged).
  */
 export class StoreThenRegistry implements ImageSource {
   private readonly pending = new Map<string, Descriptor>();
@@ -63,16 +64,33 @@ export class StoreThenRegistry implements ImageSource {
     const full = formatReference(parseReference(ref));
     const local = this.pull === 'always' ? undefined : await this.store.resolve(full);
     const img = local ? await this.loadLocal(local, opts.platform) : undefined;
-    if (img) return { ref: full, descriptor: img.descriptor, manifest: img.manifest, config: img.config };
+    if (img) {
+      const layers = manifestLayers(img.manifest.value, img.config.value, (d, diffId) => new StoreLayer(this.store.blobs, d, diffId));
+      return { ref: full, descriptor: img.descriptor, manifest: img.manifest, config: img.config, layers };
+    }
     const r = await this.resolveRemote(full, opts);
     const blobs = this.store.blobs;
     await blobs.putBytes(r.config.raw, r.manifest.value.config.mediaType);
     await blobs.putBytes(r.manifest.raw, r.descriptor.mediaType);
     if (r.index) await blobs.putBytes(r.index.raw, r.top.mediaType);
     if (!parseReference(full).digest) this.pending.set(full, r.top);
-    const resolved = { ref: full, descriptor: r.descriptor, manifest: r.manifest, config: r.config };
+    const resolved: ResolvedImage = { ref: full, descriptor: r.descriptor, manifest: r.manifest, config: r.config, layers: [] };
+    resolved.layers = await this.registryLayers(resolved);
     await this.tagIfComplete(resolved);
     return resolved;
+  }
+
+  /** Lazy layers in the registry the image was found in (a mirror, maybe); fetched ones tag the image once all are here. */
+  private async registryLayers(img: ResolvedImage): Promise<Layer[]> {
+    const client = await this.registry();
+    const from = this.fetchFrom.get(img.ref) ?? img.ref;
+    const total = img.manifest.value.layers.length;
+    const byBlob = new Map<string, Layer>();
+    for (const pair of pairLayers(img.manifest.value, img.config.value)) {
+      const opts = { checks: this.checks, positions: pair.positions, total, onFetched: () => this.tagIfComplete(img) };
+      byBlob.set(pair.layer.digest, client.layer(from, pair.layer, pair.diffId, opts));
+    }
+    return img.manifest.value.layers.map((d) => byBlob.get(d.digest)!);
   }
 
   /**
@@ -86,16 +104,6 @@ export class StoreThenRegistry implements ImageSource {
       if (isIndexMediaType(local.mediaType)) return undefined;
       throw e;
     }
-  }
-
-  async fetchLayers(img: ResolvedImage, layers: Descriptor[], opts: { signal?: AbortSignal }): Promise<void> {
-    const wanted = new Set(layers.map((l) => l.digest));
-    const total = img.manifest.value.layers.length;
-    for (const pair of pairLayers(img.manifest.value, img.config.value)) {
-      if (!wanted.has(pair.layer.digest) || (await this.store.blobs.has(pair.layer.digest))) continue;
-      await (await this.registry()).fetchLayer(this.fetchFrom.get(img.ref) ?? img.ref, pair, this.store.blobs, { checks: this.checks, total, ...(opts.signal ? { signal: opts.signal } : {}) });
-    }
-    await this.tagIfComplete(img);
   }
 
   /** Tag a pulled base once every layer is in the store and known to match its diff_id. */

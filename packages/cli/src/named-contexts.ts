@@ -1,7 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { fetchGit, fetchUrl, isUrl, parseGitRef, type ImageSource, type ResolvedImage } from '@hoist/builder';
-import { appendLayer, emptyImage, familiarReference, ImageStore, isIndexMediaType, parseReference, writeImage, type Descriptor, type Platform } from '@hoist/oci';
+import { StoreLayer, appendLayer, emptyImage, familiarReference, ImageStore, isIndexMediaType, manifestLayers, parseReference, writeImage, type BlobStore, type Descriptor, type Layer, type Platform } from '@hoist/oci';
 import { UsageError } from './errors.js';
 import { importDirectoryLayer } from './commands/import-layer.js';
 
@@ -97,10 +97,6 @@ export class NamedContextSource implements ImageSource {
     return p;
   }
 
-  fetchLayers(img: ResolvedImage, layers: Descriptor[], opts: { signal?: AbortSignal }): Promise<void> {
-    return this.inner.fetchLayers(img, layers, opts);
-  }
-
   private async materialise(c: Exclude<NamedContext, { kind: 'image' }>, opts: { platform: Platform; signal?: AbortSignal }): Promise<ResolvedImage> {
     if (c.kind === 'oci-layout') return this.fromLayout(c, opts.platform);
     if (c.kind === 'dir') return this.fromDirectory(c.name, c.dir, opts.platform);
@@ -145,11 +141,16 @@ export class NamedContextSource implements ImageSource {
     await blobs.putBytes(img.manifest.raw, img.descriptor.mediaType);
     await blobs.putBytes(img.config.raw, img.manifest.value.config.mediaType);
     for (const l of img.manifest.value.layers) if (!(await blobs.has(l.digest))) await blobs.put(layout.blobs.get(l), { expected: { digest: l.digest, size: l.size } });
-    return { ref: c.name, descriptor: img.descriptor, manifest: img.manifest, config: img.config };
+    return { ref: c.name, descriptor: img.descriptor, manifest: img.manifest, config: img.config, layers: storeLayers(blobs, img) };
   }
 
   private async loaded(name: string, desc: Descriptor, platform: Platform, store: ImageStore): Promise<ResolvedImage> {
     const img = await store.load(desc, platform);
-    return { ref: name, descriptor: img.descriptor, manifest: img.manifest, config: img.config };
+    return { ref: name, descriptor: img.descriptor, manifest: img.manifest, config: img.config, layers: storeLayers(store.blobs, img) };
   }
+}
+
+/** The layers of an image whose blobs are in `blobs`. */
+function storeLayers(blobs: BlobStore, img: Pick<ResolvedImage, 'manifest' | 'config'>): Layer[] {
+  return manifestLayers(img.manifest.value, img.config.value, (d, diffId) => new StoreLayer(blobs, d, diffId));
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { chainIds, digestHex, familiarReference, parseReference, type BlobStore, type Digest, type ImageConfig } from '@hoist/oci';
+import { chainIds, digestHex, familiarReference, parseReference, type Digest, type ImageConfig } from '@hoist/oci';
 import { ExportError, throwIfAborted } from './errors.js';
 import type { ExportImage, ImageManifest } from './images.js';
 import { measureLayer, uncompressedLayer } from './layer-data.js';
@@ -47,7 +47,7 @@ function repoTags(refs: readonly string[]): string[] {
   return refs.map((r) => familiarReference(parseReference(r)));
 }
 
-async function writeImageLayers(blobs: BlobStore, m: ImageManifest, sink: TarSink, signal?: AbortSignal): Promise<string[]> {
+async function writeImageLayers(m: ImageManifest, sink: TarSink, signal?: AbortSignal): Promise<string[]> {
   const cfg = m.config.value;
   const layers = m.manifest.value.layers;
   const diffIds = cfg.rootfs.diff_ids;
@@ -62,13 +62,13 @@ async function writeImageLayers(blobs: BlobStore, m: ImageManifest, sink: TarSin
     const tarPath = `${id}/layer.tar`;
     paths.push(tarPath);
     if (sink.has(tarPath)) continue;
-    const diffId = diffIds[i]!;
+    const layer = m.layers[i]!;
     // pass 1: the uncompressed size (a tar header needs it first) and the diff_id check
-    const size = await measureLayer(blobs, layers[i]!, diffId, signal);
+    const size = await measureLayer(layer, signal);
     await sink.file(`${id}/VERSION`, '1.0');
     await sink.file(`${id}/json`, legacyJson(cfg, id, ids[i - 1], i === layers.length - 1));
     // pass 2: the bytes, verified again as they stream
-    await sink.stream(tarPath, size, uncompressedLayer(blobs, layers[i]!, diffId, { size, ...(signal ? { signal } : {}) }));
+    await sink.stream(tarPath, size, uncompressedLayer(layer, { size, ...(signal ? { signal } : {}) }));
   }
   return paths;
 }
@@ -82,12 +82,12 @@ async function writeImageLayers(blobs: BlobStore, m: ImageManifest, sink: TarSin
  * skopeo): `hoist load` uses it to restore the exact manifest, and so the same image digest,
  * when recompressing the layers reproduces the original blobs (images hoist built or imported).
  */
-export async function writeDockerArchive(blobs: BlobStore, images: readonly ExportImage[], sink: TarSink, opts: { signal?: AbortSignal } = {}): Promise<DockerManifestEntry[]> {
+export async function writeDockerArchive(images: readonly ExportImage[], sink: TarSink, opts: { signal?: AbortSignal } = {}): Promise<DockerManifestEntry[]> {
   const entries: DockerManifestEntry[] = [];
   const repositories: Record<string, Record<string, string>> = {};
   for (const img of images) {
     const m = img.primary;
-    const layerPaths = await writeImageLayers(blobs, m, sink, opts.signal);
+    const layerPaths = await writeImageLayers(m, sink, opts.signal);
     const configName = `${digestHex(m.manifest.value.config.digest)}.json`;
     if (!sink.has(configName)) await sink.file(configName, m.config.raw);
     const manifestName = `blobs/sha256/${digestHex(m.descriptor.digest)}`;

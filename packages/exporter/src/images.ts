@@ -8,22 +8,24 @@ import {
   parseConfig,
   parseIndex,
   parseManifest,
+  StoreLayer,
+  manifestLayers,
   type Descriptor,
-  type ImageConfig,
+  type Layer,
+  type LayeredImage,
   type ImageIndex,
   type ImageStore,
-  type Manifest,
   type Parsed,
   type Platform,
 } from '@hoist/oci';
+import { Readable } from 'node:stream';
 import { ExportError } from './errors.js';
 
-/** One platform's image: manifest and config, read from the store and verified. */
-export interface ImageManifest {
-  descriptor: Descriptor;
-  manifest: Parsed<Manifest>;
-  config: Parsed<ImageConfig>;
-}
+/**
+ * One platform's image: manifest and config (read from the store and verified), and its layers,
+ * wherever each blob is (the store's, or those of a lazy build result).
+ */
+export type ImageManifest = LayeredImage;
 
 /** An image to export under zero or more names. */
 export interface ExportImage {
@@ -44,14 +46,23 @@ export interface LoadImageOptions {
   /** Keep an index whole when all its manifests are in the store (OCI layouts); else only `primary`. */
   wholeIndex?: boolean;
   refs?: string[];
+  /** Layers whose blobs are elsewhere (a build result's that stayed in a registry or cache); the others are the store's. */
+  layers?: readonly Layer[];
 }
 
-async function loadManifest(store: ImageStore, desc: Descriptor): Promise<ImageManifest> {
+async function loadManifest(store: ImageStore, desc: Descriptor, elsewhere: readonly Layer[] = []): Promise<ImageManifest> {
   const manifest = parseManifest(await store.blobs.getBytes(desc));
   const config = parseConfig(await store.blobs.getBytes(manifest.value.config));
   const plain: Descriptor = { mediaType: desc.mediaType, digest: desc.digest, size: desc.size };
   if (desc.platform) plain.platform = desc.platform;
-  return { descriptor: plain, manifest, config };
+  const known = new Map(elsewhere.map((l) => [l.descriptor.digest as string, l]));
+  let layers: Layer[];
+  try {
+    layers = manifestLayers(manifest.value, config.value, (d, diffId) => known.get(d.digest) ?? new StoreLayer(store.blobs, d, diffId));
+  } catch (e) {
+    throw new ExportError('STORE_CORRUPT', `image ${desc.digest}: ${(e as Error).message}`, { cause: e });
+  }
+  return { descriptor: plain, manifest, config, layers };
 }
 
 /** Read an image (manifest or index) from the store for export. */
@@ -59,7 +70,7 @@ export async function loadExportImage(store: ImageStore, desc: Descriptor, opts:
   const refs = opts.refs ?? [];
   const top: Descriptor = { mediaType: desc.mediaType, digest: desc.digest, size: desc.size };
   if (!isIndexMediaType(desc.mediaType)) {
-    const m = await loadManifest(store, top);
+    const m = await loadManifest(store, top, opts.layers);
     return { descriptor: top, manifests: [m], primary: m, refs };
   }
   const index = parseIndex(await store.blobs.getBytes(top));
@@ -67,14 +78,14 @@ export async function loadExportImage(store: ImageStore, desc: Descriptor, opts:
   const pick = choosePlatform(index.value.manifests, want);
   if (!pick) throw new ExportError('IMAGE_UNKNOWN', `index ${desc.digest} has no image for ${formatPlatform(want)}`, { hint: 'choose one with --platform' });
   if (isIndexMediaType(pick.mediaType)) throw new ExportError('STORE_CORRUPT', `index ${desc.digest} points at another index for ${formatPlatform(want)}`);
-  const primary = await loadManifest(store, pick);
+  const primary = await loadManifest(store, pick, opts.layers);
   const children = index.value.manifests;
   const whole = opts.wholeIndex && children.every((c) => !isIndexMediaType(c.mediaType));
   if (whole) {
     const present = await Promise.all(children.map((c) => store.blobs.has(c.digest)));
     if (present.every(Boolean)) {
       const manifests: ImageManifest[] = [];
-      for (const c of children) manifests.push(c.digest === pick.digest ? primary : await loadManifest(store, c));
+      for (const c of children) manifests.push(c.digest === pick.digest ? primary : await loadManifest(store, c, opts.layers));
       return { descriptor: top, index, manifests, primary, refs };
     }
   }
@@ -103,30 +114,49 @@ export async function resolveImages(store: ImageStore, refs: readonly string[], 
   return out;
 }
 
-/** Every blob of an image (configs and layers, then manifests, then the index). */
-export function imageBlobs(img: ExportImage): Descriptor[] {
-  const out: Descriptor[] = [];
+/** One blob of an exported image and how to read it: from memory (manifests, configs, the index) or from its layer. */
+export interface ExportBlob {
+  descriptor: Descriptor;
+  /** The layer, for layer blobs (they may be anywhere); undefined for the JSON blobs held in memory. */
+  layer?: Layer;
+  /** The bytes, verified against the descriptor. */
+  open(opts?: { signal?: AbortSignal }): Promise<Readable>;
+}
+
+function plain(d: Descriptor): Descriptor {
+  return { mediaType: d.mediaType, digest: d.digest, size: d.size };
+}
+
+/** Every blob of an image (configs and layers, then manifests, then the index), each once. */
+export function exportBlobs(img: ExportImage): ExportBlob[] {
+  const out: ExportBlob[] = [];
   const seen = new Set<string>();
-  const add = (d: Descriptor): void => {
-    if (seen.has(d.digest)) return;
-    seen.add(d.digest);
-    out.push({ mediaType: d.mediaType, digest: d.digest, size: d.size });
+  const add = (b: ExportBlob): void => {
+    if (seen.has(b.descriptor.digest)) return;
+    seen.add(b.descriptor.digest);
+    out.push(b);
   };
+  const bytes = (d: Descriptor, raw: Buffer): ExportBlob => ({ descriptor: plain(d), open: async () => Readable.from([raw]) });
   for (const m of img.manifests) {
-    add(m.manifest.value.config);
-    for (const l of m.manifest.value.layers) add(l);
+    add(bytes(m.manifest.value.config, m.config.raw));
+    for (const l of m.layers) add({ descriptor: plain(l.descriptor), layer: l, open: (o) => l.open(o) });
   }
-  for (const m of img.manifests) add(m.descriptor);
-  if (img.index) add(img.descriptor);
+  for (const m of img.manifests) add(bytes(m.descriptor, m.manifest.raw));
+  if (img.index) add(bytes(img.descriptor, img.index.raw));
   return out;
 }
 
-/** Fail with BLOB_MISSING unless every blob of the images is in the store. */
-export async function checkBlobsPresent(store: ImageStore, images: readonly ExportImage[]): Promise<void> {
+/** Every blob of an image (configs and layers, then manifests, then the index). */
+export function imageBlobs(img: ExportImage): Descriptor[] {
+  return exportBlobs(img).map((b) => b.descriptor);
+}
+
+/** Fail with BLOB_MISSING unless every layer of the images can be read (the JSON blobs are in memory). */
+export async function checkBlobsPresent(images: readonly ExportImage[]): Promise<void> {
   for (const img of images) {
-    for (const d of imageBlobs(img)) {
-      if (!(await store.blobs.has(d.digest))) {
-        throw new ExportError('BLOB_MISSING', `blob ${d.digest} of ${img.refs[0] ?? img.descriptor.digest} is not in the store`, {
+    for (const b of exportBlobs(img)) {
+      if (b.layer && !(await b.layer.available())) {
+        throw new ExportError('BLOB_MISSING', `blob ${b.descriptor.digest} of ${img.refs[0] ?? img.descriptor.digest} is not in the store`, {
           hint: 'pull or rebuild the image (`hoist pull REF`), then retry; `hoist fsck` checks the store',
         });
       }

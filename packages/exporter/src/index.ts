@@ -3,7 +3,7 @@ export { parseSize, formatSize, SIZE_UNITS } from './size.js';
 export { parseOutputSpec, parseOutputSpecs, writesStdout, pushes, OUTPUT_TYPES, OUTPUT_USAGE, type OutputSpec, type OutputType } from './output-spec.js';
 export { TarSink, type TarSinkOptions } from './tar-sink.js';
 export { openFileTarget, openDirTarget, type FileTarget, type DirTarget } from './dest.js';
-export { loadExportImage, resolveImages, imageBlobs, checkBlobsPresent, type ExportImage, type ImageManifest, type LoadImageOptions } from './images.js';
+export { loadExportImage, resolveImages, imageBlobs, exportBlobs, checkBlobsPresent, type ExportBlob, type ExportImage, type ImageManifest, type LoadImageOptions } from './images.js';
 export { uncompressedLayer, measureLayer, diffIdOf } from './layer-data.js';
 export { writeOciArchive, writeOciDir, indexEntries } from './oci-layout.js';
 export { writeDockerArchive, legacyLayerIds, type DockerManifestEntry } from './docker-archive.js';

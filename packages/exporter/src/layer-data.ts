@@ -1,21 +1,18 @@
 import { createHash } from 'node:crypto';
-import { layerCompression, type BlobStore, type Compression, type Descriptor, type Digest } from '@hoist/oci';
+import { layerCompression, type BlobStore, type Compression, type Descriptor, type Digest, type Layer } from '@hoist/oci';
 import { decompress } from '@hoist/snapshotter';
 import { ExportError, throwIfAborted } from './errors.js';
 
 /**
- * The uncompressed bytes of a layer blob (gzip, zstd or none, detected from the bytes): the
- * blob is verified against its digest, and the uncompressed stream against `diffId` (and
- * `size` when known) — the error comes at the end of the stream, so callers write into temp
- * files they discard on error.
+ * The uncompressed bytes of a layer (gzip, zstd or none, detected from the bytes), wherever its
+ * blob is: the blob is verified against its digest, and the uncompressed stream against its
+ * diff_id (and `size` when known) — the error comes at the end of the stream, so callers write
+ * into temp files they discard on error.
  */
-export async function* uncompressedLayer(
-  blobs: BlobStore,
-  desc: Descriptor,
-  diffId: Digest,
-  opts: { size?: number; signal?: AbortSignal } = {},
-): AsyncGenerator<Buffer> {
-  const d = await decompress(blobs.get(desc));
+export async function* uncompressedLayer(layer: Layer, opts: { size?: number; signal?: AbortSignal } = {}): AsyncGenerator<Buffer> {
+  const desc = layer.descriptor;
+  const diffId = layer.diffId;
+  const d = await decompress(await layer.open(opts.signal ? { signal: opts.signal } : {}));
   const hash = createHash('sha256');
   let n = 0;
   let ok = false;
@@ -44,10 +41,11 @@ export async function* uncompressedLayer(
  * The size of a layer's uncompressed tar, checking its diff_id on the way (one full read;
  * free for uncompressed layers, whose digest is their diff_id).
  */
-export async function measureLayer(blobs: BlobStore, desc: Descriptor, diffId: Digest, signal?: AbortSignal): Promise<number> {
-  if (layerCompression(desc.mediaType) === 'none' && desc.digest === diffId) return desc.size;
+export async function measureLayer(layer: Layer, signal?: AbortSignal): Promise<number> {
+  const desc = layer.descriptor;
+  if (layerCompression(desc.mediaType) === 'none' && desc.digest === layer.diffId) return desc.size;
   let n = 0;
-  for await (const b of uncompressedLayer(blobs, desc, diffId, signal ? { signal } : {})) n += b.length;
+  for await (const b of uncompressedLayer(layer, signal ? { signal } : {})) n += b.length;
   return n;
 }
 

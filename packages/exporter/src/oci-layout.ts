@@ -10,13 +10,12 @@ import {
   parseIndex,
   withFileLock,
   writeFileAtomic,
-  type BlobStore,
   type Descriptor,
   type ImageIndex,
 } from '@hoist/oci';
 import { openDirTarget, withTarget } from './dest.js';
 import { ExportError, throwIfAborted } from './errors.js';
-import { imageBlobs, type ExportImage } from './images.js';
+import { exportBlobs, type ExportBlob, type ExportImage } from './images.js';
 import type { TarSink } from './tar-sink.js';
 
 export const OCI_LAYOUT_FILE = JSON.stringify({ imageLayoutVersion: '1.0.0' });
@@ -43,37 +42,42 @@ function indexJson(manifests: Descriptor[]): Buffer {
 }
 
 /** Every distinct blob of the images, in a stable order (configs and layers first). */
-function allBlobs(images: readonly ExportImage[]): Descriptor[] {
+function allBlobs(images: readonly ExportImage[]): ExportBlob[] {
   const seen = new Set<string>();
-  const out: Descriptor[] = [];
+  const out: ExportBlob[] = [];
   for (const img of images) {
-    for (const d of imageBlobs(img)) {
-      if (seen.has(d.digest)) continue;
-      seen.add(d.digest);
-      out.push(d);
+    for (const b of exportBlobs(img)) {
+      if (seen.has(b.descriptor.digest)) continue;
+      seen.add(b.descriptor.digest);
+      out.push(b);
     }
   }
   return out;
 }
 
-/** An OCI image layout as a tar (what `skopeo copy oci-archive:FILE` reads). Every blob is verified as it is read. */
-export async function writeOciArchive(blobs: BlobStore, images: readonly ExportImage[], sink: TarSink, opts: { signal?: AbortSignal } = {}): Promise<void> {
+/**
+ * An OCI image layout as a tar (what `skopeo copy oci-archive:FILE` reads). Layers are read from
+ * wherever they are (the store, a registry, an imported cache), each verified as it is read.
+ */
+export async function writeOciArchive(images: readonly ExportImage[], sink: TarSink, opts: { signal?: AbortSignal } = {}): Promise<void> {
+  const sig = opts.signal ? { signal: opts.signal } : {};
   await sink.file('oci-layout', OCI_LAYOUT_FILE);
-  for (const d of allBlobs(images)) {
+  for (const b of allBlobs(images)) {
     throwIfAborted(opts.signal);
-    await sink.stream(`blobs/sha256/${digestHex(d.digest)}`, d.size, blobs.get(d));
+    await sink.stream(`blobs/sha256/${digestHex(b.descriptor.digest)}`, b.descriptor.size, await b.open(sig));
   }
   await sink.file('index.json', indexJson(indexEntries(images)));
   await sink.finish();
 }
 
 /** Copy a blob into a layout directory: temp file beside it, verified while read, renamed. */
-async function copyBlob(blobs: BlobStore, d: Descriptor, blobsDir: string, signal?: AbortSignal): Promise<void> {
+async function copyBlob(b: ExportBlob, blobsDir: string, signal?: AbortSignal): Promise<void> {
+  const d = b.descriptor;
   const dest = path.join(blobsDir, digestHex(d.digest));
   if (await fsp.stat(dest).then((s) => s.size === d.size, () => false)) return;
   const tmp = path.join(blobsDir, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
   try {
-    await pipeline(blobs.get(d), createWriteStream(tmp, { flags: 'wx', mode: 0o644 }), signal ? { signal } : {});
+    await pipeline(await b.open(signal ? { signal } : {}), createWriteStream(tmp, { flags: 'wx', mode: 0o644 }), signal ? { signal } : {});
     await fsp.rename(tmp, dest);
   } catch (e) {
     await fsp.rm(tmp, { force: true });
@@ -91,12 +95,12 @@ async function isLayout(dir: string): Promise<boolean> {
  * blobs added and its `index.json` updated atomically (entries with the same name replaced),
  * as skopeo does. Any other non-empty directory is refused.
  */
-export async function writeOciDir(blobs: BlobStore, images: readonly ExportImage[], dest: string, opts: { signal?: AbortSignal } = {}): Promise<string> {
+export async function writeOciDir(images: readonly ExportImage[], dest: string, opts: { signal?: AbortSignal } = {}): Promise<string> {
   const abs = path.resolve(dest);
   if (await isLayout(abs)) {
     const blobsDir = path.join(abs, 'blobs', 'sha256');
     await fsp.mkdir(blobsDir, { recursive: true });
-    for (const d of allBlobs(images)) await copyBlob(blobs, d, blobsDir, opts.signal);
+    for (const b of allBlobs(images)) await copyBlob(b, blobsDir, opts.signal);
     const added = indexEntries(images);
     await withFileLock(path.join(abs, 'index.json.lock'), async () => {
       let current: Descriptor[] = [];
@@ -122,7 +126,7 @@ export async function writeOciDir(blobs: BlobStore, images: readonly ExportImage
     const blobsDir = path.join(t.dir, 'blobs', 'sha256');
     await fsp.mkdir(blobsDir, { recursive: true });
     await fsp.chmod(t.dir, 0o755);
-    for (const d of allBlobs(images)) await copyBlob(blobs, d, blobsDir, opts.signal);
+    for (const b of allBlobs(images)) await copyBlob(b, blobsDir, opts.signal);
     await fsp.writeFile(path.join(t.dir, 'oci-layout'), OCI_LAYOUT_FILE);
     await fsp.writeFile(path.join(t.dir, 'index.json'), indexJson(indexEntries(images)));
     return t.dest;

@@ -1,5 +1,5 @@
 import type { Writable } from 'node:stream';
-import type { Descriptor, ImageStore, Platform } from '@hoist/oci';
+import type { Descriptor, ImageStore, Layer, Platform } from '@hoist/oci';
 import type { Snapshotter } from '@hoist/snapshotter';
 import { assertNever } from './assert.js';
 import { loadExportImage } from './images.js';
@@ -11,8 +11,10 @@ export interface OutputContext {
   store: ImageStore;
   /** Opened only for the root filesystem outputs. */
   snapshotter: () => Promise<Snapshotter>;
-  /** The built image (in the store, every blob present). */
+  /** The built image: its manifest(s) and config(s) in the store. */
   descriptor: Descriptor;
+  /** Layers whose blobs are not in the store (a lazy build result's); the others are read from the store. */
+  layers?: readonly Layer[];
   /** Its full references (`docker.io/library/app:1`): names in the archives. */
   refs: readonly string[];
   platform?: Platform;
@@ -37,7 +39,7 @@ export async function writeOutput(spec: OutputSpec, ctx: OutputContext): Promise
   const sig = ctx.signal ? { signal: ctx.signal } : {};
   const stdout = ctx.stdout ?? process.stdout;
   const image = async (wholeIndex: boolean) =>
-    loadExportImage(ctx.store, ctx.descriptor, { refs: [...ctx.refs], wholeIndex, ...(ctx.platform ? { platform: ctx.platform } : {}) });
+    loadExportImage(ctx.store, ctx.descriptor, { refs: [...ctx.refs], wholeIndex, ...(ctx.platform ? { platform: ctx.platform } : {}), ...(ctx.layers ? { layers: ctx.layers } : {}) });
   switch (spec.type) {
     case 'image':
     case 'registry':
@@ -45,13 +47,13 @@ export async function writeOutput(spec: OutputSpec, ctx: OutputContext): Promise
     case 'oci': {
       const img = await image(true);
       const dest = spec.tar
-        ? await saveImages(ctx.store, [img], { format: 'oci', dest: spec.dest, stdout, ...sig, ...(ctx.sourceDateEpoch !== undefined ? { mtime: ctx.sourceDateEpoch } : {}) })
-        : await saveOciDir(ctx.store, [img], spec.dest, sig);
+        ? await saveImages([img], { format: 'oci', dest: spec.dest, stdout, ...sig, ...(ctx.sourceDateEpoch !== undefined ? { mtime: ctx.sourceDateEpoch } : {}) })
+        : await saveOciDir([img], spec.dest, sig);
       return { type: 'oci', dest };
     }
     case 'docker': {
       const img = await image(false);
-      const dest = await saveImages(ctx.store, [img], { format: 'docker', dest: spec.dest, stdout, ...sig, ...(ctx.sourceDateEpoch !== undefined ? { mtime: ctx.sourceDateEpoch } : {}) });
+      const dest = await saveImages([img], { format: 'docker', dest: spec.dest, stdout, ...sig, ...(ctx.sourceDateEpoch !== undefined ? { mtime: ctx.sourceDateEpoch } : {}) });
       return { type: 'docker', dest };
     }
     case 'local': {

@@ -1,5 +1,4 @@
 import type { Writable } from 'node:stream';
-import type { ImageStore } from '@hoist/oci';
 import { openFileTarget, withTarget } from './dest.js';
 import { writeDockerArchive } from './docker-archive.js';
 import { checkBlobsPresent, type ExportImage } from './images.js';
@@ -19,30 +18,30 @@ export interface SaveOptions {
   signal?: AbortSignal;
 }
 
-/** Write images as a docker-archive or an OCI layout tar into a stream. */
-export async function writeArchive(store: ImageStore, images: readonly ExportImage[], out: Writable, opts: Omit<SaveOptions, 'dest' | 'stdout'>): Promise<void> {
-  await checkBlobsPresent(store, images);
+/** Write images (their layers wherever they are) as a docker-archive or an OCI layout tar into a stream. */
+export async function writeArchive(images: readonly ExportImage[], out: Writable, opts: Omit<SaveOptions, 'dest' | 'stdout'>): Promise<void> {
+  await checkBlobsPresent(images);
   const sink = new TarSink(out, { ...(opts.mtime !== undefined ? { mtime: opts.mtime } : {}), ...(opts.signal ? { signal: opts.signal } : {}) });
   const o = opts.signal ? { signal: opts.signal } : {};
-  if (opts.format === 'docker') await writeDockerArchive(store.blobs, images, sink, o);
-  else await writeOciArchive(store.blobs, images, sink, o);
+  if (opts.format === 'docker') await writeDockerArchive(images, sink, o);
+  else await writeOciArchive(images, sink, o);
 }
 
 /**
  * Save images to an archive file (atomically: temp file, fsync, rename) or to stdout.
  * Returns where it went.
  */
-export async function saveImages(store: ImageStore, images: readonly ExportImage[], opts: SaveOptions): Promise<string> {
-  await checkBlobsPresent(store, images);
+export async function saveImages(images: readonly ExportImage[], opts: SaveOptions): Promise<string> {
+  await checkBlobsPresent(images);
   const target = await openFileTarget(opts.dest, opts.stdout ?? process.stdout);
   return withTarget(target, async (t) => {
-    await writeArchive(store, images, t.stream, opts);
+    await writeArchive(images, t.stream, opts);
     return t.dest;
   });
 }
 
 /** Save images as an OCI layout directory (new, empty, or an existing layout to add to). */
-export async function saveOciDir(store: ImageStore, images: readonly ExportImage[], dest: string, opts: { signal?: AbortSignal } = {}): Promise<string> {
-  await checkBlobsPresent(store, images);
-  return writeOciDir(store.blobs, images, dest, opts);
+export async function saveOciDir(images: readonly ExportImage[], dest: string, opts: { signal?: AbortSignal } = {}): Promise<string> {
+  await checkBlobsPresent(images);
+  return writeOciDir(images, dest, opts);
 }

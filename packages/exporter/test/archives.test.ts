@@ -50,7 +50,7 @@ describe('archives', () => {
     let file: string;
     beforeAll(async () => {
       file = path.join(work, 'images.tar');
-      await saveImages(store, await resolveImages(store, ['app:1', 'localhost:5000/team/app:2', 'other:1']), { format: 'docker', dest: file });
+      await saveImages(await resolveImages(store, ['app:1', 'localhost:5000/team/app:2', 'other:1']), { format: 'docker', dest: file });
     });
 
     it('manifest.json follows the documented format (Config, RepoTags, Layers; <id>/layer.tar, VERSION, json; repositories)', async () => {
@@ -111,7 +111,7 @@ describe('archives', () => {
 
     it('is reproducible (same images, same bytes)', async () => {
       const again = path.join(work, 'again.tar');
-      await saveImages(store, await resolveImages(store, ['app:1', 'localhost:5000/team/app:2', 'other:1']), { format: 'docker', dest: again });
+      await saveImages(await resolveImages(store, ['app:1', 'localhost:5000/team/app:2', 'other:1']), { format: 'docker', dest: again });
       expect(sha(await fsp.readFile(again))).toBe(sha(await fsp.readFile(file)));
     });
 
@@ -146,7 +146,7 @@ describe('archives', () => {
   describe('OCI layout', () => {
     it('type=oci tar: skopeo copy oci-archive:FILE:REF reads it and keeps the manifest digest', async () => {
       const file = path.join(work, 'app-oci.tar');
-      await saveImages(store, await resolveImages(store, ['app:1']), { format: 'oci', dest: file });
+      await saveImages(await resolveImages(store, ['app:1']), { format: 'oci', dest: file });
       const files = await tarMembers(file);
       expect(JSON.parse(files.get('oci-layout')!.toString())).toEqual({ imageLayoutVersion: '1.0.0' });
       const index = JSON.parse(files.get('index.json')!.toString()) as { manifests: Descriptor[] };
@@ -165,20 +165,20 @@ describe('archives', () => {
 
     it('type=oci dir: a new layout, then another image added to it; skopeo reads both', async () => {
       const dir = path.join(work, 'layout');
-      await saveOciDir(store, await resolveImages(store, ['app:1']), dir);
-      await saveOciDir(store, await resolveImages(store, ['other:1']), dir);
+      await saveOciDir(await resolveImages(store, ['app:1']), dir);
+      await saveOciDir(await resolveImages(store, ['other:1']), dir);
       expect((await fsp.readdir(dir)).sort()).toEqual(['blobs', 'index.json', 'oci-layout']);
       for (const [ref, d] of [['docker.io/library/app:1', app], ['docker.io/library/other:1', other]] as const) {
         const raw = await sh('skopeo', ['inspect', '--raw', `oci:${dir}:${ref}`]);
         expect(raw.stderr).toBe('');
         expect(sha(raw.stdout)).toBe(d.digest);
       }
-      await expect(saveOciDir(store, await resolveImages(store, ['app:1']), work)).rejects.toMatchObject({ code: 'DEST_EXISTS' });
+      await expect(saveOciDir(await resolveImages(store, ['app:1']), work)).rejects.toMatchObject({ code: 'DEST_EXISTS' });
     });
 
     it('an OCI archive round-trips through hoist load; an untagged image stays untagged', async () => {
       const file = path.join(work, 'two.tar');
-      await saveImages(store, await resolveImages(store, ['app:1', `other@${other.digest}`]), { format: 'oci', dest: file });
+      await saveImages(await resolveImages(store, ['app:1', `other@${other.digest}`]), { format: 'oci', dest: file });
       const fresh = await newStore();
       const r = await loadArchive(fresh.store, createReadStream(file));
       expect(r.format).toBe('oci');
@@ -215,7 +215,7 @@ describe('archives', () => {
     it('layers hoist cannot recompress identically come back as a new manifest over the same config', async () => {
       const img = await makeImage(store, [await foreignLayer(store, BASE)], { tags: ['foreign:1'] });
       const file = path.join(work, 'foreign.tar');
-      await saveImages(store, await resolveImages(store, ['foreign:1']), { format: 'docker', dest: file });
+      await saveImages(await resolveImages(store, ['foreign:1']), { format: 'docker', dest: file });
       const fresh = await newStore();
       const r = await loadArchive(fresh.store, createReadStream(file));
       expect(r.images[0]!.exact).toBe(false);
@@ -245,8 +245,8 @@ describe('archives', () => {
     beforeAll(async () => {
       docker = path.join(work, 'good-docker.tar');
       oci = path.join(work, 'good-oci.tar');
-      await saveImages(store, await resolveImages(store, ['app:1', 'other:1']), { format: 'docker', dest: docker });
-      await saveImages(store, await resolveImages(store, ['app:1', 'other:1']), { format: 'oci', dest: oci });
+      await saveImages(await resolveImages(store, ['app:1', 'other:1']), { format: 'docker', dest: docker });
+      await saveImages(await resolveImages(store, ['app:1', 'other:1']), { format: 'oci', dest: oci });
     });
 
     const expectRejected = async (file: string, code: string): Promise<void> => {

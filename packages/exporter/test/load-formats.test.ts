@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { MediaType, parseManifest, type Descriptor, type ImageStore } from '@hoist/oci';
+import { MediaType, StoreLayer, parseManifest, type Descriptor, type ImageStore } from '@hoist/oci';
 import { loadArchive, measureLayer, resolveImages, saveImages, uncompressedLayer } from '@hoist/exporter';
 import { hoistLayer, makeImage, newStore, sh, tmp } from './helpers.js';
 
@@ -28,7 +28,7 @@ describe('loading archives from other tools', () => {
 
   it('docker save style: a repeated layer as a symlink to the first copy', async () => {
     const file = path.join(work, 'dup.tar');
-    await saveImages(store, await resolveImages(store, ['dup:1']), { format: 'docker', dest: file });
+    await saveImages(await resolveImages(store, ['dup:1']), { format: 'docker', dest: file });
     const x = path.join(work, 'dup-x');
     await fsp.mkdir(x);
     await sh('tar', ['-C', x, '-xf', file]);
@@ -53,9 +53,9 @@ describe('loading archives from other tools', () => {
     await fsp.mkdir(blobs, { recursive: true });
     const layers: Descriptor[] = [];
     for (let i = 0; i < m.layers.length; i++) {
-      const size = await measureLayer(store.blobs, m.layers[i]!, diffIds[i] as never);
+      const size = await measureLayer(new StoreLayer(store.blobs, m.layers[i]!, diffIds[i] as never));
       const parts: Buffer[] = [];
-      for await (const b of uncompressedLayer(store.blobs, m.layers[i]!, diffIds[i] as never)) parts.push(b);
+      for await (const b of uncompressedLayer(new StoreLayer(store.blobs, m.layers[i]!, diffIds[i] as never))) parts.push(b);
       await fsp.writeFile(path.join(blobs, diffIds[i]!.slice(7)), Buffer.concat(parts));
       layers.push({ mediaType: MediaType.OciLayer, digest: diffIds[i] as never, size });
     }

@@ -11,7 +11,13 @@ export type OciErrorCode =
   | 'STORE_LOCKED'
   /** The store root is open to other users and cannot be made private. */
   | 'STORE_PERMISSIONS'
-  | 'TOO_LARGE';
+  | 'TOO_LARGE'
+  /** A layer blob does not decompress (a corrupt zstd stream). */
+  | 'LAYER_INVALID'
+  /** A layer cannot be read here (zstd without the `zstd` binary). */
+  | 'LAYER_UNSUPPORTED'
+  /** A layer's uncompressed bytes do not hash to its diff_id. */
+  | 'DIFF_ID_MISMATCH';
 
 export class OciError extends Error {
   readonly code: OciErrorCode;

@@ -13,3 +13,5 @@ export * from './lease.js';
 export * from './userns.js';
 export * from './store-paths.js';
 export * from './cache-record.js';
+export * from './decompress.js';
+export * from './layer.js';

@@ -1,5 +1,6 @@
 import { createReadStream } from 'node:fs';
-import type { BlobStore, Descriptor } from '@hoist/oci';
+import { PassThrough, type Readable } from 'node:stream';
+import type { BlobStore, Descriptor, Layer } from '@hoist/oci';
 import { repoScope } from './auth.js';
 import { repoName, type ClientContext, type RepoRef } from './context.js';
 import { RegistryError, isRegistryError } from './errors.js';
@@ -25,24 +26,36 @@ export async function blobExists(session: RegistrySession, r: RepoRef, desc: Pic
   return session.fail(res, `cannot check blob ${desc.digest}`, r.repository);
 }
 
+export interface BlobPushOptions {
+  /** The local store: a blob there is uploaded from it. */
+  blobs: BlobStore;
+  /** Repositories of the same registry to try mounting the blob from. */
+  mountFrom: string[];
+  /** Where the blob is when the store lacks it (a base image's registry, an imported cache). */
+  layer?: Layer;
+  signal?: AbortSignal;
+}
+
 /**
  * Make `desc` present in the repository: skip it if there (HEAD), mount it from another
- * repository of the same registry if one of `mountFrom` has it, else upload it from `blobs` —
- * in one PUT, or in chunks (PATCH with Content-Range) when larger than the chunk size, resuming an
- * interrupted chunked upload from the offset the registry reports.
+ * repository of the same registry if one of `mountFrom` has it, else upload it — from the store
+ * in one PUT, or in chunks (PATCH with Content-Range) when larger than the chunk size, resuming
+ * an interrupted chunked upload from the offset the registry reports; a blob the store lacks is
+ * streamed from its `layer`, wherever that is.
  */
-export async function pushBlob(ctx: ClientContext, r: RepoRef, desc: Descriptor, blobs: BlobStore, mountFrom: string[], signal?: AbortSignal): Promise<BlobPushResult> {
+export async function pushBlob(ctx: ClientContext, r: RepoRef, desc: Descriptor, o: BlobPushOptions): Promise<BlobPushResult> {
   const key = `push\0${repoName(r)}\0${desc.digest}`;
   let p = ctx.inflight.get(key) as Promise<BlobPushResult> | undefined;
   if (!p) {
-    p = ctx.limit(() => pushBlobOnce(ctx, r, desc, blobs, mountFrom, signal));
+    p = ctx.limit(() => pushBlobOnce(ctx, r, desc, o));
     ctx.inflight.set(key, p as Promise<never>);
     void p.finally(() => ctx.inflight.delete(key)).catch(() => undefined);
   }
   return p;
 }
 
-async function pushBlobOnce(ctx: ClientContext, r: RepoRef, desc: Descriptor, blobs: BlobStore, mountFrom: string[], signal?: AbortSignal): Promise<BlobPushResult> {
+async function pushBlobOnce(ctx: ClientContext, r: RepoRef, desc: Descriptor, o: BlobPushOptions): Promise<BlobPushResult> {
+  const { blobs, mountFrom, signal } = o;
   const session = ctx.session(r.registry);
   const push = [repoScope(r.repository, 'pull,push')];
   const base = { kind: 'blob' as const, ref: repoName(r), digest: desc.digest, total: desc.size };
@@ -76,8 +89,8 @@ async function pushBlobOnce(ctx: ClientContext, r: RepoRef, desc: Descriptor, bl
     discard(res.body); // 401/403/404: mounting is an optimisation; try the next source or upload
   }
 
-  // Not in the local store (a lazily resolved base layer): copy it from where it is known to be.
-  const remote = st ? undefined : ctx.remoteSource?.(desc, r);
+  // Not in the local store (a lazily resolved base layer, an imported cache's): copy it from its layer.
+  const remote = st ? undefined : o.layer;
   if (!st && !remote) {
     throw new RegistryError('BLOB_UNKNOWN', `blob ${desc.digest} is neither in the local store nor in ${r.repository}`, {
       registry: r.registry,
@@ -93,7 +106,7 @@ async function pushBlobOnce(ctx: ClientContext, r: RepoRef, desc: Descriptor, bl
     try {
       upload ??= await transfer.start();
       const chunk = Math.max(ctx.chunkSize, upload.minChunk);
-      if (remote) await transfer.monolithic(upload, () => remote(signal));
+      if (remote) await transfer.monolithic(upload, () => openedLater(() => remote.open(signal ? { signal } : {})));
       else if (desc.size <= chunk) await transfer.monolithic(upload, () => createReadStream(blobs.path(desc.digest), { highWaterMark: READ_CHUNK }));
       else await transfer.chunked(upload, blobs.path(desc.digest), chunk);
       return 'uploaded';
@@ -107,4 +120,17 @@ async function pushBlobOnce(ctx: ClientContext, r: RepoRef, desc: Descriptor, bl
       report(0, true);
     }
   }
+}
+
+/** A stream at once, filled from one opened asynchronously (each call opens anew: a retried request re-reads). */
+function openedLater(open: () => Promise<Readable>): Readable {
+  const out = new PassThrough();
+  open().then(
+    (s) => {
+      s.on('error', (e) => out.destroy(e));
+      s.pipe(out);
+    },
+    (e: unknown) => out.destroy(e as Error),
+  );
+  return out;
 }

@@ -1,4 +1,5 @@
 import { PassThrough, type Readable } from 'node:stream';
+import { RegistryLayer, type RegistryLayerOptions } from './registry-layer.js';
 import pLimit from 'p-limit';
 import {
   MAX_JSON_BYTES,
@@ -19,6 +20,8 @@ import {
   type ImageConfig,
   type ImageIndex,
   type ImageStore,
+  type Digest,
+  type Layer,
   type LayerPair,
   type Manifest,
   type Parsed,
@@ -120,21 +123,6 @@ export class RegistryClient {
       retry: { ...DEFAULT_RETRY, ...opts.retry },
       chunkSize: opts.chunkSize ?? 64 * 1024 * 1024,
       inflight: new Map(),
-      remoteSource: (desc, target) => {
-        const from = this.sources.anySource(desc, target);
-        if (!from) return undefined;
-        return (signal) => {
-          const out = new PassThrough();
-          this.openBlob(from, desc, signal ? { signal } : {}).then(
-            (s) => {
-              s.on('error', (e) => out.destroy(e));
-              s.pipe(out);
-            },
-            (e: unknown) => out.destroy(e as Error),
-          );
-          return out;
-        };
-      },
     };
   }
 
@@ -237,9 +225,32 @@ export class RegistryClient {
   }
 
   /** Make one blob of the store present in a repository (HEAD, mount, or upload). */
-  async pushBlob(store: ImageStore | BlobStore, desc: Descriptor, ref: string | Reference | RepoRef, opts: OpOptions & { mountFrom?: string[] } = {}): Promise<BlobPushResult> {
+  async pushBlob(store: ImageStore | BlobStore, desc: Descriptor, ref: string | Reference | RepoRef, opts: OpOptions & { mountFrom?: string[]; layer?: Layer } = {}): Promise<BlobPushResult> {
     const r = toRef(ref);
-    return pushBlob(this.ctx, r, desc, blobsOf(store), this.sources.candidates(r, desc, opts.mountFrom), opts.signal);
+    return pushBlob(this.ctx, r, desc, this.blobPush(r, desc, { blobs: blobsOf(store), ...opts }));
+  }
+
+  /**
+   * How to push one blob: the repositories to mount it from (given, the layer's own on the same
+   * registry, those the client learnt), and where its bytes are when the store lacks them (the
+   * layer given, else a repository the client resolved it from).
+   */
+  private blobPush(r: Reference, desc: Descriptor, o: { blobs: BlobStore; mountFrom?: string[]; layer?: Layer | undefined; signal?: AbortSignal }): Parameters<typeof pushBlob>[3] {
+    const own = o.layer?.origin.repository;
+    const explicit = [...(o.mountFrom ?? []), ...(own && own.registry === r.registry ? [own.repository] : [])];
+    const from = o.layer ? undefined : this.sources.anySource(desc, r);
+    const layer = o.layer ?? (from ? this.layer(from, desc, desc.digest) : undefined);
+    return { blobs: o.blobs, mountFrom: this.sources.candidates(r, desc, explicit), ...(layer ? { layer } : {}), ...(o.signal ? { signal: o.signal } : {}) };
+  }
+
+  /**
+   * A layer blob in a repository, lazy: nothing is requested until it is opened or fetched
+   * (`fetchInto` verifies it against `diffId` while downloading when given `checks`).
+   */
+  layer(ref: string | Reference | RepoRef, desc: Descriptor, diffId: Digest, opts: RegistryLayerOptions = {}): RegistryLayer {
+    const r = toRef(ref);
+    this.sources.remember(r, [desc]);
+    return new RegistryLayer(this, r, desc, diffId, opts);
   }
 
   /** Manifest and config of `ref` for `platform` (default: this host's), without layers. */
@@ -325,13 +336,14 @@ export class RegistryClient {
    */
   async push(store: ImageStore, desc: Descriptor, ref: string | Reference, opts: PushOptions = {}): Promise<PushResult> {
     const r = toRef(ref);
+    const layers = new Map((opts.layers ?? []).map((l) => [l.descriptor.digest as string, l]));
     return pushImage({
       ctx: this.ctx,
       store,
       desc,
       ref: r,
       opts,
-      pushBlob: (d, signal) => pushBlob(this.ctx, r, d, store.blobs, this.sources.candidates(r, d, opts.mountFrom), signal),
+      pushBlob: (d, signal) => pushBlob(this.ctx, r, d, this.blobPush(r, d, { blobs: store.blobs, ...(opts.mountFrom ? { mountFrom: opts.mountFrom } : {}), layer: layers.get(d.digest), signal })),
       putManifest: (target, raw, mediaType, signal) => this.putManifest(target, raw, mediaType, signal ? { signal } : {}),
       headManifest: (target, signal) => headManifest(this.ctx, target, signal),
       learnSources: () => this.sources.learnFromStore(store, r),

@@ -1,6 +1,4 @@
-import type { Readable } from 'node:stream';
 import type { LimitFunction } from 'p-limit';
-import type { Descriptor } from '@hoist/oci';
 import type { ProgressFn } from './progress.js';
 import type { RetryPolicy } from './retry.js';
 import type { RegistrySession } from './transport.js';
@@ -14,11 +12,6 @@ export interface ClientContext {
   retry: RetryPolicy;
   /** Blobs larger than this are uploaded in chunks of this size (resumable). */
   chunkSize: number;
-  /**
-   * Where to copy a blob from when the local store lacks it (another registry or repository
-   * it was resolved from): a verified stream opener, or undefined when no source is known.
-   */
-  remoteSource?: (desc: Descriptor, target: RepoRef) => ((signal?: AbortSignal) => Readable) | undefined;
   /** Transfers under way, so that concurrent requests for one blob share one transfer. */
   inflight: Map<string, Promise<void>>;
 }

@@ -12,3 +12,4 @@ export { parseChallenges, type Challenge } from './auth.js';
 export { DEFAULT_RETRY, type RetryPolicy } from './retry.js';
 export { login, logout, type LoginOptions } from './login.js';
 export type { DeleteResult } from './delete.js';
+export { RegistryLayer, type RegistryLayerOptions, type LayerTransport } from './registry-layer.js';

@@ -1,4 +1,4 @@
-import { isIndexMediaType, parseIndex, parseManifest, formatReference, OciError, type Descriptor, type ImageStore, type Manifest, type Reference } from '@hoist/oci';
+import { isIndexMediaType, parseIndex, parseManifest, formatReference, OciError, type Descriptor, type ImageStore, type Layer, type Manifest, type Reference } from '@hoist/oci';
 import type { ManifestChecks } from './layer-pull.js';
 import { allOrAbortLinked } from './tasks.js';
 import type { BlobPushResult } from './blob-push.js';
@@ -11,6 +11,11 @@ export interface PushOptions {
   mountFrom?: string[];
   /** Verify each manifest's layers against its config (alongside the uploads) before the manifest is pushed. */
   checks?: ManifestChecks;
+  /**
+   * The image's layers, wherever they are: a blob the store lacks is read from its layer (a base
+   * image's registry, an imported cache) and, on the same registry, mounted from its repository.
+   */
+  layers?: readonly Layer[];
 }
 
 export interface PushResult {

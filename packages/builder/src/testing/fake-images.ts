@@ -1,13 +1,12 @@
-import { formatReference, parseReference, type ImageStore } from '@hoist/oci';
+import { StoreLayer, formatReference, manifestLayers, parseReference, type ImageStore } from '@hoist/oci';
 import type { ImageSource, ResolvedImage } from '../types.js';
 
 /**
  * An ImageSource over one local store only (no registry): resolves what is tagged there and
- * counts the calls. Layers are always local, so fetchLayers has nothing to do.
+ * counts the calls. Its layers are the store's.
  */
 export class FakeImageSource implements ImageSource {
   readonly resolved: string[] = [];
-  fetches = 0;
 
   constructor(private readonly store: ImageStore) {}
 
@@ -16,10 +15,7 @@ export class FakeImageSource implements ImageSource {
     const d = await this.store.resolve(formatReference(parseReference(ref)));
     if (!d) throw new Error(`${ref}: not in the fake image source`);
     const img = await this.store.load(d, opts.platform);
-    return { ref, descriptor: img.descriptor, manifest: img.manifest, config: img.config };
-  }
-
-  async fetchLayers(): Promise<void> {
-    this.fetches++;
+    const layers = manifestLayers(img.manifest.value, img.config.value, (desc, diffId) => new StoreLayer(this.store.blobs, desc, diffId));
+    return { ref, descriptor: img.descriptor, manifest: img.manifest, config: img.config, layers };
   }
 }

@@ -21,7 +21,7 @@ export async function saveCommand(refs: string[], f: SaveFlags, signal: AbortSig
   const { store } = await openStore(f.root);
   return exportErrors(async () => {
     const images = await resolveImages(store, refs, f.platform ? { platform: parsePlatform(f.platform) } : {});
-    const where = await saveImages(store, images, { format: f.format as 'docker' | 'oci', dest, signal });
+    const where = await saveImages(images, { format: f.format as 'docker' | 'oci', dest, signal });
     for (const img of images) {
       const names = img.refs.map((r) => familiarReference(parseReference(r)));
       process.stderr.write(`saved ${names.length > 0 ? names.join(', ') : img.descriptor.digest} (${img.descriptor.digest})\n`);

@@ -24,10 +24,6 @@ export class RecordingImageSource implements ImageSource {
     if (uri) this.resolved.set(uri, { uri, digest: { sha256: img.descriptor.digest.slice('sha256:'.length) } });
     return img;
   }
-
-  fetchLayers(img: ResolvedImage, layers: Descriptor[], opts: { signal?: AbortSignal }): Promise<void> {
-    return this.inner.fetchLayers(img, layers, opts);
-  }
 }
 
 function purlOf(ref: string, platform: Platform): string | undefined {
@@ -171,6 +167,7 @@ async function sbomStatement(s: AttestSources, img: BuildResult, platform: Platf
     name: s.names[0] ?? img.descriptor.digest,
     created: s.sourceDateEpoch !== undefined ? new Date(s.sourceDateEpoch * 1000) : s.finishedOn,
     toolVersion: hoistVersion(),
+    ...(img.layers ? { layers: img.layers } : {}),
     ...(s.signal ? { signal: s.signal } : {}),
   });
   return statement(imageSubjects(s.names, img.descriptor.digest, platform), PREDICATE_SPDX, predicate);

@@ -243,6 +243,7 @@ function outputContext(req: BuildRequest, w: Wired, result: BuildResult | MultiB
     store: w.opened.store,
     snapshotter: w.snapshotter,
     descriptor: result.descriptor,
+    layers: result.layers,
     tags: result.tags,
     signal: w.signal,
     log: w.log,
@@ -261,7 +262,8 @@ async function pushAll(req: BuildRequest, w: Wired, result: BuildResult | MultiB
   // a lazy result is not tagged locally (its layers are not all here): push the requested tags
   const refs = resultNames(req, result);
   for (const ref of refs) {
-    await (await w.registry()).push(w.opened.store, top, ref, { signal: w.signal, mountFrom: w.cache.mountFrom });
+    // the layers say where each blob is: a lazy result's come from the base's registry or a cache
+    await (await w.registry()).push(w.opened.store, top, ref, { signal: w.signal, mountFrom: w.cache.mountFrom, layers: result.layers });
     req.onPushed?.(ref, top.digest);
   }
   return refs;

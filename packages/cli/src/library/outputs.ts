@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import type { Descriptor, ImageStore, Platform } from '@hoist/oci';
+import type { Descriptor, ImageStore, Layer, Platform } from '@hoist/oci';
 import type { Snapshotter } from '@hoist/snapshotter';
 import { ExportError, parseOutputSpecs, pushes, writeOutput, writesStdout, type AttestedImage, type OutputSpec } from '@hoist/exporter';
 import { UsageError } from '../errors.js';
@@ -32,6 +32,8 @@ export interface BuildOutputContext {
   store: ImageStore;
   snapshotter: Snapshotter;
   descriptor: Descriptor;
+  /** The image's layers, wherever each blob is. */
+  layers?: readonly Layer[];
   /** Full references the build tagged. */
   tags: readonly string[];
   platform?: Platform;
@@ -63,6 +65,7 @@ export async function writeBuildOutputs(o: BuildOutputs, ctx: BuildOutputContext
       store: ctx.store,
       snapshotter: async () => ctx.snapshotter,
       descriptor: spec.type === 'oci' && ctx.attested ? ctx.attested : ctx.descriptor,
+      ...(ctx.layers ? { layers: ctx.layers } : {}),
       refs: ctx.tags,
       signal: ctx.signal,
       ...(ctx.platform ? { platform: ctx.platform } : {}),

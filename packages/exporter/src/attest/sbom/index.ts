@@ -1,5 +1,5 @@
 /** The SBOM of an image: its layers read once, its package databases scanned, SPDX 2.3 out. */
-import type { BlobStore, Digest, ImageConfig, Manifest } from '@hoist/oci';
+import { StoreLayer, type BlobStore, type Digest, type ImageConfig, type Layer, type Manifest } from '@hoist/oci';
 import { uncompressedLayer } from '../../layer-data.js';
 import { collectFiles, type CollectLimits } from './collect.js';
 import { scanFiles } from './scan.js';
@@ -15,13 +15,16 @@ export interface ImageSbomOptions {
   name: string;
   created: Date;
   toolVersion: string;
+  /** The image's layers wherever each blob is (a lazy result's are not all in `blobs`); default: `blobs`. */
+  layers?: readonly Layer[];
   limits?: CollectLimits;
   signal?: AbortSignal;
 }
 
 async function* layerStreams(o: ImageSbomOptions): AsyncGenerator<AsyncIterable<Buffer>> {
   const diffIds = o.config.rootfs.diff_ids;
-  for (const [i, l] of o.manifest.layers.entries()) yield uncompressedLayer(o.blobs, l, diffIds[i]!, o.signal ? { signal: o.signal } : {});
+  const layers = o.layers ?? o.manifest.layers.map((l, i) => new StoreLayer(o.blobs, l, diffIds[i]!));
+  for (const l of layers) yield uncompressedLayer(l, o.signal ? { signal: o.signal } : {});
 }
 
 /** The packages of an image (its final filesystem). */
