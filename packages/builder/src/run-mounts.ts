@@ -1,5 +1,6 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
+import type { Platform } from '@hoist/oci';
 import type { RunInstruction, RunMount } from '@hoist/parser';
 import type { Mounted } from '@hoist/snapshotter';
 import { BuildError } from './errors.js';
@@ -14,6 +15,7 @@ import { secureJoin, type ResolvedUser } from './rootfs.js';
 import type { SandboxMount } from './sandbox/spec.js';
 import { cacheMountKey } from './cache-mounts.js';
 import { setOwner } from './owner.js';
+import { baseKey } from './platforms.js';
 
 export interface PreparedMounts {
   mounts: SandboxMount[];
@@ -67,6 +69,8 @@ export interface RunMountsArgs {
   root: string;
   user: ResolvedUser;
   stages: StageInputs;
+  /** The stage's platform: an image named by `from=` is resolved for it. */
+  platform: Platform;
 }
 
 /** Note a mount target, to remove what the runtime creates for it afterwards. */
@@ -89,8 +93,8 @@ async function mountSource(set: MountSet, from: string | undefined): Promise<{ r
     img = st.img;
     identity = `stage:${st.key}`;
   } else {
-    const r = await ctx.opts.images.resolve(from, { platform: ctx.platform, ...(ctx.opts.signal ? { signal: ctx.opts.signal } : {}) });
-    ctx.bases.set(from, r);
+    const r = await ctx.opts.images.resolve(from, { platform: set.run.platform, ...(ctx.opts.signal ? { signal: ctx.opts.signal } : {}) });
+    ctx.bases.set(baseKey(from, set.run.platform), r);
     img = { config: r.config.value, layers: r.manifest.value.layers };
     identity = `image:${r.descriptor.digest}`;
   }

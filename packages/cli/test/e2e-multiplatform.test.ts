@@ -143,6 +143,26 @@ describe('multi-platform: foreign RUN under QEMU with no host setup', () => {
     expect(armUname.stdout).toBe('aarch64\n');
   });
 
+  it('COPY --from=<image> and RUN --mount from=<image> resolve the image for their stage: the build platform in a $BUILDPLATFORM stage', async () => {
+    const ctx = await context('copy-from-image', [
+      `FROM --platform=$BUILDPLATFORM ${base} AS tools`,
+      `COPY --from=${base} /bin/busybox /tools-busybox`,
+      `RUN --mount=type=bind,from=${base},target=/m cp /m/bin/busybox /mounted-busybox`,
+      `FROM ${base}`,
+      'COPY --from=tools /tools-busybox /mounted-busybox /',
+      `COPY --from=${base} /bin/busybox /target-busybox`,
+      '',
+    ].join('\n'));
+    const out = path.join(work, 'out-copy-from-image');
+    const r = await hoistHiding(['/proc/sys/fs/binfmt_misc'], ['build', '--root', path.join(work, 'store-copy-from-image'), '--progress', 'plain', '--platform', 'linux/arm64', '-o', `type=local,dest=${out}`, ctx]);
+    expect(r.stderr).toContain('DONE');
+    expect(r.code).toBe(0);
+    expect(await elfMachine(path.join(out, 'tools-busybox'))).toBe(0x3e);
+    expect(await elfMachine(path.join(out, 'mounted-busybox'))).toBe(0x3e);
+    expect(await elfMachine(path.join(out, 'target-busybox'))).toBe(0xb7);
+    expect(await elfMachine(path.join(out, 'bin', 'busybox'))).toBe(0xb7);
+  });
+
   it('one runner per platform, pushed by digest, then hoist manifest create merges them into an index', async () => {
     const ctx = await context('merge', `FROM ${base}\nRUN uname -m > /arch\n`);
     const repo = `${registry.host}/x/merged`;
