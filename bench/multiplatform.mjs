@@ -60,11 +60,15 @@ function hostBinfmt() {
   };
 }
 
-/** Undo the host change on any way out: normal end, failure, Ctrl-C, kill. */
-function trap(binfmt) {
+/**
+ * Undo the host change on any way out: normal end, failure, Ctrl-C, kill. On a signal the
+ * handler goes first (synchronously), then `cleanup` (registry, stores), then the exit.
+ */
+function trap(binfmt, cleanup, onStop) {
   const onSignal = (sig) => {
     binfmt.disable();
-    process.exit(sig === 'SIGINT' ? 130 : 143);
+    onStop();
+    cleanup().finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
   };
   process.on('exit', binfmt.disable);
   process.once('SIGINT', onSignal);
@@ -84,15 +88,32 @@ async function context(work, debianRef) {
   return ctx;
 }
 
+/** The builds running now, stopped first when the benchmark is interrupted. */
+const running = new Set();
+const track = {
+  onChild: (child) => {
+    running.add(child);
+    child.on('close', () => running.delete(child));
+  },
+};
+
+async function stopRunning() {
+  const closed = [...running].map((c) => new Promise((resolve) => c.once('close', resolve)));
+  for (const c of running) c.kill('SIGTERM');
+  await Promise.race([Promise.all(closed), new Promise((resolve) => setTimeout(resolve, 10_000).unref())]);
+}
+
 const buildahStore = (store) => ['--root', path.join(store, 'root'), '--runroot', path.join(store, 'run'), '--storage-driver', 'overlay'];
 
 const tools = {
   hoist: {
-    build: (store, ctx, platform) => sh(process.execPath, [hoistBin, 'build', '--root', store, '--progress', 'quiet', '--platform', platform, '-t', 'bench-mp:1', ctx]),
+    build: (store, ctx, platform) => sh(process.execPath, [hoistBin, 'build', '--root', store, '--progress', 'quiet', '--platform', platform, '-t', 'bench-mp:1', ctx], track),
+    arch: async (store) => JSON.parse((await sh(process.execPath, [hoistBin, 'inspect', '--root', store, 'bench-mp:1'])).out).config.architecture,
     clean: (store) => sh('bash', ['-c', `umount -R ${store}/root/overlay 2>/dev/null; rm -rf ${store}`], { allowFail: true }),
   },
   buildah: {
-    build: (store, ctx, platform) => sh('buildah', [...buildahStore(store), 'bud', '--isolation', 'chroot', '--tls-verify=false', '--layers', '-q', '--platform', platform, '-t', 'bench-mp:1', ctx]),
+    build: (store, ctx, platform) => sh('buildah', [...buildahStore(store), 'bud', '--isolation', 'chroot', '--tls-verify=false', '--layers', '-q', '--platform', platform, '-t', 'bench-mp:1', ctx], track),
+    arch: async (store) => (await sh('buildah', [...buildahStore(store), 'inspect', '--type', 'image', '--format', '{{.OCIv1.Architecture}}', 'bench-mp:1'])).out.trim(),
     clean: async (store) => {
       await sh('buildah', [...buildahStore(store), 'rmi', '-a', '-f'], { allowFail: true });
       await sh('bash', ['-c', `umount -R ${store}/root/overlay 2>/dev/null; rm -rf ${store}`], { allowFail: true });
@@ -102,18 +123,22 @@ const tools = {
 
 /** One cold and one cached build of one tool for one platform on an empty store. */
 async function measure(o) {
-  const { tool, platform, work, ctx, binfmt, tag } = o;
+  const { tool, platform, work, ctx, binfmt, tag } = o; // o.stopped(): the benchmark was interrupted
   const store = path.join(work, `${tool}-${tag}`);
   const foreignBuildah = tool === 'buildah' && platform === 'linux/arm64';
   if (foreignBuildah) binfmt.enable();
   try {
     if (tool === 'hoist' && binfmt.present()) throw new Error('a host aarch64 handler is registered: hoist would use it instead of its own');
     const cold = (await tools[tool].build(store, ctx, platform)).ms;
+    // a wrong-architecture image would make the comparison meaningless
+    const arch = await tools[tool].arch(store);
+    if (arch !== platform.split('/')[1]) throw new Error(`${tool} built ${arch} for ${platform}`);
     const cached = (await tools[tool].build(store, ctx, platform)).ms;
     return { cold, cached };
   } finally {
     if (foreignBuildah) binfmt.disable();
-    await tools[tool].clean(store);
+    // once interrupted, the trap's cleanup removes everything (cleaning here too would race it)
+    if (!o.stopped()) await tools[tool].clean(store);
   }
 }
 
@@ -125,9 +150,17 @@ export async function main() {
   const { startRegistry, pushMultiPlatformDebian } = await import(path.join(repo, 'packages/testkit/dist/index.js'));
   const binfmt = hostBinfmt();
   if (binfmt.present()) console.log('\nnote: the host already has a qemu-aarch64 binfmt handler; hoist uses it too, so its arm64 runs are not the no-setup path');
-  const untrap = trap(binfmt);
   const work = await fsp.mkdtemp(path.join(os.tmpdir(), 'hoist-bench-mp-'));
   const reg = await startRegistry();
+  const cleanup = async () => {
+    await stopRunning();
+    await reg.stop();
+    // a store whose build was interrupted may still have overlay mounts
+    await sh('bash', ['-c', `grep -o ' ${work}[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l`], { allowFail: true });
+    await fsp.rm(work, { recursive: true, force: true });
+  };
+  let stopped = false;
+  const untrap = trap(binfmt, cleanup, () => (stopped = true));
   try {
     const ctx = await context(work, await pushMultiPlatformDebian(reg.host));
     const cases = ['linux/amd64', 'linux/arm64'];
@@ -137,7 +170,7 @@ export async function main() {
       for (const platform of cases) {
         const order = i % 2 ? ['buildah', 'hoist'] : ['hoist', 'buildah'];
         for (const tool of order) {
-          const r = await measure({ tool, platform, work, ctx, binfmt, tag: `${i}-${platform.replace('/', '_')}` });
+          const r = await measure({ tool, platform, work, ctx, binfmt, stopped: () => stopped, tag: `${i}-${platform.replace('/', '_')}` });
           for (const k of ['cold', 'cached']) ((times[`${tool} ${platform} ${k}`] ??= [])).push(r[k]);
         }
       }
@@ -146,8 +179,7 @@ export async function main() {
   } finally {
     binfmt.disable();
     untrap();
-    await reg.stop();
-    await fsp.rm(work, { recursive: true, force: true });
+    await cleanup();
   }
 }
 
