@@ -1,10 +1,13 @@
 // Shared helpers for the benchmarks: timing, medians, tables, child processes.
 import { spawn } from 'node:child_process';
 
+// opts: spawn's, plus allowFail (resolve on a non-zero exit) and onChild(child) (to stop it early)
 export function sh(cmd, args, opts = {}) {
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+    const { onChild, ...spawnOpts } = opts;
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...spawnOpts });
+    onChild?.(child);
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));

@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 // `npm run bench`: every benchmark in one run, side by side with the reference tools.
-// BENCH=name[,name] runs a subset (startup, build, parser, snapshotter, registry, rootless, cache-mounts).
+// BENCH=name[,name] runs a subset (startup, build, parser, snapshotter, registry, rootless, cache-mounts, multiplatform).
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const all = ['startup', 'build', 'parser', 'snapshotter', 'registry', 'rootless', 'cache-mounts'];
+const all = ['startup', 'build', 'parser', 'snapshotter', 'registry', 'rootless', 'cache-mounts', 'multiplatform'];
 const only = (process.env.BENCH ?? '').split(',').filter(Boolean);
 let failed = 0;
 for (const name of only.length ? only : all) {

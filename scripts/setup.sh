@@ -38,6 +38,8 @@ need newuidmap uidmap
 need qemu-aarch64-static qemu-user-static
 # builds with no privileges at all (locked-down pods): RUN under proot (ptrace, no namespaces)
 need proot proot
+# the multi-platform tests check binaries' architectures with file(1)
+need file file
 [ -x /bin/busybox ] || pkgs+=(busybox-static)
 
 if [ ${#pkgs[@]} -gt 0 ]; then

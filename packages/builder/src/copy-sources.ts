@@ -10,6 +10,7 @@ import { fetchGit, parseGitRef } from './git-source.js';
 import { fetchUrl, isUrl } from './fetch-url.js';
 import { archiveKind, type ArchiveKind } from './archive.js';
 import { makeTempDir } from './tmp.js';
+import { configPlatform } from './platforms.js';
 
 type Releases = Array<() => Promise<unknown>>;
 type Archive = SourceItem & { kind: ArchiveKind };
@@ -62,7 +63,9 @@ async function fromOther(ctx: BuildSession, p: Prep & { stages: StageInputs }): 
     fromKey = `stage:${from.key}`;
     mountSource = async () => mountImage((await from.load()).img);
   } else {
-    const img = await ctx.opts.images.resolve(ins.from!, { platform: ctx.platform, ...(ctx.opts.signal ? { signal: ctx.opts.signal } : {}) });
+    // the image for this stage's platform (a FROM --platform=$BUILDPLATFORM stage: the build's)
+    const platform = configPlatform(p.state.img.config);
+    const img = await ctx.opts.images.resolve(ins.from!, { platform, ...(ctx.opts.signal ? { signal: ctx.opts.signal } : {}) });
     ctx.layers.add(img.layers);
     fromKey = `image:${img.descriptor.digest}`;
     mountSource = () => mountImage({ config: img.config.value, layers: img.manifest.value.layers });

@@ -15,6 +15,7 @@ import { commitOptions } from './commit-options.js';
 import { singleIdHint } from './sandbox/isolation.js';
 import { runArgs, runEnv } from './run-step.js';
 import { emulationFor } from './sandbox/emulation.js';
+import { configPlatform } from './platforms.js';
 
 const TAIL_LINES = 20;
 
@@ -36,7 +37,7 @@ export async function executeRun(ctx: BuildSession, job: RunJob): Promise<{ desc
         throw e instanceof BuildError ? e : new BuildError('USER_NOT_FOUND', String(e));
       });
       await fsp.mkdir(await secureJoin(m.root, c.WorkingDir || '/'), { recursive: true });
-      const mounts = await prepareRunMounts(ctx, { ins: job.ins, root: m.root, user, stages: job.stages });
+      const mounts = await prepareRunMounts(ctx, { ins: job.ins, root: m.root, user, stages: job.stages, platform: configPlatform(job.state.img.config) });
       let net: RunNetwork | undefined;
       try {
         net = await openNetwork(runNetwork(job.ins.network, ctx.opts.network), ctx.opts.signal ? { signal: ctx.opts.signal } : {});

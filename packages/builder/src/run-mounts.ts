@@ -1,5 +1,6 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
+import type { Platform } from '@hoist/oci';
 import type { RunInstruction, RunMount } from '@hoist/parser';
 import type { Mounted } from '@hoist/snapshotter';
 import { BuildError } from './errors.js';
@@ -67,6 +68,8 @@ export interface RunMountsArgs {
   root: string;
   user: ResolvedUser;
   stages: StageInputs;
+  /** The stage's platform: an image named by `from=` is resolved for it. */
+  platform: Platform;
 }
 
 /** Note a mount target, to remove what the runtime creates for it afterwards. */
@@ -89,7 +92,7 @@ async function mountSource(set: MountSet, from: string | undefined): Promise<{ r
     img = st.img;
     identity = `stage:${st.key}`;
   } else {
-    const r = await ctx.opts.images.resolve(from, { platform: ctx.platform, ...(ctx.opts.signal ? { signal: ctx.opts.signal } : {}) });
+    const r = await ctx.opts.images.resolve(from, { platform: set.run.platform, ...(ctx.opts.signal ? { signal: ctx.opts.signal } : {}) });
     ctx.layers.add(r.layers);
     img = { config: r.config.value, layers: r.manifest.value.layers };
     identity = `image:${r.descriptor.digest}`;

@@ -1,3 +1,4 @@
+import type { Platform } from '@hoist/oci';
 import { PROXY_ARGS as PROXY_ARG_NAMES, type RunInstruction, type Step } from '@hoist/parser';
 import { DEFAULT_PATH, DEFAULT_SHELL, envGet } from './config-ops.js';
 import type { BuildSession } from './session.js';
@@ -57,7 +58,7 @@ export async function runCacheInputs(ctx: BuildSession, step: Step, ins: RunInst
   const fromStages = step.stageInputs.map((i) => stageInput(stages, i).key);
   return {
     fromStages,
-    ...(await mountSourceInputs(ctx, ins)),
+    ...(await mountSourceInputs(ctx, ins, configPlatform(state.img.config))),
     op: 'run',
     args: runArgs(ins, c.Shell),
     ...envInputs(state, step),
@@ -83,7 +84,7 @@ function envInputs(state: StageState, step: Step): { env: string[]; buildArgs: s
  * What bind mounts read besides other stages: the content digest of context paths (through
  * .dockerignore; never mtimes) and the manifest digest of images.
  */
-async function mountSourceInputs(ctx: BuildSession, ins: RunInstruction): Promise<Record<string, unknown>> {
+async function mountSourceInputs(ctx: BuildSession, ins: RunInstruction, platform: Platform): Promise<Record<string, unknown>> {
   const context: string[] = [];
   const images: string[] = [];
   for (const m of ins.mounts) {
@@ -92,7 +93,7 @@ async function mountSourceInputs(ctx: BuildSession, ins: RunInstruction): Promis
       const items = await collectSources(ctx.opts.contextDir, [m.source ?? '.'], { ...(ctx.contextFilter ? { filter: ctx.contextFilter } : {}), allowEmptyWildcard: false });
       context.push(await digestSources(items, ctx.fileDigests));
     } else if (stageRef(ctx.plan, m.from).kind === 'image') {
-      const img = await ctx.opts.images.resolve(m.from, { platform: ctx.platform, ...(ctx.opts.signal ? { signal: ctx.opts.signal } : {}) });
+      const img = await ctx.opts.images.resolve(m.from, { platform, ...(ctx.opts.signal ? { signal: ctx.opts.signal } : {}) });
       images.push(img.descriptor.digest);
     }
   }

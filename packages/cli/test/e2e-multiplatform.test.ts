@@ -4,6 +4,7 @@
  * linux/arm64 runs its RUN steps under QEMU with no binfmt_misc handler on the host (the test
  * hides /proc/sys/fs/binfmt_misc in its own mount namespace), a $BUILDPLATFORM stage natively.
  */
+import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { HOIST_BIN, pushMultiPlatformBusybox, run, startRegistry, storeWithBusybox, tempDir, type RunningRegistry } from '@hoist/testkit';
@@ -144,6 +145,26 @@ describe('multi-platform: foreign RUN under QEMU with no host setup', () => {
     expect(armUname.stdout).toBe('aarch64\n');
   });
 
+  it('COPY --from=<image> and RUN --mount from=<image> resolve the image for their stage: the build platform in a $BUILDPLATFORM stage', async () => {
+    const ctx = await context('copy-from-image', [
+      `FROM --platform=$BUILDPLATFORM ${base} AS tools`,
+      `COPY --from=${base} /bin/busybox /tools-busybox`,
+      `RUN --mount=type=bind,from=${base},target=/m cp /m/bin/busybox /mounted-busybox`,
+      `FROM ${base}`,
+      'COPY --from=tools /tools-busybox /mounted-busybox /',
+      `COPY --from=${base} /bin/busybox /target-busybox`,
+      '',
+    ].join('\n'));
+    const out = path.join(work, 'out-copy-from-image');
+    const r = await hoistHiding(['/proc/sys/fs/binfmt_misc'], ['build', '--root', path.join(work, 'store-copy-from-image'), '--progress', 'plain', '--platform', 'linux/arm64', '-o', `type=local,dest=${out}`, ctx]);
+    expect(r.stderr).toContain('DONE');
+    expect(r.code).toBe(0);
+    expect(await elfMachine(path.join(out, 'tools-busybox'))).toBe(0x3e);
+    expect(await elfMachine(path.join(out, 'mounted-busybox'))).toBe(0x3e);
+    expect(await elfMachine(path.join(out, 'target-busybox'))).toBe(0xb7);
+    expect(await elfMachine(path.join(out, 'bin', 'busybox'))).toBe(0xb7);
+  });
+
   it('one runner per platform, pushed by digest, then hoist manifest create merges them into an index', async () => {
     const ctx = await context('merge', `FROM ${base}\nRUN uname -m > /arch\n`);
     const repo = `${registry.host}/x/merged`;
@@ -185,14 +206,36 @@ describe('multi-platform: foreign RUN under QEMU with no host setup', () => {
     expect(images.stdout).not.toContain('s390x');
   });
 
-  it('several platforms with a single-image output (type=docker) or --iidfile: a usage error before building', async () => {
+  it('several platforms with type=docker or --load: refused before building with buildx\'s message', async () => {
     const ctx = await context('docker-out', 'FROM scratch\nCOPY Dockerfile /\n');
     const r = await run(process.execPath, [HOIST_BIN, 'build', '--root', path.join(work, 'store-docker'), '--platform', 'linux/amd64,linux/arm64', '-o', `type=docker,dest=${path.join(work, 'x.tar')}`, ctx]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain('--output type=docker holds one image; a build for 2 platforms makes an index');
-    const iid = await run(process.execPath, [HOIST_BIN, 'build', '--root', path.join(work, 'store-docker'), '--platform', 'linux/amd64,linux/arm64', '--iidfile', path.join(work, 'iid'), ctx]);
-    expect(iid.code).toBe(2);
-    expect(iid.stderr).toContain('--iidfile is not supported with several platforms');
+    expect(r.stderr).toContain('--output type=docker: docker exporter does not currently support exporting manifest lists (a build for 2 platforms makes an index)');
+    const load = await run(process.execPath, [HOIST_BIN, 'build', '--root', path.join(work, 'store-docker'), '--platform', 'linux/amd64,linux/arm64', '--load', ctx]);
+    expect(load.code).toBe(2);
+    expect(load.stderr).toContain('--load: docker exporter does not currently support exporting manifest lists');
+    expect(load.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('--iidfile, --metadata-file and -q of a multi-platform build hold the index (its digest and descriptor), as buildx writes them', async () => {
+    const ctx = await context('result-files', `FROM ${base}\nCOPY Dockerfile /\n`);
+    const ref = `${registry.host}/x/files:1`;
+    const iid = path.join(work, 'index.iid');
+    const meta = path.join(work, 'index.meta.json');
+    const r = await run(process.execPath, [HOIST_BIN, 'build', '--root', path.join(work, 'store-files'), '-q', '--platform', 'linux/amd64,linux/arm64', '-t', ref, '--push', '--iidfile', iid, '--metadata-file', meta, ctx]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const raw = await run('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`]);
+    const digest = `sha256:${createHash('sha256').update(raw.stdout).digest('hex')}`;
+    expect((JSON.parse(raw.stdout) as { manifests: unknown[] }).manifests).toHaveLength(2);
+    expect(r.stdout).toBe(`${digest}\n`);
+    expect(await fsp.readFile(iid, 'utf8')).toBe(digest);
+    const m = JSON.parse(await fsp.readFile(meta, 'utf8')) as Record<string, unknown>;
+    expect(m['containerimage.digest']).toBe(digest);
+    expect(m['containerimage.descriptor']).toEqual({ mediaType: 'application/vnd.oci.image.index.v1+json', digest, size: Buffer.byteLength(raw.stdout), annotations: { 'org.opencontainers.image.created': expect.stringMatching(/^\d{4}-\d\d-\d\dT/) } });
+    expect(m).not.toHaveProperty('containerimage.config.digest');
+    expect(m['image.name']).toBe(ref);
+    expect(m['buildx.build.ref']).toMatch(/^hoist\/hoist0\/[0-9a-z]{25}$/);
   });
 
   it('an unknown architecture: exit 1 before building', async () => {

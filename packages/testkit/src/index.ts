@@ -9,3 +9,4 @@ export * from './users.js';
 export * from './multiarch.js';
 export * from './debian-foreign.js';
 export * from './locked-pod.js';
+export * from './debian-multi.js';

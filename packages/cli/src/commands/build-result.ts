@@ -1,13 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import type { BuildResult } from '@hoist/builder';
+import type { BuildResult, MultiBuildResult } from '@hoist/builder';
 import type { Descriptor } from '@hoist/oci';
 import { UsageError } from '../errors.js';
 
-/** The image ID as docker and buildx print it (`-q`, `--iidfile`): the config's digest. */
-export function imageId(result: Pick<BuildResult, 'manifest'>): string {
-  return result.manifest.config.digest;
+/**
+ * The image ID as docker and buildx print it (`-q`, `--iidfile`): the config's digest; for a
+ * multi-platform build the index's digest (BuildKit reports no config digest for an index).
+ */
+export function imageId(result: Pick<BuildResult, 'manifest'> | Pick<MultiBuildResult, 'descriptor' | 'platforms'>): string {
+  return 'platforms' in result ? result.descriptor.digest : result.manifest.config.digest;
 }
 
 /** buildx removes a stale iidfile before it builds, so a failed build never leaves an old ID behind. */
@@ -16,7 +19,7 @@ export async function clearIidFile(file: string | undefined): Promise<void> {
 }
 
 /** `--iidfile FILE`: the image ID, no newline (as buildx writes it). */
-export async function writeIidFile(file: string, result: Pick<BuildResult, 'manifest'>): Promise<void> {
+export async function writeIidFile(file: string, result: Parameters<typeof imageId>[0]): Promise<void> {
   await writeAtomic(file, imageId(result));
 }
 
@@ -54,6 +57,22 @@ function attestedMetadata(result: Pick<BuildResult, 'manifest'>, index: Descript
     'containerimage.digest': index.digest,
   };
   if (names.length > 0) meta['image.name'] = names.join(',');
+  return meta;
+}
+
+/**
+ * `--metadata-file FILE` for a multi-platform build, as buildx writes it for an index: the
+ * index's digest and descriptor (with its creation time, no platform) and no config digest.
+ */
+export function indexMetadata(result: Pick<MultiBuildResult, 'descriptor' | 'platforms'>, o: { names: readonly string[] }): Record<string, unknown> {
+  const d = result.descriptor;
+  const created = result.platforms.map((p) => p.result.config.created).find((c) => c !== undefined);
+  const meta: Record<string, unknown> = {
+    'buildx.build.ref': `hoist/hoist0/${buildRef()}`,
+    'containerimage.descriptor': { mediaType: d.mediaType, digest: d.digest, size: d.size, ...(created ? { annotations: { 'org.opencontainers.image.created': created } } : {}) },
+    'containerimage.digest': d.digest,
+  };
+  if (o.names.length > 0) meta['image.name'] = o.names.join(',');
   return meta;
 }
 

@@ -14,7 +14,7 @@ import { readDockerfile, type DockerfileSource } from '../library/dockerfile.js'
 import { parsePlatforms } from '../library/wiring.js';
 import { checkCommand, parseCall } from './check.js';
 import { annotationsFor, parseAnnotations, parseLabels, parseRunHost, refuseIndexAnnotations } from '../buildx-flags.js';
-import { buildMetadata, checkResultFile, clearIidFile, imageId, writeIidFile, writeMetadataFile } from './build-result.js';
+import { buildMetadata, checkResultFile, clearIidFile, imageId, indexMetadata, writeIidFile, writeMetadataFile } from './build-result.js';
 
 export interface BuildFlags {
   tag: string[];
@@ -94,9 +94,6 @@ async function buildIn(context: { dir: string; source?: { uri: string; commit: s
   const tty = mode === 'tty' ? new (await import('../tty-progress.js')).TtyProgress(process.stderr) : undefined;
   const print = tty ? tty.onEvent : plainPrinter((s) => process.stderr.write(s), mode);
   const say = progressLine(mode, tty);
-  const count = parsePlatforms(f.platform).length;
-  const flag = count < 2 ? undefined : f.iidfile ? '--iidfile' : f.metadataFile ? '--metadata-file' : undefined;
-  if (flag) throw new UsageError(`${flag} is not supported with several platforms (the result is an image index); build one --platform for it`);
   const buildx = await buildxOptions(f);
   const request: BuildRequest = {
     ...(await requestFromFlags(contextDir, df, f, buildx.options)),
@@ -128,8 +125,10 @@ async function buildIn(context: { dir: string; source?: { uri: string; commit: s
   }
   tty?.close();
   const result = r.result;
-  // an index: no image ID, no result files; the index digest is what --push pushed
+  // an index: its digest is the ID (-q, --iidfile) and what --push pushed
   if ('platforms' in result) {
+    // with attestations the index that was pushed/written is the attested one (BuildKit's layout)
+    await writeIndexFiles(r.attested ? { ...result, descriptor: r.attested } : result, f);
     if (!r.wroteStdout) process.stdout.write(`${r.digest}\n`);
     return 0;
   }
@@ -198,6 +197,12 @@ async function writeResultFiles(result: BuildResult, f: BuildFlags, buildx: Awai
   if (f.iidfile) await writeIidFile(f.iidfile, result);
   const names = resultNames({ tags: f.tag }, result);
   if (f.metadataFile) await writeMetadataFile(f.metadataFile, buildMetadata(result, { names, ...(buildx.attested ? { attested: buildx.attested } : buildx.descriptorAnnotations(result.config)) }));
+}
+
+/** `--iidfile` and `--metadata-file` of a multi-platform build: the index's digest and descriptor. */
+async function writeIndexFiles(result: MultiBuildResult, f: BuildFlags): Promise<void> {
+  if (f.iidfile) await writeIidFile(f.iidfile, result);
+  if (f.metadataFile) await writeMetadataFile(f.metadataFile, indexMetadata(result, { names: resultNames({ tags: f.tag }, result) }));
 }
 
 /** The buildx flags parsed before the build (mistakes cost nothing): build options and what the result files need. */

@@ -21,8 +21,12 @@ export function parsePlatforms(value: string | undefined): Platform[] {
 export function checkMultiPlatform(outputs: BuildOutputs, count: number, load: boolean): void {
   if (count < 2) return;
   const single = outputs.specs.find((s) => s.type === 'docker' || s.type === 'tar');
-  if (single) throw new UsageError(`--output type=${single.type} holds one image; a build for ${count} platforms makes an index: use type=oci, type=local (one folder per platform) or type=registry`);
-  if (load) throw new UsageError('--load is not supported with several platforms (the result is an image index); build one --platform for it');
+  const index = `a build for ${count} platforms makes an index`;
+  // buildx's own words for the docker exporter (type=docker, --load)
+  const noLists = 'docker exporter does not currently support exporting manifest lists';
+  if (single?.type === 'docker') throw new UsageError(`--output type=docker: ${noLists} (${index}); use type=oci, type=local (one folder per platform) or type=registry`);
+  if (single) throw new UsageError(`--output type=${single.type} holds one image; ${index}: use type=oci, type=local (one folder per platform) or type=registry`);
+  if (load) throw new UsageError(`--load: ${noLists} (${index}); load one --platform, or use --push or --output type=oci`);
 }
 
 /**
