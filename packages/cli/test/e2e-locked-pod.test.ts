@@ -3,8 +3,8 @@
  * imitates a locked-down Kubernetes pod (non-root user, no capabilities, no_new_privs, seccomp
  * refusing unshare/setns/mount and clone's namespace flags, read-only root, writable home),
  * with no flag. It must notice that user namespaces are refused, run RUN under proot with the
- * copy snapshot driver, and produce the images root produces (same digest where every id is 0;
- * the same file tree otherwise, with ids as documented: what the build wrote is 0:0).
+ * copy snapshot driver, and produce the images root produces: the same digest, owners included
+ * (an ownership record per snapshot; RUN's chowns recorded through fakeroot).
  */
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
@@ -98,30 +98,59 @@ describe('no privileges: hoist inside a locked-down pod', () => {
     expect((JSON.parse(cfg) as { config: { config: { User: string } } }).config.config.User).toBe('app');
   });
 
-  it('builds the Debian multi-stage app (useradd, chown) with root\'s file tree; what the build wrote is 0:0; then fully cached', async () => {
+  it("builds the Debian multi-stage app (useradd, chown, COPY --chown) with root's digest, owners included; then fully cached", async () => {
     const r = await pod(`$HOIST build --progress plain -t app:1 ${app}`);
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/RUN useradd --create-home/);
+    expect(r.stderr).not.toContain('WARNING');
     // compared with root on the same snapshot driver (the copy driver keeps files a RUN only opened out of the layer)
-    await must(hoist(['build', '--root', rootStore, '-q', '-t', 'app:1', app], { env: ROOT_ENV }), 'root build');
+    const asRoot = await must(hoist(['build', '--root', rootStore, '--progress', 'plain', '-t', 'app:1', app], { env: ROOT_ENV }), 'root build');
     const mine = await layerListing(path.join(home, '.local', 'share', 'hoist'), 'docker.io/library/app:1');
     const roots = await layerListing(rootStore, 'docker.io/library/app:1');
-    const strip = (ls: string[][]): string[][] => ls.map((l) => l.map((e) => e.replace(/ \d+\/\d+ /, ' ')));
-    expect(strip(mine)).toEqual(strip(roots));
-    // base layers are root's blobs unchanged; every member of the build's own layers is 0:0
-    const base = 1;
-    expect(mine[0]).toEqual(roots[0]);
-    const own = mine.slice(base).flat();
-    expect(own.length).toBeGreaterThan(0);
-    expect(own.filter((e) => !/ 0\/0 /.test(e))).toEqual([]);
-    // where root's layers have other ids, they are the ids RUN/COPY --chown gave: useradd's home, chown app:app, shadow's group 42
-    const differing = roots.slice(base).flat().filter((e) => !/ 0\/0 /.test(e)).map((e) => e.split(' ').slice(1).join(' '));
-    expect(differing).toEqual(expect.arrayContaining(['1001/1001 home/app/', '1001/1001 var/lib/app/', '1001/1001 opt/app/report.txt', '0/42 etc/shadow']));
+    expect(mine).toEqual(roots);
+    // the owners RUN and COPY --chown gave, and a base file's group kept where useradd rewrote it
+    expect(mine.flat().map((e) => e.split(' ').slice(1).join(' '))).toEqual(expect.arrayContaining(['1001/1001 home/app/', '1001/1001 var/lib/app/', '1001/1001 opt/app/report.txt', '0/42 etc/shadow']));
+    expect(r.stdout.trim()).toBe(asRoot.trim());
 
     const again = await pod(`$HOIST build --progress plain -t app:1 ${app}`);
     expect(again.code).toBe(0);
     expect(again.stderr).toMatch(/\(0 steps run, \d+ cached\)/);
     expect(again.stdout).toBe(r.stdout);
+  });
+
+  it('outside the pod too (--isolation proot, an ordinary user): RUN useradd/chown, COPY --chown and base owners are exact, with root\'s digest; a static program\'s chown is not recorded', async () => {
+    const ctx = path.join(work, 'owners');
+    await fsp.mkdir(ctx);
+    await fsp.writeFile(path.join(ctx, 'f.txt'), 'f\n');
+    const dockerfile = [
+      'FROM debian:bookworm',
+      'RUN useradd -m bob && touch /home/bob/f && chown bob:bob /home/bob/f',
+      'COPY --chown=42:42 f.txt /c42',
+      // a base file of group utmp (43), rewritten by a RUN: it keeps its owner
+      'RUN echo x >> /var/log/lastlog',
+      '',
+    ].join('\n');
+    await fsp.writeFile(path.join(ctx, 'Dockerfile'), dockerfile);
+    await fsp.writeFile(path.join(ctx, 'static.Dockerfile'), 'FROM debian:bookworm\nCOPY --from=busybox:latest /bin/busybox /bb\nRUN touch /s && /bb chown 42:42 /s\n');
+    await must(run('chmod', ['-R', 'a+rX', ctx]), 'chmod');
+    const env = { HOIST_ISOLATION: 'proot', SOURCE_DATE_EPOCH: SDE };
+    for (const [tar, ref] of [['busybox.tar', 'busybox:latest'], ['debian.tar', 'debian:bookworm']]) await must(user.hoist(['import', path.join(work, tar!), ref!], { env }), `import ${ref}`);
+    const mine = await must(user.hoist(['build', '--progress', 'plain', '-t', 'owners:1', ctx], { env }), 'proot build');
+    const asRoot = await must(hoist(['build', '--root', rootStore, '--progress', 'plain', '-t', 'owners:1', ctx], { env: ROOT_ENV }), 'root build');
+    const userStore = path.join(user.home, '.local', 'share', 'hoist');
+    const listing = await layerListing(userStore, 'docker.io/library/owners:1');
+    expect(listing).toEqual(await layerListing(rootStore, 'docker.io/library/owners:1'));
+    const owned = listing.slice(1).flat().map((e) => e.split(' ').slice(1).join(' '));
+    expect(owned).toEqual(expect.arrayContaining(['1000/1000 home/bob/', '1000/1000 home/bob/f', '0/42 etc/shadow', '42/42 c42', '0/43 var/log/lastlog']));
+    expect(mine.trim()).toBe(asRoot.trim());
+
+    // busybox-static bypasses fakeroot's preload: proot -0 fakes its chown, which is not recorded
+    const args = (store: string[]): string[] => ['build', ...store, '-q', '-t', 'static:1', '-f', path.join(ctx, 'static.Dockerfile'), ctx];
+    await must(user.hoist(args([]), { env }), 'proot build');
+    await must(hoist(args(['--root', rootStore]), { env: ROOT_ENV }), 'root build');
+    const last = async (store: string): Promise<string[]> => (await layerListing(store, 'docker.io/library/static:1')).at(-1)!.map((e) => e.split(' ').slice(1).join(' '));
+    expect(await last(rootStore)).toEqual(['42/42 s']);
+    expect(await last(userStore)).toEqual(['0/0 s']);
   });
 
   it("a RUN sees none of the builder's files: not the store, not the hoist install, not through /proc", async () => {

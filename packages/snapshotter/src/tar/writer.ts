@@ -22,6 +22,11 @@ export interface TarWriteOptions {
    * root's in the layer, as proot -0 showed them to RUN.
    */
   selfAsRoot?: { uid: number; gid: number };
+  /**
+   * No-privilege mode: the owners of the tree by member name (see Ownership). A member owned
+   * on disk by the selfAsRoot ids gets the recorded owner (0:0 when none is recorded).
+   */
+  owners?: { get(name: string): { uid: number; gid: number } };
   signal?: AbortSignal;
 }
 
@@ -59,8 +64,9 @@ export function joinName(dir: string, base: string): string {
 export async function* tarBytes(entries: AsyncIterable<LayerEntry>, opts: TarWriteOptions = {}): AsyncGenerator<Buffer> {
   const sde = opts.sourceDateEpoch;
   const self = opts.selfAsRoot ?? unprivilegedIds();
-  const uidOf = (st: BigIntStats): number => (self && Number(st.uid) === self.uid ? 0 : Number(st.uid));
-  const gidOf = (st: BigIntStats): number => (self && Number(st.gid) === self.gid ? 0 : Number(st.gid));
+  const owners = opts.owners;
+  const uidOf = (st: BigIntStats, name: string): number => (self && Number(st.uid) === self.uid ? (owners?.get(name).uid ?? 0) : Number(st.uid));
+  const gidOf = (st: BigIntStats, name: string): number => (self && Number(st.gid) === self.gid ? (owners?.get(name).gid ?? 0) : Number(st.gid));
   const links = new Map<string, string>();
   let acc: Buffer[] = [];
   let accLen = 0;
@@ -87,7 +93,7 @@ export async function* tarBytes(entries: AsyncIterable<LayerEntry>, opts: TarWri
       if (!type) continue;
       let mtime = Number(st.mtimeNs / 1_000_000_000n);
       if (sde !== undefined && mtime > sde) mtime = sde;
-      const h: TarHeader = { name: e.name, type, mode: Number(st.mode & 0o7777n), uid: uidOf(st), gid: gidOf(st), size: 0, mtime };
+      const h: TarHeader = { name: e.name, type, mode: Number(st.mode & 0o7777n), uid: uidOf(st, e.name), gid: gidOf(st, e.name), size: 0, mtime };
       if (e.xattrs && e.xattrs.size > 0) h.xattrs = e.xattrs;
       if (type !== 'dir' && st.nlink > 1n) {
         const key = `${st.dev}:${st.ino}`;

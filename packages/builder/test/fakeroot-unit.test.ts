@@ -1,0 +1,140 @@
+/**
+ * RUN's ownership under proot (issue 10): fakeroot's database format, the seed from and the way
+ * back into the ownership record, the real daemon's load/save, and the glibc check of the image.
+ */
+import { promises as fsp } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Ownership } from '@hoist/snapshotter';
+import { formatFakedDb, inodeKey, parseFakedDb, type FakedEntry } from '../src/sandbox/faked-db.js';
+import { ownersAfterRun, seedFakedDb } from '../src/sandbox/fakeroot-owners.js';
+import { FakedDaemon } from '../src/sandbox/faked.js';
+import { findFakeroot, guestRefusesLib } from '../src/sandbox/fakeroot-guest.js';
+import { withoutPreloadNotice } from '../src/sandbox/fakeroot.js';
+import { BuildError } from '../src/errors.js';
+
+async function tmp(prefix: string): Promise<string> {
+  return fsp.mkdtemp(path.join(os.tmpdir(), prefix));
+}
+
+describe("fakeroot's saved database", () => {
+  // lines as fakeroot 1.31's faked --save-file writes them (a chowned setuid file, a mknod'ed /dev/null, a dir)
+  const text = 'dev=fe00,ino=2408836,mode=104755,uid=42,gid=43,nlink=1,rdev=0\ndev=fe00,ino=2408868,mode=20644,uid=0,gid=0,nlink=1,rdev=259\ndev=fe00,ino=2408883,mode=40755,uid=5,gid=6,nlink=2,rdev=0\n';
+
+  test('parses dev (hex), ino, mode (octal st_mode), ids, nlink, rdev, and writes the same text back', () => {
+    const db = parseFakedDb(text);
+    expect(db[0]).toEqual({ dev: 0xfe00n, ino: 2408836n, mode: 0o104755, uid: 42, gid: 43, nlink: 1, rdev: 0n });
+    expect(db[1]!.rdev).toBe(259n);
+    expect(db[2]!.mode).toBe(0o40755);
+    expect(formatFakedDb(db)).toBe(text);
+  });
+
+  test('a line in another format is a RUNTIME_FAILED naming the line', () => {
+    expect(() => parseFakedDb('dev=fe00,ino=1,mode=100644,uid=0,gid=0,nlink=1,rdev=0\ngarbage\n')).toThrow(BuildError);
+    expect(() => parseFakedDb('garbage\n')).toThrow(/line 1/);
+  });
+});
+
+describe('seed and read back', () => {
+  let root: string;
+  beforeEach(async () => {
+    root = await tmp('fr-root-');
+    await fsp.mkdir(path.join(root, 'etc'));
+    await fsp.mkdir(path.join(root, 'home'));
+    for (const f of ['etc/shadow', 'etc/passwd', 'kept', 'moved']) await fsp.writeFile(path.join(root, f), f);
+  });
+  afterEach(() => fsp.rm(root, { recursive: true, force: true }));
+
+  const st = (rel: string): Promise<{ dev: bigint; ino: bigint }> => fsp.lstat(path.join(root, rel), { bigint: true });
+
+  test('the seed names each recorded path by its inode in the root, with its real mode and the recorded owner; missing paths are left out', async () => {
+    const owners = new Ownership([['etc/shadow', { uid: 0, gid: 42 }], ['absent', { uid: 1, gid: 1 }]]);
+    const seed = await seedFakedDb(root, owners);
+    const s = await st('etc/shadow');
+    expect(seed.db).toEqual([{ dev: s.dev, ino: s.ino, mode: 0o100644, uid: 0, gid: 42, nlink: 1, rdev: 0n }]);
+    expect([...seed.paths]).toEqual([['etc/shadow', inodeKey(s.dev, s.ino)]]);
+  });
+
+  test("after the RUN: chowned new files are found by path, a renamed file keeps its owner, a replaced one is root's", async () => {
+    const owners = new Ownership([['kept', { uid: 5, gid: 5 }], ['moved', { uid: 6, gid: 6 }], ['etc/shadow', { uid: 0, gid: 42 }]]);
+    const seed = await seedFakedDb(root, owners);
+    // what the RUN did: mkdir + chown (recorded), mv moved home/moved, replaced etc/shadow by a new file (not chowned)
+    await fsp.mkdir(path.join(root, 'home', 'bob'));
+    await fsp.rename(path.join(root, 'moved'), path.join(root, 'home', 'moved'));
+    await fsp.rm(path.join(root, 'etc', 'shadow'));
+    await fsp.writeFile(path.join(root, 'etc', 'shadow'), 'new');
+    const bob = await st('home/bob');
+    const saved: FakedEntry[] = [...seed.db, { dev: bob.dev, ino: bob.ino, mode: 0o40755, uid: 1000, gid: 1000, nlink: 2, rdev: 0n }];
+    const after = await ownersAfterRun(root, seed, saved, owners);
+    expect(after.entries()).toEqual([
+      ['home/bob', { uid: 1000, gid: 1000 }],
+      ['home/moved', { uid: 6, gid: 6 }],
+      ['kept', { uid: 5, gid: 5 }],
+    ]);
+  });
+
+  test('when faked saved what it was loaded with and every path is still its inode, the record stays', async () => {
+    const owners = new Ownership([['kept', { uid: 5, gid: 5 }]]);
+    const seed = await seedFakedDb(root, owners);
+    expect((await ownersAfterRun(root, seed, seed.db, owners)).equals(owners)).toBe(true);
+  });
+});
+
+const tools = findFakeroot();
+
+describe("fakeroot's daemon (faked-sysv, as installed by scripts/setup.sh)", () => {
+  test('is installed', () => {
+    expect(tools).toBeDefined();
+  });
+
+  test('loads a database and saves it back on stop', async () => {
+    const dir = await tmp('fr-daemon-');
+    const db: FakedEntry[] = [{ dev: 0xfe00n, ino: 77n, mode: 0o100640, uid: 0, gid: 42, nlink: 1, rdev: 0n }];
+    const d = await FakedDaemon.start({ faked: tools!.faked, dir, tmpDir: dir, db });
+    expect(d.key).toMatch(/^\d+$/);
+    expect(await d.stop()).toEqual(db);
+    // its group mark is gone with it
+    expect((await fsp.readdir(dir)).filter((n) => n.startsWith('proot-'))).toEqual([]);
+    await fsp.rm(dir, { recursive: true, force: true });
+  });
+});
+
+describe('can the image load the fakeroot library', () => {
+  let root: string;
+  beforeEach(async () => {
+    root = await tmp('fr-guest-');
+  });
+  afterEach(() => fsp.rm(root, { recursive: true, force: true }));
+
+  test("an image with this host's glibc can; one without glibc (musl, static) cannot, and the reason says so", async () => {
+    expect(await guestRefusesLib(root, tools!.lib)).toMatch(/has no glibc \(a musl image such as Alpine/);
+    await fsp.mkdir(path.join(root, 'lib', 'x86_64-linux-gnu'), { recursive: true });
+    await fsp.copyFile('/lib/x86_64-linux-gnu/libc.so.6', path.join(root, 'lib', 'x86_64-linux-gnu', 'libc.so.6'));
+    expect(await guestRefusesLib(root, tools!.lib)).toBeUndefined();
+  });
+
+  test('an older glibc (without a version the library needs) cannot: every dynamic program would fail to start', async () => {
+    const real = await fsp.readFile('/lib/x86_64-linux-gnu/libc.so.6');
+    await fsp.mkdir(path.join(root, 'usr', 'lib64'), { recursive: true });
+    // an ELF header of this machine that defines versions only up to GLIBC_2.31 (bullseye)
+    await fsp.writeFile(path.join(root, 'usr', 'lib64', 'libc.so.6'), Buffer.concat([real.subarray(0, 64), Buffer.from('\0GLIBC_2.2.5\0GLIBC_2.3.4\0GLIBC_2.4\0GLIBC_2.14\0GLIBC_2.31\0')]));
+    expect(await guestRefusesLib(root, tools!.lib)).toMatch(/older than this host's fakeroot library needs \(GLIBC_2\.34\)/);
+  });
+});
+
+describe('withoutPreloadNotice', () => {
+  test("drops proot's own ld.so notice about the guest library (only it, only first), passes everything else", () => {
+    const got: string[] = [];
+    const f = withoutPreloadNotice('/.hoist-fakeroot/libfakeroot-sysv.so', (b) => got.push(b.toString()));
+    f.write(Buffer.from("ERROR: ld.so: object '/.hoist-fakeroot/libfakeroot-sysv.so' from LD_PRELOAD cannot be pre"));
+    f.write(Buffer.from('loaded (cannot open shared object file): ignored.\nbuild output\n'));
+    f.write(Buffer.from("ERROR: ld.so: object '/.hoist-fakeroot/libfakeroot-sysv.so' from LD_PRELOAD cannot be preloaded\n"));
+    f.end();
+    expect(got.join('')).toBe("build output\nERROR: ld.so: object '/.hoist-fakeroot/libfakeroot-sysv.so' from LD_PRELOAD cannot be preloaded\n");
+    const other: string[] = [];
+    const g = withoutPreloadNotice('/x.so', (b) => other.push(b.toString()));
+    g.write(Buffer.from('no newline'));
+    g.end();
+    expect(other).toEqual(['no newline']);
+  });
+});
