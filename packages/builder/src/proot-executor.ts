@@ -7,6 +7,7 @@ import type { ExecOptions, Executor } from './executor.js';
 import { prootArgs, prootEnv } from './sandbox/proot.js';
 import { findFakeroot, guestRefusesLib, type FakerootTools } from './sandbox/fakeroot-guest.js';
 import { prepareFakeroot, withoutPreloadNotice, type FakerootRun } from './sandbox/fakeroot.js';
+import { inodeOwners, userCreator, walkOwners } from './sandbox/fakeroot-owners.js';
 import { findRuntime, type RunResult } from './sandbox/runtime.js';
 import { markProotGroup } from './sandbox/proot-groups.js';
 import type { SandboxOptions } from './sandbox/spec.js';
@@ -51,10 +52,10 @@ export class ProotExecutor implements Executor {
     let ok = false;
     try {
       const args = prootArgs(sb, (dest) => dirs.find((d) => d.dest === dest)!.dir);
-      fr = await this.withFakeroot(sb, opts, tmp);
+      fr = sb.process.uid === 0 ? await this.withFakeroot(sb, opts, tmp) : await userRun(sb, opts);
       const env = { ...prootEnv(sb), ...fr?.env };
       const full = fr ? [...args.slice(0, 2), ...fr.binds.flatMap((b) => ['-b', b]), ...args.slice(2)] : args;
-      const res = await spawnProot(bin, full, env, { ...opts, tmpDir: this.o.tmpDir, rootfs: sb.rootfs, ...(fr ? { guestLib: fr.guestLib } : {}) });
+      const res = await spawnProot(bin, full, env, { ...opts, tmpDir: this.o.tmpDir, rootfs: sb.rootfs, ...(fr?.guestLib ? { guestLib: fr.guestLib } : {}) });
       ok = res.exitCode === 0 && !res.signal;
       return res;
     } finally {
@@ -68,7 +69,7 @@ export class ProotExecutor implements Executor {
    * load it; otherwise undefined, with a warning (once per reason) of what is not recorded.
    */
   private async withFakeroot(sb: SandboxOptions, opts: ExecOptions, tmp: string[]): Promise<FakerootRun | undefined> {
-    if (!opts.owners || sb.process.uid !== 0) return undefined;
+    if (!opts.owners) return undefined;
     if (this.fakeroot === null) this.fakeroot = findFakeroot();
     const tools = this.fakeroot;
     if (!tools) return this.warn(opts, 'fakeroot is not installed: the owners RUN gives files (chown, useradd) are not recorded, and the layers say 0:0. Fix: apt-get install fakeroot');
@@ -86,6 +87,20 @@ export class ProotExecutor implements Executor {
     opts.warn?.(message);
     return undefined;
   }
+}
+
+/** A RUN as a non-root USER with an ownership record: what it creates becomes its own (see userCreator). */
+async function userRun(sb: SandboxOptions, opts: ExecOptions): Promise<FakerootRun | undefined> {
+  const owners = opts.owners;
+  if (!owners) return undefined;
+  const before = await inodeOwners(sb.rootfs, owners);
+  return {
+    env: {},
+    binds: [],
+    finish: async (ok) => {
+      if (ok) owners.assign(await walkOwners(sb.rootfs, before, userCreator(sb.process)));
+    },
+  };
 }
 
 /** Run proot in a process group of its own, so a cancel kills it and every process it traces. */

@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Ownership } from '@hoist/snapshotter';
 import { formatFakedDb, inodeKey, parseFakedDb, type FakedEntry } from '../src/sandbox/faked-db.js';
-import { ownersAfterRun, seedFakedDb } from '../src/sandbox/fakeroot-owners.js';
+import { inodeOwners, ownersAfterRun, seedFakedDb, userCreator, walkOwners } from '../src/sandbox/fakeroot-owners.js';
 import { FakedDaemon } from '../src/sandbox/faked.js';
 import { findFakeroot, guestRefusesLib } from '../src/sandbox/fakeroot-guest.js';
 import { withoutPreloadNotice } from '../src/sandbox/fakeroot.js';
@@ -64,7 +64,9 @@ describe('seed and read back', () => {
     await fsp.rm(path.join(root, 'etc', 'shadow'));
     await fsp.writeFile(path.join(root, 'etc', 'shadow'), 'new');
     const bob = await st('home/bob');
-    const saved: FakedEntry[] = [...seed.db, { dev: bob.dev, ino: bob.ino, mode: 0o40755, uid: 1000, gid: 1000, nlink: 2, rdev: 0n }];
+    // faked forgets an inode libfakeroot saw unlinked (the new shadow may reuse its number)
+    const shadow = seed.paths.get('etc/shadow');
+    const saved: FakedEntry[] = [...seed.db.filter((e) => inodeKey(e.dev, e.ino) !== shadow), { dev: bob.dev, ino: bob.ino, mode: 0o40755, uid: 1000, gid: 1000, nlink: 2, rdev: 0n }];
     const after = await ownersAfterRun(root, seed, saved, owners);
     expect(after.entries()).toEqual([
       ['home/bob', { uid: 1000, gid: 1000 }],
@@ -77,6 +79,28 @@ describe('seed and read back', () => {
     const owners = new Ownership([['kept', { uid: 5, gid: 5 }]]);
     const seed = await seedFakedDb(root, owners);
     expect((await ownersAfterRun(root, seed, seed.db, owners)).equals(owners)).toBe(true);
+  });
+});
+
+describe('a RUN as a non-root USER', () => {
+  test("what it creates is its own (the group of a setgid directory's); what existed keeps its owner, also where it was moved", async () => {
+    const root = await tmp('fr-user-');
+    await fsp.mkdir(path.join(root, 'mail'));
+    await fsp.chmod(path.join(root, 'mail'), 0o2775);
+    await fsp.writeFile(path.join(root, 'old'), 'o');
+    const owners = new Ownership([['mail', { uid: 0, gid: 8 }], ['old', { uid: 7, gid: 7 }]]);
+    const before = await inodeOwners(root, owners);
+    await fsp.writeFile(path.join(root, 'mine'), 'm');
+    await fsp.writeFile(path.join(root, 'mail', 'box'), 'b');
+    await fsp.rename(path.join(root, 'old'), path.join(root, 'moved'));
+    const after = await walkOwners(root, before, userCreator({ uid: 1001, gid: 1001 }));
+    expect(after.entries()).toEqual([
+      ['mail', { uid: 0, gid: 8 }],
+      ['mail/box', { uid: 1001, gid: 8 }],
+      ['mine', { uid: 1001, gid: 1001 }],
+      ['moved', { uid: 7, gid: 7 }],
+    ]);
+    await fsp.rm(root, { recursive: true, force: true });
   });
 });
 

@@ -46,20 +46,53 @@ async function unchanged(root: string, seed: FakedSeed, byInode: Map<string, Own
   return true;
 }
 
-/** Every path of `root` whose inode is in `byInode`, with that owner. */
-async function walkOwners(root: string, byInode: Map<string, Owner>): Promise<Ownership> {
+/** Who creates a file the record knows nothing of: root (fakeroot's default), or the RUN's USER. */
+export type Creator = (parent: { owner: Owner; setgid: boolean }) => Owner;
+
+const S_ISGID = 0o2000n;
+
+/**
+ * Every path of `root` with the owner of its inode in `byInode`; an inode not there is new, and
+ * `creator`'s (none: root's). Directories are visited before what they hold.
+ */
+export async function walkOwners(root: string, byInode: Map<string, Owner>, creator?: Creator): Promise<Ownership> {
   const out = new Ownership();
+  const visit = async (rel: string, parent: { owner: Owner; setgid: boolean }): Promise<void> => {
+    const abs = rel === '' ? root : path.join(root, rel);
+    const st = await fsp.lstat(abs, { bigint: true });
+    const o = byInode.get(inodeKey(st.dev, st.ino)) ?? creator?.(parent);
+    if (o) out.set(rel, o);
+    if (!st.isDirectory()) return;
+    const here = { owner: o ?? { uid: 0, gid: 0 }, setgid: (st.mode & S_ISGID) !== 0n };
+    const names = await fsp.readdir(abs);
+    await Promise.all(names.map((n) => visit(rel === '' ? n : `${rel}/${n}`, here)));
+  };
+  await visit('', { owner: { uid: 0, gid: 0 }, setgid: false });
+  return out;
+}
+
+/** The owner of every inode of `root` (0:0 unless recorded): before a RUN as a non-root USER. */
+export async function inodeOwners(root: string, owners: Ownership): Promise<Map<string, Owner>> {
+  const out = new Map<string, Owner>();
   const visit = async (rel: string): Promise<void> => {
     const abs = rel === '' ? root : path.join(root, rel);
     const st = await fsp.lstat(abs, { bigint: true });
-    const o = byInode.get(inodeKey(st.dev, st.ino));
-    if (o) out.set(rel, o);
+    out.set(inodeKey(st.dev, st.ino), owners.get(rel));
     if (!st.isDirectory()) return;
     const names = await fsp.readdir(abs);
     await Promise.all(names.map((n) => visit(rel === '' ? n : `${rel}/${n}`)));
   };
   await visit('');
   return out;
+}
+
+/**
+ * A RUN as a non-root USER cannot chown (no fakeroot for it), but what it creates is its own, as
+ * in a root build: new inodes get its uid and its gid (the directory's in a setgid directory);
+ * existing ones keep their owners, at whatever path the RUN moved them to.
+ */
+export function userCreator(user: { uid: number; gid: number }): Creator {
+  return (parent) => ({ uid: user.uid, gid: parent.setgid ? parent.owner.gid : user.gid });
 }
 
 /**

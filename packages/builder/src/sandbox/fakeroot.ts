@@ -14,7 +14,7 @@ export interface FakerootRun {
   /** proot bindings `host:guest`. */
   binds: string[];
   /** The library's path as the RUN sees it (proot's own ld.so names it in a notice to drop). */
-  guestLib: string;
+  guestLib?: string;
   /** Stop faked; if the RUN succeeded, write what it recorded back into the ownership record. */
   finish(ok: boolean): Promise<void>;
 }
