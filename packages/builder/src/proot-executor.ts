@@ -8,6 +8,7 @@ import { prootArgs, prootEnv } from './sandbox/proot.js';
 import { findFakeroot, guestRefusesLib, type FakerootTools } from './sandbox/fakeroot-guest.js';
 import { prepareFakeroot, withoutPreloadNotice, type FakerootRun } from './sandbox/fakeroot.js';
 import { inodeOwners, userCreator, walkOwners } from './sandbox/fakeroot-owners.js';
+import { withPathSyscallFilter } from './sandbox/proot-seccomp.js';
 import { findRuntime, type RunResult } from './sandbox/runtime.js';
 import { markProotGroup } from './sandbox/proot-groups.js';
 import type { SandboxOptions } from './sandbox/spec.js';
@@ -55,7 +56,8 @@ export class ProotExecutor implements Executor {
       fr = sb.process.uid === 0 ? await this.withFakeroot(sb, opts, tmp) : await userRun(sb, opts);
       const env = { ...prootEnv(sb), ...fr?.env };
       const full = fr ? [...args.slice(0, 2), ...fr.binds.flatMap((b) => ['-b', b]), ...args.slice(2)] : args;
-      const res = await spawnProot(bin, full, env, { ...opts, tmpDir: this.o.tmpDir, rootfs: sb.rootfs, ...(fr?.guestLib ? { guestLib: fr.guestLib } : {}) });
+      const cmd = this.filtered(bin, full, opts);
+      const res = await spawnProot(cmd, env, { ...opts, tmpDir: this.o.tmpDir, rootfs: sb.rootfs, ...(fr?.guestLib ? { guestLib: fr.guestLib } : {}) });
       ok = res.exitCode === 0 && !res.signal;
       return res;
     } finally {
@@ -81,6 +83,14 @@ export class ProotExecutor implements Executor {
     return prepareFakeroot({ tools, rootfs: sb.rootfs, owners: opts.owners, dir, tmpDir: this.o.tmpDir, env });
   }
 
+  /** proot under the seccomp filter for the path calls it does not translate (see proot-seccomp.ts). */
+  private filtered(bin: string, args: string[], opts: ExecOptions): { bin: string; args: string[] } {
+    const cmd = withPathSyscallFilter(bin, args);
+    if (!('refused' in cmd)) return cmd;
+    this.warn(opts, `RUN under proot can reach this host's files through system calls proot does not translate (statx, openat2, faccessat2, fchmodat2, execveat), and the filter that refuses them cannot be installed: ${cmd.refused}`);
+    return { bin, args };
+  }
+
   private warn(opts: ExecOptions, message: string): undefined {
     if (this.warned.has(message)) return undefined;
     this.warned.add(message);
@@ -104,7 +114,8 @@ async function userRun(sb: SandboxOptions, opts: ExecOptions): Promise<FakerootR
 }
 
 /** Run proot in a process group of its own, so a cancel kills it and every process it traces. */
-async function spawnProot(bin: string, args: string[], env: NodeJS.ProcessEnv, opts: ExecOptions & { tmpDir: string; rootfs: string; guestLib?: string }): Promise<RunResult> {
+async function spawnProot(cmd: { bin: string; args: string[] }, env: NodeJS.ProcessEnv, opts: ExecOptions & { tmpDir: string; rootfs: string; guestLib?: string }): Promise<RunResult> {
+  const { bin, args } = cmd;
   const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env, cwd: path.parse(opts.rootfs).root, detached: true });
   // if hoist dies, the watchdog kills the group (proot's traced processes outlive proot itself)
   const done = waitProot(child, bin, opts); // listeners first: a failed spawn reports 'error' at once

@@ -90,6 +90,8 @@ describe('no privileges: hoist inside a locked-down pod', () => {
     const r = await pod(`$HOIST build --progress plain -t hello:1 ${hello}`);
     expect(r.stderr).toContain('isolation: proot (no privileges: user namespaces are refused here (unshare: unshare failed: Operation not permitted)');
     expect(r.stderr).toContain('snapshots: copy');
+    // busybox has no glibc: RUN's chowns could not be recorded, and the build says so (once)
+    expect(r.stderr.split("WARNING: this image cannot load fakeroot's library (it has no glibc (a musl image such as Alpine, or static programs only)").length).toBe(2);
     expect(r.code).toBe(0);
     const asRoot = await must(hoist(['build', '--root', rootStore, '--progress', 'plain', '-t', 'hello:1', hello], { env: ROOT_ENV }), 'root build');
     expect(r.stdout.trim()).toBe(asRoot.trim());
@@ -123,9 +125,13 @@ describe('no privileges: hoist inside a locked-down pod', () => {
     await fsp.mkdir(ctx);
     await fsp.writeFile(path.join(ctx, 'f.txt'), 'f\n');
     const dockerfile = [
+      'FROM debian:bookworm AS src',
+      'RUN mkdir /d && touch /d/f && chown 7:8 /d/f',
       'FROM debian:bookworm',
       'RUN useradd -m bob && touch /home/bob/f && chown bob:bob /home/bob/f',
       'COPY --chown=42:42 f.txt /c42',
+      // COPY --from without --chown keeps the source's owners (from the source's record)
+      'COPY --from=src /d/ /fromsrc/',
       // a base file of group utmp (43), rewritten by a RUN: it keeps its owner
       'RUN echo x >> /var/log/lastlog',
       // a RUN as another user: what it creates is its own
@@ -144,7 +150,7 @@ describe('no privileges: hoist inside a locked-down pod', () => {
     const listing = await layerListing(userStore, 'docker.io/library/owners:1');
     expect(listing).toEqual(await layerListing(rootStore, 'docker.io/library/owners:1'));
     const owned = listing.slice(1).flat().map((e) => e.split(' ').slice(1).join(' '));
-    expect(owned).toEqual(expect.arrayContaining(['1000/1000 home/bob/', '1000/1000 home/bob/f', '0/42 etc/shadow', '42/42 c42', '0/43 var/log/lastlog', '4242/4343 tmp/mine']));
+    expect(owned).toEqual(expect.arrayContaining(['1000/1000 home/bob/', '1000/1000 home/bob/f', '0/42 etc/shadow', '42/42 c42', '7/8 fromsrc/f', '0/43 var/log/lastlog', '4242/4343 tmp/mine']));
     expect(mine.trim()).toBe(asRoot.trim());
 
     // busybox-static bypasses fakeroot's preload: proot -0 fakes its chown, which is not recorded
@@ -174,6 +180,32 @@ describe('no privileges: hoist inside a locked-down pod', () => {
     const r = await pod('$HOIST build -q -t probe:1 /home/builder/escape');
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
+  });
+
+  it('the system calls proot 5.1 does not translate (statx, openat2, faccessat2, fchmodat2, execveat) cannot reach the store from a RUN; ls -l and stat still work', async () => {
+    const ctx = path.join(home, 'syscalls');
+    await fsp.mkdir(ctx);
+    // x86_64 numbers; each line: name, then the call's result and errno for the store's index.json
+    const probe = [
+      'my $p = $ARGV[0]; my $buf = "\0" x 512; my $how = pack("QQQ", 0, 0, 0); my $seen = 0;',
+      'for my $c (["statx", sub { syscall(332, -100, $p, 0x100, 0xfff, $buf) }], ["openat2", sub { syscall(437, -100, $p, $how, 24) }],',
+      '  ["faccessat2", sub { syscall(439, -100, $p, 0, 0) }], ["fchmodat2", sub { syscall(452, -100, $p, 0600, 0) }], ["execveat", sub { syscall(322, -100, $p, 0, 0, 0) }]) {',
+      '  my $r = $c->[1]->(); my $e = $! + 0; print "$c->[0]=$r/$e\n"; $seen++ if $r >= 0 || $e == 13 || $e == 8; }',
+      'exit($seen ? 9 : 0);',
+      '',
+    ].join('\n');
+    await fsp.writeFile(path.join(ctx, 'probe.pl'), probe);
+    const index = `${HOME_STORE}/oci/index.json`;
+    await fsp.writeFile(path.join(ctx, 'Dockerfile'), `FROM debian:bookworm\nCOPY probe.pl /\nRUN perl /probe.pl ${index} > /result && mkdir /d && ls -ln / | grep -q " d$" && stat -c %s /etc/shadow\n`);
+    await run('chown', ['-R', `${user.uid}:${user.gid}`, ctx]);
+    // outside proot (in the pod itself) they do reach it
+    const control = await pod(`perl /home/builder/syscalls/probe.pl ${index}`);
+    expect(control.code).toBe(9);
+    expect(control.stdout).toMatch(/^statx=0\/\d+\nopenat2=\d+\//);
+    const r = await pod('$HOIST build --progress plain -t syscalls:1 /home/builder/syscalls');
+    expect(r.code).toBe(0);
+    const out = await pod('$HOIST build -q --output type=local,dest=/home/builder/syscalls-out /home/builder/syscalls >/dev/null && cat /home/builder/syscalls-out/result');
+    expect(out.stdout).toBe('statx=-1/38\nopenat2=-1/38\nfaccessat2=-1/38\nfchmodat2=-1/38\nexecveat=-1/38\n');
   });
 
   it('refused privileges: --network none, limits and --isolation oci/rootless fail with what is missing and the fix, exit 1, nothing left behind', async () => {
