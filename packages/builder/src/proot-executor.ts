@@ -7,7 +7,9 @@ import type { ExecOptions, Executor } from './executor.js';
 import { prootArgs, prootEnv } from './sandbox/proot.js';
 import { findFakeroot, guestRefusesLib, type FakerootTools } from './sandbox/fakeroot-guest.js';
 import { prepareFakeroot, withoutPreloadNotice, type FakerootRun } from './sandbox/fakeroot.js';
-import { inodeOwners, userCreator, walkOwners } from './sandbox/fakeroot-owners.js';
+import { chownCreated, inodeOwners, userCreator, walkOwners } from './sandbox/fakeroot-owners.js';
+import { Ownership } from '@hoist/snapshotter';
+import { unprivilegedIds } from '@hoist/oci';
 import { withPathSyscallFilter } from './sandbox/proot-seccomp.js';
 import { findRuntime, type RunResult } from './sandbox/runtime.js';
 import { markProotGroup } from './sandbox/proot-groups.js';
@@ -99,10 +101,17 @@ export class ProotExecutor implements Executor {
   }
 }
 
-/** A RUN as a non-root USER with an ownership record: what it creates becomes its own (see userCreator). */
+/**
+ * A RUN as a non-root USER: what it creates becomes its own — in the ownership record (see
+ * userCreator), or on disk when hoist is root (see chownCreated).
+ */
 async function userRun(sb: SandboxOptions, opts: ExecOptions): Promise<FakerootRun | undefined> {
   const owners = opts.owners;
-  if (!owners) return undefined;
+  if (!owners) {
+    if (unprivilegedIds()) return undefined;
+    const before = new Set((await inodeOwners(sb.rootfs, new Ownership())).keys());
+    return { env: {}, binds: [], finish: async (ok) => (ok ? chownCreated(sb.rootfs, before, sb.process) : undefined) };
+  }
   const before = await inodeOwners(sb.rootfs, owners);
   return {
     env: {},

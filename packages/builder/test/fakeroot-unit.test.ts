@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Ownership } from '@hoist/snapshotter';
 import { formatFakedDb, inodeKey, parseFakedDb, type FakedEntry } from '../src/sandbox/faked-db.js';
-import { inodeOwners, ownersAfterRun, seedFakedDb, userCreator, walkOwners } from '../src/sandbox/fakeroot-owners.js';
+import { chownCreated, inodeOwners, ownersAfterRun, seedFakedDb, userCreator, walkOwners } from '../src/sandbox/fakeroot-owners.js';
 import { FakedDaemon } from '../src/sandbox/faked.js';
 import { findFakeroot, guestRefusesLib } from '../src/sandbox/fakeroot-guest.js';
 import { withoutPreloadNotice } from '../src/sandbox/fakeroot.js';
@@ -100,6 +100,30 @@ describe('a RUN as a non-root USER', () => {
       ['mine', { uid: 1001, gid: 1001 }],
       ['moved', { uid: 7, gid: 7 }],
     ]);
+    await fsp.rm(root, { recursive: true, force: true });
+  });
+});
+
+describe('root with --isolation proot, a RUN as a non-root USER', () => {
+  test('what it created (as root on disk: proot -i only shows the ids) is given to the user on disk; what existed is left alone', async () => {
+    const root = await tmp('fr-rootuser-');
+    await fsp.mkdir(path.join(root, 'mail'));
+    await fsp.chown(path.join(root, 'mail'), 0, 8);
+    await fsp.chmod(path.join(root, 'mail'), 0o2775);
+    await fsp.writeFile(path.join(root, 'old'), 'o');
+    await fsp.chown(path.join(root, 'old'), 7, 7);
+    const before = new Set((await inodeOwners(root, new Ownership())).keys());
+    await fsp.writeFile(path.join(root, 'mine'), 'm');
+    await fsp.chmod(path.join(root, 'mine'), 0o4755);
+    await fsp.mkdir(path.join(root, 'mail', 'sub'));
+    await fsp.writeFile(path.join(root, 'mail', 'sub', 'box'), 'b');
+    await chownCreated(root, before, { uid: 1001, gid: 1002 });
+    const ids = async (rel: string): Promise<string> => {
+      const st = await fsp.lstat(path.join(root, rel));
+      return `${st.uid}:${st.gid}`;
+    };
+    expect(await Promise.all(['', 'old', 'mail', 'mine', 'mail/sub', 'mail/sub/box'].map(ids))).toEqual(['0:0', '7:7', '0:8', '1001:1002', '1001:8', '1001:8']);
+    expect((await fsp.lstat(path.join(root, 'mine'))).mode & 0o7777).toBe(0o4755);
     await fsp.rm(root, { recursive: true, force: true });
   });
 });

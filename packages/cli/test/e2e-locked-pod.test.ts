@@ -152,6 +152,11 @@ describe('no privileges: hoist inside a locked-down pod', () => {
     const owned = listing.slice(1).flat().map((e) => e.split(' ').slice(1).join(' '));
     expect(owned).toEqual(expect.arrayContaining(['1000/1000 home/bob/', '1000/1000 home/bob/f', '0/42 etc/shadow', '42/42 c42', '7/8 fromsrc/f', '0/43 var/log/lastlog', '4242/4343 tmp/mine']));
     expect(mine.trim()).toBe(asRoot.trim());
+    // root with --isolation proot: proot -0 as real root chowns on disk, no record needed
+    const rootProot = path.join(work, 'root-proot');
+    await must(hoist(['import', '--root', rootProot, path.join(work, 'debian.tar'), 'debian:bookworm'], { env: ROOT_ENV }), 'import');
+    const asRootProot = await must(hoist(['build', '--root', rootProot, '--progress', 'plain', '-t', 'owners:1', ctx], { env: { ...ROOT_ENV, HOIST_ISOLATION: 'proot' } }), 'root proot build');
+    expect(asRootProot.trim()).toBe(asRoot.trim());
 
     // busybox-static bypasses fakeroot's preload: proot -0 fakes its chown, which is not recorded
     const args = (store: string[]): string[] => ['build', ...store, '-q', '-t', 'static:1', '-f', path.join(ctx, 'static.Dockerfile'), ctx];

@@ -109,3 +109,26 @@ export async function ownersAfterRun(root: string, seed: FakedSeed, saved: reado
   }
   return walkOwners(root, byInode);
 }
+
+/**
+ * Root with --isolation proot: `proot -i` only shows the USER's ids, the process is root, so
+ * what a RUN as a non-root USER creates is root's on disk. Give the inodes not in `before` to
+ * the user (the group of a setgid directory's), as a root build's runc would have made them.
+ */
+export async function chownCreated(root: string, before: ReadonlySet<string>, user: { uid: number; gid: number }): Promise<void> {
+  const visit = async (abs: string, parent: { gid: number; setgid: boolean }): Promise<void> => {
+    const st = await fsp.lstat(abs, { bigint: true });
+    let gid = Number(st.gid);
+    if (!before.has(inodeKey(st.dev, st.ino))) {
+      gid = parent.setgid ? parent.gid : user.gid;
+      await fsp.lchown(abs, user.uid, gid);
+      // chown clears setuid/setgid of files: the user had set them on its own file
+      if ((st.mode & 0o6000n) !== 0n && !st.isSymbolicLink()) await fsp.chmod(abs, Number(st.mode & 0o7777n));
+    }
+    if (!st.isDirectory()) return;
+    const here = { gid, setgid: (st.mode & S_ISGID) !== 0n };
+    const names = await fsp.readdir(abs);
+    await Promise.all(names.map((n) => visit(path.join(abs, n), here)));
+  };
+  await visit(root, { gid: 0, setgid: false });
+}
