@@ -81,8 +81,12 @@ export class ProotExecutor implements Executor {
     if (refused) return this.warn(opts, `this image cannot load fakeroot's library (${refused}): the owners RUN gives files (chown, useradd) are not recorded under proot, and the layers say 0:0`);
     const dir = await makeTempDir(this.o.tmpDir, 'fakeroot-');
     tmp.push(dir);
-    const env = prootEnv(sb);
-    return prepareFakeroot({ tools, rootfs: sb.rootfs, owners: opts.owners, dir, tmpDir: this.o.tmpDir, env });
+    try {
+      return await prepareFakeroot({ tools, rootfs: sb.rootfs, owners: opts.owners, dir, tmpDir: this.o.tmpDir, env: prootEnv(sb) });
+    } catch (e) {
+      // e.g. SysV message queues refused here: the RUN still runs, its chowns unrecorded
+      return this.warn(opts, `fakeroot could not start (${(e as Error).message}): the owners RUN gives files (chown, useradd) are not recorded under proot, and the layers say 0:0`);
+    }
   }
 
   /** proot under the seccomp filter for the path calls it does not translate (see proot-seccomp.ts). */

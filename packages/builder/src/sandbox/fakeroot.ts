@@ -32,9 +32,9 @@ export async function prepareFakeroot(o: { tools: FakerootTools; rootfs: string;
   const name = path.basename(o.tools.lib);
   await fsp.copyFile(o.tools.lib, path.join(libDir, name));
   await fsp.chmod(path.join(libDir, name), 0o444);
-  await fsp.chmod(libDir, 0o555);
   const seed = await seedFakedDb(o.rootfs, o.owners);
   const daemon = await FakedDaemon.start({ faked: o.tools.faked, dir: o.dir, tmpDir: o.tmpDir, db: seed.db });
+  await fsp.chmod(libDir, 0o555); // finish() makes it removable again
   const guestLib = `${GUEST_FAKEROOT_DIR}/${name}`;
   const theirs = o.env.LD_PRELOAD;
   return {
