@@ -38,6 +38,8 @@ need newuidmap uidmap
 need qemu-aarch64-static qemu-user-static
 # builds with no privileges at all (locked-down pods): RUN under proot (ptrace, no namespaces)
 need proot proot
+# ... and record the owners such a RUN gives files (chown, useradd) through fakeroot's preload library and daemon
+need faked-sysv fakeroot
 # the multi-platform tests check binaries' architectures with file(1)
 need file file
 [ -x /bin/busybox ] || pkgs+=(busybox-static)

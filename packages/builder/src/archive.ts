@@ -2,9 +2,10 @@ import { spawn } from 'node:child_process';
 import { createReadStream, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
-import { applyLayer } from '@hoist/snapshotter';
+import { applyLayer, type Ownership } from '@hoist/snapshotter';
 import { BuildError } from './errors.js';
 import { mkdirs } from './copy.js';
+import { memberName } from './owner.js';
 
 export type ArchiveKind = 'gzip' | 'bzip2' | 'xz' | 'zstd' | 'tar';
 
@@ -48,6 +49,8 @@ export interface UnpackOptions {
   dest: string;
   /** `ADD --chown`: owner of the directories the step creates and of every member. */
   owner?: { uid: number; gid: number };
+  /** No privileges: the mount's ownership record (the members' owners go there). */
+  owners?: Ownership | undefined;
   /** mtime (seconds) of the destination directories the step creates. */
   createdTime: number;
 }
@@ -61,10 +64,11 @@ export interface UnpackOptions {
  * archive's metadata; other files are replaced.
  */
 export async function unpackArchive(o: UnpackOptions): Promise<void> {
-  const target = await mkdirs(o.root, o.dest, o.owner ?? { uid: 0, gid: 0 }, o.createdTime);
+  const target = await mkdirs(o.root, o.dest, { owner: o.owner ?? { uid: 0, gid: 0 }, mtime: o.createdTime, owners: o.owners });
   const { stream, done } = tarStream(o.archive, o.kind);
+  const owners = o.owners?.at(memberName(o.root, target));
   try {
-    await Promise.all([applyLayer(stream, target, { whiteouts: 'flat', absoluteSymlinks: 'reroot', ...(o.owner ? { owner: o.owner } : {}) }), done]);
+    await Promise.all([applyLayer(stream, target, { whiteouts: 'flat', absoluteSymlinks: 'reroot', ...(o.owner ? { owner: o.owner } : {}), ...(owners ? { owners } : {}) }), done]);
   } catch (e) {
     stream.destroy();
     if (e instanceof BuildError) throw e;

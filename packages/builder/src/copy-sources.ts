@@ -11,6 +11,7 @@ import { fetchUrl, isUrl } from './fetch-url.js';
 import { archiveKind, type ArchiveKind } from './archive.js';
 import { makeTempDir } from './tmp.js';
 import { configPlatform } from './platforms.js';
+import type { OwnedRoot } from './owner.js';
 
 type Releases = Array<() => Promise<unknown>>;
 type Archive = SourceItem & { kind: ArchiveKind };
@@ -50,14 +51,14 @@ interface Prep {
  */
 async function fromOther(ctx: BuildSession, p: Prep & { stages: StageInputs }): Promise<PreparedCopy> {
   const { ins } = p;
-  const mountImage = async (img: Image): Promise<string> => {
+  const mountImage = async (img: Image): Promise<OwnedRoot> => {
     await materialize(ctx, img);
     const m = await ctx.opts.snapshotter.mount(mountLowers(img.config.rootfs.diff_ids));
     p.releases.push(() => m.release());
-    return m.root;
+    return m;
   };
   let fromKey: string;
-  let mountSource: () => Promise<string>;
+  let mountSource: () => Promise<OwnedRoot>;
   if (ins.fromStage !== undefined) {
     const from = stageInput(p.stages, ins.fromStage);
     fromKey = `stage:${from.key}`;
@@ -73,9 +74,11 @@ async function fromOther(ctx: BuildSession, p: Prep & { stages: StageInputs }): 
   const dest = absDest(ins.dest, p.state.img.config.config?.WorkingDir);
   const inputs = { op: ins.add ? 'add' : 'copy', dest, from: fromKey, chown: ins.chown ?? '', chmod: ins.chmod ?? '', link: ins.link, parents: ins.parents, exclude: ins.exclude, sources: ins.sources };
   const exclude = ins.exclude.length > 0 ? createPathMatcher(ins.exclude) : undefined;
-  const load = async (): Promise<{ items: SourceItem[]; archives: Archive[]; roots: string[] }> => {
-    const srcRoot = await mountSource();
-    return { items: await (ins.parents ? collectWithParents : collectSources)(srcRoot, ins.sources, exclude ? { exclude } : {}), archives: [], roots: [srcRoot] };
+  const load = async (): Promise<{ items: SourceItem[]; archives: Archive[]; roots: string[]; source: OwnedRoot }> => {
+    const source = await mountSource();
+    const srcRoot = source.root;
+    // without privileges, the source's owners are in its record (for COPY --from without --chown)
+    return { items: await (ins.parents ? collectWithParents : collectSources)(srcRoot, ins.sources, exclude ? { exclude } : {}), archives: [], roots: [srcRoot], source: { root: srcRoot, owners: source.owners } };
   };
   return { inputs, items: [], archives: [], release: p.release, load };
 }

@@ -19,9 +19,9 @@ export async function executeCopy(
   state: StageState,
   prepared: PreparedCopy,
 ): Promise<{ descriptor: Descriptor; diffId: Digest }> {
-  const { items, archives, roots } = await prepared.load();
+  const { items, archives, roots, source } = await prepared.load();
   const dest = absDest(ins.dest, state.img.config.config?.WorkingDir);
-  if (ins.link) return executeLinkedCopy(ctx, ins, state, prepared.inputs, { items, archives, dest, roots });
+  if (ins.link) return executeLinkedCopy(ctx, ins, state, prepared.inputs, { items, archives, dest, roots, source });
   return ctx.limit(() =>
     withMountedImage(ctx, state.img, async (m) => {
       try {
@@ -34,11 +34,13 @@ export async function executeCopy(
             ...(owner ? { owner } : {}),
             // files from another stage or image keep their owners unless --chown is given
             preserveOwner: ins.fromStage !== undefined || ins.from !== undefined,
+            owners: m.owners,
+            source,
             createdTime,
             ...(ins.chmod ? { chmod: ins.chmod } : {}),
           });
         }
-        for (const a of archives) await unpackArchive({ root: m.root, archive: a.entries[0]!.abs, kind: a.kind, dest, createdTime, ...(owner ? { owner } : {}) });
+        for (const a of archives) await unpackArchive({ root: m.root, archive: a.entries[0]!.abs, kind: a.kind, dest, createdTime, owners: m.owners, ...(owner ? { owner } : {}) });
         const r = await m.commit(commitOptions(ctx));
         return { descriptor: r.descriptor, diffId: r.diffId };
       } catch (e) {

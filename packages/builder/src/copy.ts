@@ -6,7 +6,8 @@ import { secureJoin } from './rootfs.js';
 import type { SourceItem, SourceEntry } from './sources.js';
 import { applyChmod } from './chmod.js';
 import { linkToCopied, noteCopied, type HardLinks } from './hardlinks.js';
-import { setOwner } from './owner.js';
+import { ownerIn, setOwner, type OwnedRoot } from './owner.js';
+import type { Ownership } from '@hoist/snapshotter';
 
 export interface CopyOptions {
   /** Absolute destination inside the image (WORKDIR already applied). */
@@ -18,6 +19,10 @@ export interface CopyOptions {
    * from the build context always belong to 0:0.
    */
   preserveOwner?: boolean;
+  /** No privileges: the destination mount's ownership record (chowns go there). */
+  owners?: Ownership | undefined;
+  /** No privileges: the source root and its record, for preserveOwner. */
+  source?: OwnedRoot | undefined;
   chmod?: string;
   /** mtime for directories the copy creates (seconds). */
   createdTime: number;
@@ -32,6 +37,7 @@ export interface CopyOptions {
  */
 export async function copyInto(root: string, items: SourceItem[], o: CopyOptions): Promise<void> {
   const owner = o.owner ?? { uid: 0, gid: 0 };
+  const dirs = { owner, mtime: o.createdTime, owners: o.owners };
   const parents: ParentDirs = new Map();
   for (const item of items) {
     const links: HardLinks = new Map();
@@ -39,12 +45,12 @@ export async function copyInto(root: string, items: SourceItem[], o: CopyOptions
     if (item.destRel !== undefined) {
       // COPY --parents: the item keeps its path below the destination
       base = path.posix.join(o.dest, item.destRel);
-      if (item.stat.isDirectory()) await mkdirs(root, base, owner, o.createdTime);
+      if (item.stat.isDirectory()) await mkdirs(root, base, dirs);
     } else if (item.stat.isDirectory()) {
       // a directory's contents are copied; the destination directory itself is created 0755
       // (owned by --chown's user), never given the source directory's mode or owner
       base = o.dest;
-      await mkdirs(root, base, owner, o.createdTime);
+      await mkdirs(root, base, dirs);
     } else {
       const target = await secureJoin(root, o.dest);
       const existingDir = await fsp.stat(target).then((s) => s.isDirectory(), () => false);
@@ -54,7 +60,7 @@ export async function copyInto(root: string, items: SourceItem[], o: CopyOptions
     for (const e of item.entries) {
       if (e.rel === '' && item.stat.isDirectory()) continue;
       const inImage = e.rel === '' ? base : path.posix.join(base, e.rel);
-      const own = o.owner ?? (o.preserveOwner ? { uid: e.stat.uid, gid: e.stat.gid } : owner);
+      const own = o.owner ?? (o.preserveOwner ? ownerIn(o.source, e.abs, e.stat) : owner);
       const copy = (): Promise<void> => copyEntry(root, { inImage, entry: e, owner: own, links, parents }, o);
       if (e.stat.isFile() && e.stat.nlink <= 1) files.add(copy);
       else {
@@ -106,7 +112,8 @@ class FileCopies {
  * Symlinks on the way are resolved inside the root first, so a dangling link leads to the
  * directories its target names, created as BuildKit's MkdirAll does. Returns the host path.
  */
-export async function mkdirs(root: string, dirInImage: string, owner: { uid: number; gid: number }, mtime: number): Promise<string> {
+export async function mkdirs(root: string, dirInImage: string, o: { owner: { uid: number; gid: number }; mtime: number; owners?: Ownership | undefined }): Promise<string> {
+  const { owner, mtime } = o;
   const abs = await secureJoin(root, dirInImage);
   let cur = root;
   for (const p of path.relative(root, abs).split(path.sep).filter(Boolean)) {
@@ -116,7 +123,7 @@ export async function mkdirs(root: string, dirInImage: string, owner: { uid: num
     if (st) throw new BuildError('COPY_SOURCE_NOT_FOUND', `cannot copy to ${dirInImage}: ${imagePath(root, cur)} exists in the image and is not a directory`);
     await fsp.mkdir(cur, { mode: 0o755 });
     await fsp.chmod(cur, 0o755);
-    await setOwner(cur, owner.uid, owner.gid);
+    await setOwner(cur, owner.uid, owner.gid, { root, owners: o.owners });
     await fsp.utimes(cur, mtime, mtime);
   }
   return abs;
@@ -130,17 +137,17 @@ function imagePath(root: string, abs: string): string {
 /**
  * Parent directories one copy has made sure of (image path -> host path), so that the
  * 200 files of a directory do not resolve and lstat its path 200 times. Only this copy changes
- * the root meanwhile: it is forgotten whenever the copy removes something or makes a symlink,
- * the only ways a remembered path could come to lead elsewhere.
+ * the root meanwhile: it is forgotten whenever the copy removes a symlink or a directory or
+ * makes a symlink, the only ways a remembered path could come to lead elsewhere.
  */
 type ParentDirs = Map<string, Promise<string>>;
 
 /** Files copied at the same time share one mkdirs of their parent (it fails for both or neither). */
-function parentDir(root: string, job: { inImage: string; owner: { uid: number; gid: number }; parents: ParentDirs }, mtime: number): Promise<string> {
+function parentDir(root: string, job: { inImage: string; owner: { uid: number; gid: number }; parents: ParentDirs }, o: CopyOptions): Promise<string> {
   const dir = path.posix.dirname(job.inImage);
   let abs = job.parents.get(dir);
   if (!abs) {
-    abs = mkdirs(root, dir, job.owner, mtime);
+    abs = mkdirs(root, dir, { owner: job.owner, mtime: o.createdTime, owners: o.owners });
     job.parents.set(dir, abs);
   }
   return abs;
@@ -148,7 +155,8 @@ function parentDir(root: string, job: { inImage: string; owner: { uid: number; g
 
 async function copyEntry(root: string, job: { inImage: string; entry: SourceEntry; owner: { uid: number; gid: number }; links: HardLinks; parents: ParentDirs }, o: CopyOptions): Promise<void> {
   const { inImage, entry: e, owner } = job;
-  const target = path.join(await parentDir(root, job, o.createdTime), path.posix.basename(inImage));
+  const where = { root, owners: o.owners };
+  const target = path.join(await parentDir(root, job, o), path.posix.basename(inImage));
   const st = e.stat;
   const existing = await fsp.lstat(target).catch(() => undefined);
   // a symlink or a directory about to be replaced may be on a remembered path
@@ -157,7 +165,7 @@ async function copyEntry(root: string, job: { inImage: string; entry: SourceEntr
   if (st.isDirectory()) {
     if (existing && !existing.isDirectory()) await fsp.rm(target, { recursive: true, force: true });
     if (!existing || !existing.isDirectory()) await fsp.mkdir(target);
-    await setOwner(target, owner.uid, owner.gid);
+    await setOwner(target, owner.uid, owner.gid, where);
     await fsp.chmod(target, mode);
     await fsp.utimes(target, st.atime, st.mtime);
     return;
@@ -166,14 +174,14 @@ async function copyEntry(root: string, job: { inImage: string; entry: SourceEntr
   if (st.isSymbolicLink()) {
     job.parents.clear();
     await fsp.symlink(e.linkTarget ?? (await fsp.readlink(e.abs)), target);
-    await setOwner(target, owner.uid, owner.gid);
+    await setOwner(target, owner.uid, owner.gid, where);
     await fsp.lutimes(target, st.atime, st.mtime);
     return;
   }
   if (!st.isFile()) return; // sockets, FIFOs and devices in a context are not copied
   if (await linkToCopied(job.links, e, target)) return;
   await fsp.copyFile(e.abs, target, fsc.COPYFILE_FICLONE);
-  await setOwner(target, owner.uid, owner.gid);
+  await setOwner(target, owner.uid, owner.gid, where);
   await fsp.chmod(target, mode);
   await fsp.utimes(target, st.atime, st.mtime);
   await noteCopied(job.links, e, target);

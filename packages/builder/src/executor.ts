@@ -1,4 +1,5 @@
 import * as path from 'node:path';
+import type { Ownership } from '@hoist/snapshotter';
 import { detectRuntime, runInSandbox, type RunResult, type RuntimeInfo } from './sandbox/runtime.js';
 import type { SandboxOptions } from './sandbox/spec.js';
 
@@ -9,6 +10,13 @@ export interface ExecOptions {
   stdout?: (chunk: Buffer) => void;
   stderr?: (chunk: Buffer) => void;
   signal?: AbortSignal;
+  /**
+   * No privileges: the rootfs's ownership record (see Ownership). An executor that fakes ids
+   * (proot) records there the owners the process gives files; others ignore it.
+   */
+  owners?: Ownership;
+  /** Something the build should know (e.g. what cannot be recorded): a progress warning. */
+  warn?: (message: string) => void;
 }
 
 /**

@@ -11,6 +11,7 @@ import { resolveChown } from './rootfs.js';
 import { commitOptions } from './commit-options.js';
 import { copyPathViews, copyStepError } from './host-paths.js';
 import type { SourceItem } from './sources.js';
+import type { OwnedRoot } from './owner.js';
 
 type Layer = { descriptor: Descriptor; diffId: Digest };
 
@@ -25,7 +26,7 @@ export async function executeLinkedCopy(
   ins: CopyInstruction,
   state: StageState,
   inputs: Record<string, unknown>,
-  src: { items: SourceItem[]; archives: Array<SourceItem & { kind: ArchiveKind }>; dest: string; roots: string[] },
+  src: { items: SourceItem[]; archives: Array<SourceItem & { kind: ArchiveKind }>; dest: string; roots: string[]; source?: OwnedRoot | undefined },
 ): Promise<Layer> {
   const key = cacheKey('link', inputs);
   const hit = ctx.cacheDisabled(undefined) ? undefined : await ctx.cache.get(key);
@@ -46,11 +47,13 @@ export async function executeLinkedCopy(
           dest: src.dest,
           ...(owner ? { owner } : {}),
           preserveOwner: ins.fromStage !== undefined || ins.from !== undefined,
+          owners: m.owners,
+          source: src.source,
           createdTime,
           ...(ins.chmod ? { chmod: ins.chmod } : {}),
         });
       }
-      for (const a of src.archives) await unpackArchive({ root: m.root, archive: a.entries[0]!.abs, kind: a.kind, dest: src.dest, createdTime, ...(owner ? { owner } : {}) });
+      for (const a of src.archives) await unpackArchive({ root: m.root, archive: a.entries[0]!.abs, kind: a.kind, dest: src.dest, createdTime, owners: m.owners, ...(owner ? { owner } : {}) });
       const r = await m.commit(commitOptions(ctx));
       return { descriptor: r.descriptor, diffId: r.diffId };
     } catch (e) {

@@ -102,7 +102,14 @@ async function runProcess(ctx: BuildSession, r: { job: RunJob; m: Mounted; user:
       ...(ctx.opts.runHost?.ulimits?.length ? { rlimits: ctx.opts.runHost.ulimits } : {}),
       process: { args, env, cwd: c.WorkingDir || '/', uid: r.user.uid, gid: r.user.gid, additionalGids: r.user.additionalGids },
     },
-    { bundleParent: await ctx.sandbox.bundles(), stdout: out.onData('stdout'), stderr: out.onData('stderr'), ...(ctx.opts.signal ? { signal: ctx.opts.signal } : {}) },
+    {
+      bundleParent: await ctx.sandbox.bundles(),
+      stdout: out.onData('stdout'),
+      stderr: out.onData('stderr'),
+      ...(r.m.owners ? { owners: r.m.owners } : {}),
+      warn: (message) => ctx.emit({ type: 'warning', message }),
+      ...(ctx.opts.signal ? { signal: ctx.opts.signal } : {}),
+    },
   );
   if (res.exitCode === 0) return;
   const shown = ins.command.form === 'exec' ? JSON.stringify(ins.command.args) : ins.command.command;

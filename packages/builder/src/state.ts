@@ -2,6 +2,7 @@ import type { Image } from '@hoist/oci';
 import type { CacheRecord } from './cache.js';
 import type { ArchiveKind } from './archive.js';
 import type { SourceItem } from './sources.js';
+import type { OwnedRoot } from './owner.js';
 
 /** What one stage has produced so far. */
 export interface StageState {
@@ -54,5 +55,5 @@ export interface PreparedCopy {
    * The sources to copy (mounts another stage or image only now, when the step runs), and the
    * roots mounted for them (errors name their paths as the source image sees them).
    */
-  load(): Promise<{ items: SourceItem[]; archives: Array<SourceItem & { kind: ArchiveKind }>; roots: string[] }>;
+  load(): Promise<{ items: SourceItem[]; archives: Array<SourceItem & { kind: ArchiveKind }>; roots: string[]; source?: OwnedRoot }>;
 }

@@ -21,7 +21,7 @@ export async function executeWorkdir(ctx: BuildSession, dir: string, state: Stag
           // chown every directory mkdir created
           let cur = abs;
           while (cur.length >= made.length) {
-            await setOwner(cur, user.uid, user.gid);
+            await setOwner(cur, user.uid, user.gid, m);
             if (t !== undefined) await fsp.utimes(cur, t, t);
             cur = cur.slice(0, cur.lastIndexOf('/'));
           }

@@ -88,7 +88,7 @@ describe('COPY into a dangling symlink of the image', () => {
     const { root } = await sandboxRoot('not-a-dir');
     await fsp.writeFile(path.join(root, 'file'), 'x');
     await fsp.symlink('/file/sub', path.join(root, 'link'));
-    const e = await mkdirs(root, '/link/deeper', { uid: 0, gid: 0 }, 1).catch((x: unknown) => x);
+    const e = await mkdirs(root, '/link/deeper', { owner: { uid: 0, gid: 0 }, mtime: 1 }).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(BuildError);
     expect((e as BuildError).message).toBe('cannot copy to /link/deeper: /file exists in the image and is not a directory');
   });

@@ -1,5 +1,6 @@
 /** The no-privilege sandbox's command line (proot) and what it refuses. */
 import { prootArgs, prootEnv, prootRefusal } from '../src/sandbox/proot.js';
+import { prootSeccompFilter, withPathSyscallFilter } from '../src/sandbox/proot-seccomp.js';
 import { BuildError } from '../src/errors.js';
 import type { SandboxOptions } from '../src/sandbox/spec.js';
 
@@ -54,5 +55,58 @@ describe('prootArgs', () => {
 describe('prootEnv', () => {
   it("is the RUN's environment only (values may hold '=')", () => {
     expect(prootEnv(sb())).toEqual({ PATH: '/usr/bin:/bin', A: 'b=c' });
+  });
+});
+
+describe('prootSeccompFilter', () => {
+  /** A classic-BPF interpreter for the instructions the filter uses (ld [k], jeq, jge, ret). */
+  function verdict(prog: Buffer, arch: number, nr: number): number {
+    const data = Buffer.alloc(16);
+    data.writeUInt32LE(nr >>> 0, 0);
+    data.writeUInt32LE(arch >>> 0, 4);
+    let acc = 0;
+    for (let pc = 0; pc * 8 < prog.length; pc++) {
+      const code = prog.readUInt16LE(pc * 8);
+      const jt = prog.readUInt8(pc * 8 + 2);
+      const jf = prog.readUInt8(pc * 8 + 3);
+      const k = prog.readUInt32LE(pc * 8 + 4);
+      if (code === 0x20) acc = data.readUInt32LE(k);
+      else if (code === 0x15) pc += acc === k ? jt : jf;
+      else if (code === 0x35) pc += acc >= k ? jt : jf;
+      else if (code === 0x06) return k;
+      else throw new Error(`unexpected opcode ${code}`);
+    }
+    throw new Error('fell off the end');
+  }
+  const ALLOW = 0x7fff0000;
+  const ENOSYS = 0x00050026;
+  const X86_64 = 0xc000003e;
+  const I386 = 0x40000003;
+  const AARCH64 = 0xc00000b7;
+
+  it('x86_64: ENOSYS for statx, openat2, faccessat2, fchmodat2, execveat, the new mount API and the x32 ABI; everything else allowed', () => {
+    const p = prootSeccompFilter('x64')!;
+    for (const nr of [332, 437, 439, 452, 322, 428, 429, 430, 431, 432, 433, 442, 0x40000000 + 2]) expect([nr, verdict(p, X86_64, nr)]).toEqual([nr, ENOSYS]);
+    for (const nr of [0, 2, 4, 257, 262, 269, 59, 101, 157, 317, 383]) expect([nr, verdict(p, X86_64, nr)]).toEqual([nr, ALLOW]);
+    // i386 programs: their own numbers (statx 383, execveat 358)
+    for (const nr of [383, 358, 437]) expect(verdict(p, I386, nr)).toBe(ENOSYS);
+    for (const nr of [332, 322, 5]) expect(verdict(p, I386, nr)).toBe(ALLOW);
+    expect(verdict(p, AARCH64, 332)).toBe(ALLOW);
+  });
+
+  it('arm64 has its own numbers (statx 291, execveat 281); an unknown host architecture has no filter', () => {
+    const p = prootSeccompFilter('arm64')!;
+    for (const nr of [291, 281, 437, 439, 452]) expect(verdict(p, AARCH64, nr)).toBe(ENOSYS);
+    for (const nr of [332, 56, 79, 221]) expect(verdict(p, AARCH64, nr)).toBe(ALLOW);
+    expect(prootSeccompFilter('mips')).toBeUndefined();
+  });
+
+  it('is installed by perl, which execs proot with its arguments; without perl the reason is given', () => {
+    const c = withPathSyscallFilter('/usr/bin/proot', ['-r', '/root', 'sh'], { arch: 'x64', perl: '/usr/bin/perl' });
+    expect('refused' in c).toBe(false);
+    const cmd = c as { bin: string; args: string[] };
+    expect(cmd.bin).toBe('/usr/bin/perl');
+    expect(cmd.args.slice(2)).toEqual(['157', prootSeccompFilter('x64')!.toString('hex'), '/usr/bin/proot', '-r', '/root', 'sh']);
+    expect(withPathSyscallFilter('/usr/bin/proot', [], { arch: 'mips' })).toEqual({ refused: 'no system call table for mips here' });
   });
 });

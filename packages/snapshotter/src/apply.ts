@@ -4,6 +4,7 @@ import { currentUserNamespace, unprivilegedIds, type Digest } from '@hoist/oci';
 import { decompress } from './compress.js';
 import { SnapshotError, throwIfAborted } from './errors.js';
 import { OPAQUE_WHITEOUT, SafeRoot, normalizeEntryName, splitParent, whiteoutTarget, type AbsoluteSymlinks } from './safe-path.js';
+import type { OwnerRecord } from './owners.js';
 import { ShellHelper, isOverlayXattr } from './sys.js';
 import { ByteSource, DEFAULT_MAX_LAYER_BYTES, readTar, type ReadLimits, type TarEntry } from './tar/reader.js';
 
@@ -29,6 +30,11 @@ export interface ApplyOptions extends ReadLimits {
   absoluteSymlinks?: AbsoluteSymlinks;
   /** Owner of every member instead of the archive's (`ADD --chown`). */
   owner?: { uid: number; gid: number };
+  /**
+   * Record each member's owner here by path, and forget what whiteouts and replacements remove
+   * (the no-privilege mode, where files cannot be given away on disk: see Ownership).
+   */
+  owners?: OwnerRecord;
   signal?: AbortSignal;
 }
 
@@ -56,6 +62,7 @@ export async function applyLayer(src: Readable | AsyncIterable<Buffer>, dir: str
   const created = new Set<string>(fs.readdirSync(dir).length === 0 ? [''] : []);
   const safe = new SafeRoot(dir, (real) => created.add(real), opts.absoluteSymlinks);
   const ownerOf = (e: TarEntry): { uid: number; gid: number } => opts.owner ?? e;
+  const owners = opts.owners;
   const helper = new ShellHelper();
   const touched = new Set<string>(); // real paths written by this layer, and their ancestors
   const dirTimes: Array<[string, number]> = [];
@@ -73,10 +80,12 @@ export async function applyLayer(src: Readable | AsyncIterable<Buffer>, dir: str
     if (!st) return false;
     if (st.isDirectory()) {
       if (keepDir) return true;
+      owners?.removeTree(real);
       fs.rmSync(abs, { recursive: true, force: true });
       safe.invalidate(real);
       created.delete(real);
     } else {
+      owners?.removeTree(real);
       fs.unlinkSync(abs);
     }
     return false;
@@ -93,8 +102,9 @@ export async function applyLayer(src: Readable | AsyncIterable<Buffer>, dir: str
     }
   };
 
-  const own = (abs: string, e: TarEntry, symlink: boolean): void => {
+  const own = (real: string, abs: string, e: TarEntry, symlink: boolean): void => {
     const o = ownerOf(e);
+    owners?.set(real, o);
     if (!noChown) chowning(e, o, () => fs.lchownSync(abs, o.uid, o.gid));
     if (symlink) {
       fs.lutimesSync(abs, e.mtime, e.mtime);
@@ -109,7 +119,7 @@ export async function applyLayer(src: Readable | AsyncIterable<Buffer>, dir: str
    * stream: a thread-pool hop per open/write/chown/chmod/utimes/close costs several times the
    * syscall itself, and parallel creates in one directory only contend on its lock.
    */
-  const writeFile = async (abs: string, e: TarEntry): Promise<void> => {
+  const writeFile = async (real: string, abs: string, e: TarEntry): Promise<void> => {
     const fd = fs.openSync(abs, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
     try {
       for await (const b of e.body()) {
@@ -117,6 +127,7 @@ export async function applyLayer(src: Readable | AsyncIterable<Buffer>, dir: str
         while (off < b.length) off += fs.writeSync(fd, b, off, b.length - off);
       }
       const o = ownerOf(e);
+      owners?.set(real, o);
       if (!noChown) chowning(e, o, () => fs.fchownSync(fd, o.uid, o.gid));
       fs.fchmodSync(fd, e.mode);
       fs.futimesSync(fd, e.mtime, e.mtime);
@@ -138,6 +149,7 @@ export async function applyLayer(src: Readable | AsyncIterable<Buffer>, dir: str
       for (const name of fs.readdirSync(safe.abs(realP))) {
         const child = realP === '' ? name : `${realP}/${name}`;
         if (touched.has(child)) continue;
+        owners?.removeTree(child);
         fs.rmSync(safe.abs(child), { recursive: true, force: true });
         safe.invalidate(child);
       }
@@ -150,6 +162,7 @@ export async function applyLayer(src: Readable | AsyncIterable<Buffer>, dir: str
     if (real === undefined) return;
     const abs = safe.abs(real);
     if (fs.lstatSync(abs, { throwIfNoEntry: false })) {
+      owners?.removeTree(real);
       fs.rmSync(abs, { recursive: true, force: true });
       safe.invalidate(real);
     }
@@ -171,7 +184,7 @@ export async function applyLayer(src: Readable | AsyncIterable<Buffer>, dir: str
       }
       if (rel === '') {
         if (e.type !== 'dir') throw new SnapshotError('LAYER_INVALID', `layer member ${JSON.stringify(e.name)} names the root but is not a directory`);
-        own(dir, e, false);
+        own('', dir, e, false);
         dirTimes.push([dir, e.mtime]);
         continue;
       }
@@ -185,7 +198,7 @@ export async function applyLayer(src: Readable | AsyncIterable<Buffer>, dir: str
           }
           safe.noteDir(real);
           touch(real);
-          own(abs, e, false);
+          own(real, abs, e, false);
           if (e.xattrs.size > 0) await setXattrs(abs, e);
           dirTimes.push([abs, e.mtime]);
           break;
@@ -193,7 +206,7 @@ export async function applyLayer(src: Readable | AsyncIterable<Buffer>, dir: str
         case 'file': {
           clear(real, false);
           touch(real);
-          await writeFile(abs, e);
+          await writeFile(real, abs, e);
           break;
         }
         case 'link': {
@@ -207,13 +220,14 @@ export async function applyLayer(src: Readable | AsyncIterable<Buffer>, dir: str
           clear(real, false);
           touch(real);
           fs.linkSync(safe.abs(target), abs);
+          if (owners) owners.set(real, owners.get(target));
           break;
         }
         case 'symlink': {
           clear(real, false);
           touch(real);
           fs.symlinkSync(e.linkname, abs);
-          own(abs, e, true);
+          own(real, abs, e, true);
           if (e.xattrs.size > 0) await setXattrs(abs, e);
           break;
         }
@@ -226,7 +240,7 @@ export async function applyLayer(src: Readable | AsyncIterable<Buffer>, dir: str
           const mode = (e.mode & 0o777).toString(8);
           if (e.type === 'fifo') await helper.exec(['mkfifo', '-m', mode, '--', abs]);
           else await helper.exec(['mknod', '-m', mode, '--', abs, e.type === 'char' ? 'c' : 'b', String(e.devmajor), String(e.devminor)]);
-          own(abs, e, false);
+          own(real, abs, e, false);
           if (e.xattrs.size > 0) await setXattrs(abs, e);
           break;
         }

@@ -1,6 +1,7 @@
 import { promises as fsp, type BigIntStats } from 'node:fs';
 import * as path from 'node:path';
 import { throwIfAborted } from './errors.js';
+import type { Ownership } from './owners.js';
 import type { TreeStamps } from './stamps.js';
 import type { XattrMap } from './sys.js';
 import { joinName, type LayerEntry } from './tar/writer.js';
@@ -16,6 +17,11 @@ export interface DiffOptions {
    * every file's content is compared.
    */
   stamps?: TreeStamps;
+  /**
+   * No-privilege mode: who owns what in `base` and `next` (on disk everything is the builder's):
+   * an object whose recorded owner changed is changed.
+   */
+  owners?: { base: Ownership; next: Ownership };
   signal?: AbortSignal;
 }
 
@@ -27,7 +33,7 @@ export interface DiffOptions {
  * Costs O(root filesystem).
  */
 export async function* diffTrees(base: string, next: string, baseX: XattrMap, nextX: XattrMap, opts: DiffOptions = {}): AsyncGenerator<LayerEntry> {
-  const cmp = new Compare(base, next, baseX, nextX, opts.stamps);
+  const cmp = new Compare(base, next, baseX, nextX, opts.stamps, opts.owners);
 
   async function dir(rel: string, baseIsDir: boolean): Promise<LayerEntry[]> {
     throwIfAborted(opts.signal);
@@ -83,6 +89,7 @@ class Compare {
     private readonly baseX: XattrMap,
     private readonly nextX: XattrMap,
     private readonly stamps: TreeStamps | undefined,
+    private readonly owners: { base: Ownership; next: Ownership } | undefined,
   ) {}
 
   /** A directory deleted (or renamed away) and made again at its path: not the one that was copied. */
@@ -94,6 +101,12 @@ class Compare {
 
   async changed(rel: string, b: BigIntStats, n: BigIntStats): Promise<boolean> {
     if ((b.mode & S_IFMT) !== (n.mode & S_IFMT)) return true;
+    if (this.owners) {
+      // a recorded chown leaves nothing on disk (not even the ctime): compare the records first
+      const bo = this.owners.base.get(rel);
+      const no = this.owners.next.get(rel);
+      if (bo.uid !== no.uid || bo.gid !== no.gid) return true;
+    }
     const s = this.stamps?.entries.get(rel);
     if (s && s.ctimeNs < this.stamps!.racyFrom) {
       if (s.ino !== n.ino) return true;

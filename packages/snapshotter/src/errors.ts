@@ -25,6 +25,8 @@ export type SnapshotErrorCode =
   | 'ID_NOT_MAPPED'
   /** The snapshot store was made for another privilege mode (root vs user namespace). */
   | 'STORE_MODE'
+  /** A file of the store (e.g. an ownership record of the no-privilege mode) is not in its format. */
+  | 'STORE_CORRUPT'
   | 'ABORTED';
 
 export class SnapshotError extends Error {

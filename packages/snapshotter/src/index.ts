@@ -1,6 +1,7 @@
 export { SnapshotError, type SnapshotErrorCode } from './errors.js';
 export { Snapshotter, type SnapshotterOptions, type ReadOnlyView } from './snapshotter.js';
 export { type SnapshotRecord } from './store.js';
+export { Ownership, type Owner, type OwnerRecord } from './owners.js';
 export { Mounted, type CommitOptions, type CommitResult, type Driver } from './mounted.js';
 export { applyLayer, type ApplyOptions, type ApplyResult } from './apply.js';
 export { layerTar, writeLayer, type LayerCompression, type LayerTarOptions, type WriteLayerOptions, type WrittenLayer } from './layer.js';

@@ -27,6 +27,7 @@ export interface ChainEntry {
  *   snapshots/<hex>/{diff/, layer.json}   one unpacked layer per diff_id (layer.json = complete)
  *   l/<id> -> ../snapshots/<hex>/diff     short names for overlay mount options
  *   chains/<chain hex>/                   copy driver: flattened trees (pure caches)
+ *   owners/<chain hex>                    their ownership records (no-privilege mode)
  *   mounts/<pid>-<rand>/, tmp/<what>-<pid>-<rand>   work of running (or crashed) processes
  */
 export class SnapshotMaintenance {
@@ -75,6 +76,8 @@ export class SnapshotMaintenance {
       throw e;
     }
     await fsp.rm(grave, { recursive: true, force: true });
+    // a chain's ownership record (no-privilege mode) goes with its tree
+    if ('chainId' in entry) await fsp.rm(this.layout.owners(entry.chainId), { force: true });
     return size;
   }
 

@@ -6,6 +6,7 @@ import { diffTrees } from './diff.js';
 import { writeLayer, type WriteLayerOptions } from './layer.js';
 import { withoutBlindOpaques } from './opaque.js';
 import { opaqueXattr, unmount, type OverlayXattrs } from './overlay.js';
+import type { Ownership } from './owners.js';
 import type { TreeStamps } from './stamps.js';
 import type { Layout } from './store.js';
 import { readXattrsTree } from './sys.js';
@@ -36,6 +37,8 @@ export interface MountHost {
   readonly blobs: BlobStore;
   /** Forget a finished mount (for cleanup bookkeeping). */
   forget(m: Mounted): void;
+  /** No-privilege mode: the ownership record of a chain's tree. */
+  chainOwners(lowers: readonly Digest[]): Promise<Ownership>;
 }
 
 async function* fromArray(a: LayerEntry[]): AsyncGenerator<LayerEntry> {
@@ -60,6 +63,12 @@ export class Mounted {
     private mountedNow: boolean,
     /** Copy driver: the writable copy as it was made. */
     private readonly stamps?: TreeStamps,
+    /**
+     * No-privilege mode (copy driver, files cannot be given away): who owns what in `root`, by
+     * path. Steps change it instead of chowning (COPY --chown, RUN through fakeroot); the
+     * commit writes the layer's tar headers from it. Undefined where ownership is on disk.
+     */
+    readonly owners?: Ownership,
   ) {}
 
   get driver(): Driver {
@@ -117,11 +126,15 @@ export class Mounted {
     const { layout, blobs } = this.host;
     const base = this.lowers.length === 0 ? layout.empty : layout.chain(chainIds(this.lowers).at(-1)!);
     const [bx, nx] = await Promise.all([readXattrsTree(base), readXattrsTree(this.root)]);
+    const owners = this.owners ? { base: await this.host.chainOwners(this.lowers), next: this.owners } : undefined;
     const entries: LayerEntry[] = [];
-    for await (const e of diffTrees(base, this.root, bx, nx, { stamps: this.stamps, signal: opts.signal })) entries.push(e);
-    const w = await writeLayer(blobs, fromArray(entries), opts);
+    for await (const e of diffTrees(base, this.root, bx, nx, { stamps: this.stamps, signal: opts.signal, ...(owners ? { owners } : {}) })) entries.push(e);
+    const w = await writeLayer(blobs, fromArray(entries), { ...opts, ...(this.owners ? { owners: this.owners } : {}) });
     await layout.recordOnly({ diffId: w.diffId, descriptor: w.descriptor });
-    const chain = layout.chain(chainIds([...this.lowers, w.diffId]).at(-1)!);
+    const chainId = chainIds([...this.lowers, w.diffId]).at(-1)!;
+    // the record first: a chain tree without one is rebuilt from the layers
+    if (this.owners) await this.owners.save(layout.owners(chainId));
+    const chain = layout.chain(chainId);
     await fsp.mkdir(path.dirname(chain), { recursive: true });
     try {
       await fsp.rename(this.root, chain);

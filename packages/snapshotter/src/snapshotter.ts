@@ -2,12 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
-import { chainIds, type BlobStore, type Descriptor, type Digest } from '@hoist/oci';
+import { chainIds, unprivilegedIds, type BlobStore, type Descriptor, type Digest } from '@hoist/oci';
 import { applyLayer, type ApplyOptions, type ApplyResult } from './apply.js';
 import { SnapshotError, throwIfAborted } from './errors.js';
 import { layerTar, type LayerTarOptions } from './layer.js';
 import { Mounted, type Driver, type MountHost } from './mounted.js';
 import { mountOverlay, opaqueXattr, unmount, type OverlayXattrs } from './overlay.js';
+import { Ownership } from './owners.js';
 import { storeDriver } from './driver-probe.js';
 import { cleanupStaleWork } from './stale.js';
 import { stampTree } from './stamps.js';
@@ -54,6 +55,11 @@ export class Snapshotter implements MountHost {
   private readonly limits: ReadLimits;
   /** The driver was chosen by probing (not asked for). */
   private readonly probed: boolean;
+  /**
+   * This process cannot give files away (the no-privilege mode): the copy driver keeps an
+   * ownership record per chain tree, and mounts carry it (see Ownership).
+   */
+  readonly recordsOwners: boolean;
 
   private constructor(o: { root: string; blobs: BlobStore; driver: Driver; overlayXattrs: OverlayXattrs; limits: ReadLimits; probed: boolean }) {
     this.root = o.root;
@@ -63,6 +69,7 @@ export class Snapshotter implements MountHost {
     this.limits = o.limits;
     this.probed = o.probed;
     this.layout = new Layout(o.root);
+    this.recordsOwners = o.driver === 'copy' && unprivilegedIds() !== undefined;
   }
 
   static async open(opts: SnapshotterOptions): Promise<Snapshotter> {
@@ -149,7 +156,8 @@ export class Snapshotter implements MountHost {
       const root = path.join(dir, 'root');
       await run('cp', ['-a', '--reflink=auto', '--', tree, root], opts.signal ? { signal: opts.signal } : {});
       const stamps = await stampTree(root, dir, opts.signal);
-      return this.track(new Mounted(this, dir, root, lowers, false, stamps));
+      const owners = this.recordsOwners ? await this.chainOwners(lowers) : undefined;
+      return this.track(new Mounted(this, dir, root, lowers, false, stamps, owners));
     } catch (e) {
       await fsp.rm(dir, { recursive: true, force: true });
       throw e;
@@ -209,6 +217,24 @@ export class Snapshotter implements MountHost {
     return links;
   }
 
+  /**
+   * No-privilege mode: the ownership record of a chain's tree (empty for no layers). The tree
+   * was built with it (chainTree), so it is there.
+   */
+  async chainOwners(lowers: readonly Digest[]): Promise<Ownership> {
+    if (lowers.length === 0) return new Ownership();
+    const file = this.layout.owners(chainIds([...lowers]).at(-1)!);
+    const o = await Ownership.load(file);
+    if (!o) throw new SnapshotError('SNAPSHOT_UNKNOWN', `the ownership record ${file} of a chain tree is missing`);
+    return o;
+  }
+
+  /** Copy driver: is the tree of this chain id complete here (with its ownership record, if it needs one)? */
+  private async chainReady(chainId: Digest): Promise<boolean> {
+    if (!(await exists(this.layout.chain(chainId)))) return false;
+    return !this.recordsOwners || (await exists(this.layout.owners(chainId)));
+  }
+
   /** Copy driver: the flattened tree of a chain, built from the longest cached prefix. */
   private async chainTree(lowers: Digest[], signal?: AbortSignal): Promise<string> {
     if (lowers.length === 0) return this.layout.empty;
@@ -222,17 +248,21 @@ export class Snapshotter implements MountHost {
     }
     const p = (async (): Promise<void> => {
       let k = lowers.length;
-      while (k > 0 && !(await exists(this.layout.chain(ids[k - 1]!)))) k--;
+      while (k > 0 && !(await this.chainReady(ids[k - 1]!))) k--;
       if (k === lowers.length) return;
+      // a tree without its record (made by an older hoist, or by root) is rebuilt with one
+      if (await exists(want)) await this.dropTree(want);
       const tmp = this.layout.tmpPath('chain');
+      const owners = this.recordsOwners ? await this.chainOwners(lowers.slice(0, k)) : undefined;
       try {
         if (k > 0) await run('cp', ['-a', '--reflink=auto', '--', this.layout.chain(ids[k - 1]!), tmp], signal ? { signal } : {});
         else await fsp.mkdir(tmp);
         for (let i = k; i < lowers.length; i++) {
           const rec = await this.layout.record(lowers[i]!);
           if (!rec?.descriptor) throw new SnapshotError('SNAPSHOT_UNKNOWN', `layer ${lowers[i]} is unknown here; call ensureLayer first`);
-          await applyLayer(this.blobs.get(rec.descriptor), tmp, { ...this.limits, whiteouts: 'flat', diffId: lowers[i]!, ...(signal ? { signal } : {}) });
+          await applyLayer(this.blobs.get(rec.descriptor), tmp, { ...this.limits, whiteouts: 'flat', diffId: lowers[i]!, ...(owners ? { owners } : {}), ...(signal ? { signal } : {}) });
         }
+        if (owners) await owners.save(this.layout.owners(ids.at(-1)!));
         await fsp.mkdir(path.dirname(want), { recursive: true });
         await fsp.rename(tmp, want).catch(async (e: NodeJS.ErrnoException) => {
           if (e.code !== 'EEXIST' && e.code !== 'ENOTEMPTY') throw e;
@@ -244,6 +274,13 @@ export class Snapshotter implements MountHost {
     this.inflight.set(key, p);
     await p;
     return want;
+  }
+
+  /** Remove a tree atomically (renamed away first). */
+  private async dropTree(dir: string): Promise<void> {
+    const t = this.layout.tmpPath('remove');
+    await fsp.rename(dir, t).catch(() => undefined);
+    await fsp.rm(t, { recursive: true, force: true });
   }
 
   private track(m: Mounted): Mounted {
@@ -293,6 +330,7 @@ export class Snapshotter implements MountHost {
         await fsp.rename(path.join(chains, c), t);
         await fsp.rm(t, { recursive: true, force: true });
       }
+      await this.dropTree(path.join(this.root, 'owners'));
     }
     return true;
   }

@@ -12,6 +12,7 @@ import type { OverlayXattrs } from './overlay.js';
  *   snapshots/<hex>/layer.json  {diffId, descriptor?, link}; present means complete
  *   l/<id>                      short link -> ../snapshots/<hex>/diff (mount option length)
  *   chains/<chainhex>           copy driver: the flattened tree of a chain of layers
+ *   owners/<chainhex>           copy driver without privileges: who owns what in that tree ("uid gid \"path\"")
  *   mounts/<pid>-<rand>/        an active mount: upper/ work/ merged/ (or root/ for copy)
  *   tmp/<what>-<pid>-<rand>     work in progress; renamed into place when complete
  *   empty/                      an empty dir (bottom lower for scratch and single-layer views)
@@ -44,6 +45,10 @@ export class Layout {
   }
   chain(chainId: Digest): string {
     return path.join(this.root, 'chains', digestHex(chainId));
+  }
+  /** No-privilege mode: the ownership record of a chain's tree (see Ownership), written before the tree is renamed into place. */
+  owners(chainId: Digest): string {
+    return path.join(this.root, 'owners', digestHex(chainId));
   }
   /** The root is private (0700): snapshots hold unpacked images, setuid files and device nodes included. */
   async init(): Promise<void> {

@@ -50,6 +50,20 @@ describe('SnapshotMaintenance', () => {
     expect(await m.remove(entryA)).toBe(0);
   });
 
+  test("removing a chain tree removes its ownership record (no-privilege mode) too", async () => {
+    const { snaps } = await openStore('copy');
+    const m = new SnapshotMaintenance(snaps.root);
+    const hex = 'd'.repeat(64);
+    await fsp.mkdir(path.join(snaps.root, 'chains', hex, 'etc'), { recursive: true });
+    await fsp.mkdir(path.join(snaps.root, 'owners'), { recursive: true });
+    await fsp.writeFile(path.join(snaps.root, 'owners', hex), '0 42 "etc/shadow"\n');
+    const [chain] = await m.chains();
+    expect(chain!.chainId).toBe(`sha256:${hex}`);
+    await m.remove(chain!);
+    expect(await fsp.readdir(path.join(snaps.root, 'owners'))).toEqual([]);
+    expect(await m.chains()).toEqual([]);
+  });
+
   test('work dirs are named with their owner; a live mount shows as a mount point of its dir', async () => {
     const { snaps } = await openStore();
     const m = new SnapshotMaintenance(snaps.root);

@@ -18,11 +18,11 @@ export async function markProotGroup(tmpDir: string, pgid: number): Promise<() =
   return () => fsp.rm(file, { force: true });
 }
 
-/** Is `pgid` still the group a proot leads (not a reused id)? */
+/** Is `pgid` still the group a proot (or fakeroot's daemon for a RUN under proot) leads (not a reused id)? */
 function leadsProot(pgid: number): boolean {
   try {
     const argv0 = readFileSync(`/proc/${pgid}/cmdline`, 'utf8').split('\0')[0] ?? '';
-    return path.basename(argv0) === 'proot';
+    return ['proot', 'faked-sysv', 'faked'].includes(path.basename(argv0));
   } catch {
     return false;
   }

@@ -24,6 +24,11 @@ export interface TarWriteOptions {
   selfAsRoot?: { uid: number; gid: number };
   /** Every member is written as owned by these ids (a build context: BuildKit sends its files as 0:0). */
   owner?: { uid: number; gid: number };
+  /**
+   * No-privilege mode: the owners of the tree by member name (see Ownership). A member owned
+   * on disk by the selfAsRoot ids gets the recorded owner (0:0 when none is recorded).
+   */
+  owners?: { get(name: string): { uid: number; gid: number } };
   signal?: AbortSignal;
 }
 
@@ -62,8 +67,9 @@ export async function* tarBytes(entries: AsyncIterable<LayerEntry>, opts: TarWri
   const sde = opts.sourceDateEpoch;
   const self = opts.selfAsRoot ?? unprivilegedIds();
   const owner = opts.owner;
-  const uidOf = (st: BigIntStats): number => owner?.uid ?? (self && Number(st.uid) === self.uid ? 0 : Number(st.uid));
-  const gidOf = (st: BigIntStats): number => owner?.gid ?? (self && Number(st.gid) === self.gid ? 0 : Number(st.gid));
+  const owners = opts.owners;
+  const uidOf = (st: BigIntStats, name: string): number => owner?.uid ?? (self && Number(st.uid) === self.uid ? (owners?.get(name).uid ?? 0) : Number(st.uid));
+  const gidOf = (st: BigIntStats, name: string): number => owner?.gid ?? (self && Number(st.gid) === self.gid ? (owners?.get(name).gid ?? 0) : Number(st.gid));
   const links = new Map<string, string>();
   let acc: Buffer[] = [];
   let accLen = 0;
@@ -90,7 +96,7 @@ export async function* tarBytes(entries: AsyncIterable<LayerEntry>, opts: TarWri
       if (!type) continue;
       let mtime = Number(st.mtimeNs / 1_000_000_000n);
       if (sde !== undefined && mtime > sde) mtime = sde;
-      const h: TarHeader = { name: e.name, type, mode: Number(st.mode & 0o7777n), uid: uidOf(st), gid: gidOf(st), size: 0, mtime };
+      const h: TarHeader = { name: e.name, type, mode: Number(st.mode & 0o7777n), uid: uidOf(st, e.name), gid: gidOf(st, e.name), size: 0, mtime };
       if (e.xattrs && e.xattrs.size > 0) h.xattrs = e.xattrs;
       if (type !== 'dir' && st.nlink > 1n) {
         const key = `${st.dev}:${st.ino}`;
