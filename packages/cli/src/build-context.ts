@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { createWriteStream, promises as fsp } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -13,8 +14,8 @@ export interface PreparedContext {
   dockerfileText?: string;
   /** Unpacked or cloned (not the user's directory): a relative `-f` is a path inside it, as in docker. */
   unpacked: boolean;
-  /** A git URL context: the URL as given and the commit checked out (the provenance's config source). */
-  source?: { uri: string; commit: string };
+  /** A git or http(s) URL context: the URL as given and the commit checked out / the sha256 of the file fetched (the provenance's config source). */
+  source?: { uri: string; digest: Record<string, string> };
   cleanup(): Promise<void>;
 }
 
@@ -34,7 +35,7 @@ export async function prepareContext(context: string, o: { dockerfileFromStdin: 
     const tmp = await tempDir();
     try {
       const { root, commit } = await fetchGit(git, tmp, o.signal ? { signal: o.signal } : {});
-      return { dir: root, unpacked: true, source: { uri: context, commit }, cleanup: () => rmDir(tmp) };
+      return { dir: root, unpacked: true, source: { uri: context, digest: { sha1: commit } }, cleanup: () => rmDir(tmp) };
     } catch (e) {
       await rmDir(tmp);
       throw e;
@@ -56,7 +57,9 @@ async function fromUrl(url: string, o: { dockerfileFromStdin: boolean; signal?: 
   const tmp = await tempDir();
   try {
     const name = await fetchUrl(url, tmp, { label: `build context ${url}`, ...(o.signal ? { signal: o.signal } : {}) });
-    return await fromFile(path.join(tmp, name), tmp, { source: url, dockerfileFromStdin: o.dockerfileFromStdin });
+    const file = path.join(tmp, name);
+    const ctx = await fromFile(file, tmp, { source: url, dockerfileFromStdin: o.dockerfileFromStdin });
+    return { ...ctx, source: { uri: url, digest: { sha256: await sha256Of(file) } } };
   } catch (e) {
     await rmDir(tmp);
     throw e;
@@ -122,6 +125,12 @@ async function unpack(archive: string): Promise<PreparedContext> {
     throw new UsageError(`build context ${archive}: cannot unpack the archive: ${r.stderr.trim()}`);
   }
   return { dir, unpacked: true, cleanup: () => rmDir(dir) };
+}
+
+async function sha256Of(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
 }
 
 function tempDir(): Promise<string> {

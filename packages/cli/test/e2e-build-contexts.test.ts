@@ -3,6 +3,7 @@
  * (served over loopback HTTP, git's dumb protocol), used by FROM, COPY --from and
  * RUN --mount from=; a named context overrides a stage of the same name, as in BuildKit.
  */
+import { createHash } from 'node:crypto';
 import { createReadStream, promises as fsp } from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -261,6 +262,22 @@ describe('--build-context', () => {
       const df = await hoist(['build', '--root', root, '-o', `type=local,dest=${outDf}`, `http://${server.host}/ctx/Dockerfile`]);
       expect(df.code).toBe(0);
       expect(await fsp.readFile(path.join(outDf, 'marker'), 'utf8')).toBe('from a url\n');
+    });
+
+    it('an http URL context in the provenance: configSource with the URL and the sha256 of what was fetched, also a resolved dependency', async () => {
+      const tgz = path.join(work, 'www', 'ctx', 'prov.tar.gz');
+      await fsp.mkdir(path.dirname(tgz), { recursive: true });
+      const bytes = await tarOf(appCtx, tgz, ['-z']);
+      const sha256 = createHash('sha256').update(bytes).digest('hex');
+      const url = `http://${server.host}/ctx/prov.tar.gz`;
+      const layout = path.join(work, 'url-layout');
+      const r = await hoist(['build', '--root', root, '--provenance=mode=min', '-f', 'docker/Containerfile', '-o', `type=oci,dest=${layout}`, url]);
+      expect(r.code).toBe(0);
+      const blob = async (d: string): Promise<Record<string, any>> => JSON.parse(await fsp.readFile(path.join(layout, 'blobs', 'sha256', d.slice(7)), 'utf8')) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+      const top = await blob(r.stdout.trim());
+      const prov = await blob((await blob(top.manifests[1].digest)).layers[0].digest);
+      expect(prov.predicate.buildDefinition.externalParameters.configSource).toEqual({ uri: url, digest: { sha256 }, path: 'docker/Containerfile' });
+      expect(prov.predicate.buildDefinition.resolvedDependencies[0]).toEqual({ uri: url, digest: { sha256 } });
     });
 
     it('a file that is not an archive: exit 2', async () => {

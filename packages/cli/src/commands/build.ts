@@ -87,7 +87,7 @@ export async function buildCommand(context: string, f: BuildFlags, signal: Abort
 }
 
 /** `hoist build`: flags → a {@link BuildRequest} → the library's build → lines on stderr, the digest on stdout. */
-async function buildIn(context: { dir: string; source?: { uri: string; commit: string } }, df: DockerfileSource, f: BuildFlags, signal: AbortSignal): Promise<number> {
+async function buildIn(context: { dir: string; source?: { uri: string; digest: Record<string, string> } }, df: DockerfileSource, f: BuildFlags, signal: AbortSignal): Promise<number> {
   const contextDir = context.dir;
   const mode: ProgressMode = f.quiet ? 'quiet' : f.progress === 'auto' ? (process.stderr.isTTY ? 'tty' : 'plain') : f.progress;
   // the renderer and the registry client load only when used (cache and output code: see the library)

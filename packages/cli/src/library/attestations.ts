@@ -52,8 +52,8 @@ export interface AttestSources {
   dependencies: ResolvedDependency[];
   startedOn: Date;
   finishedOn: Date;
-  /** A git URL context (URL as given, commit). */
-  contextSource?: { uri: string; commit: string };
+  /** A git or http(s) URL context: the URL as given and the digest of what was fetched (a commit's sha1, a file's sha256). */
+  contextSource?: { uri: string; digest: Record<string, string> };
   /** Annotations of an image's entry in the index (`--annotation manifest-descriptor:…`). */
   descriptorAnnotations?: (p: Platform) => Record<string, string> | undefined;
   /** `SOURCE_DATE_EPOCH`: the SBOM's creation time (the provenance keeps the real times, as BuildKit). */
@@ -102,9 +102,9 @@ function provenanceStatement(s: AttestSources, img: BuildResult, o: { invocation
     finishedOn: s.finishedOn,
     dockerfilePath: dockerfilePath(s),
     args: frontendArgs(s),
-    // a git context is no local source: BuildKit lists only local directories here
+    // a git or http context is no local source: BuildKit lists only local directories here
     locals: [...(s.contextSource ? [] : ['context', 'dockerfile']), ...s.namedContexts],
-    ...(s.contextSource ? { configSource: { uri: s.contextSource.uri, digest: { sha1: s.contextSource.commit } } } : {}),
+    ...(s.contextSource ? { configSource: { uri: s.contextSource.uri, digest: s.contextSource.digest } } : {}),
     secrets: s.secrets,
     ssh: s.ssh,
     dependencies: dependenciesOf(s, platform, o.targets),

@@ -60,8 +60,8 @@ export interface BuildRequest extends Pick<BuilderOptions, Passed> {
    * output can hold them: a push or an OCI layout. Default: none.
    */
   attestations?: AttestationPlan;
-  /** A git URL context: its URL and commit (the provenance's config source and a resolved dependency). */
-  contextSource?: { uri: string; commit: string };
+  /** A git or http(s) URL context: its URL and the digest of what was fetched (the provenance's config source and a resolved dependency). */
+  contextSource?: { uri: string; digest: Record<string, string> };
   /** `--annotation manifest-descriptor:…`: on each image's entry of the attested index. */
   manifestDescriptorAnnotations?: (p: Platform) => Record<string, string> | undefined;
   /** Called after each tag is pushed. */
