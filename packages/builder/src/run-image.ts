@@ -14,6 +14,7 @@ import type { SeccompSetting } from './sandbox/seccomp.js';
 import type { SandboxOptions } from './sandbox/spec.js';
 import { emulationFor } from './sandbox/emulation.js';
 import { configPlatform } from './platforms.js';
+import type { Executor } from './executor.js';
 
 export interface RunImageOptions {
   store: ImageStore;
@@ -34,6 +35,11 @@ export interface RunImageOptions {
   stdout?: (d: Buffer) => void;
   stderr?: (d: Buffer) => void;
   inheritStdio?: boolean;
+  /**
+   * Run through this executor instead of the OCI runtime: the no-privilege mode's proot
+   * (the host's network, no seccomp of ours, no stdin). Default: runc (root or rootless).
+   */
+  executor?: Executor;
   signal?: AbortSignal;
 }
 
@@ -54,11 +60,12 @@ export async function runImage(o: RunImageOptions): Promise<number> {
   const cmd = o.command && o.command.length > 0 ? o.command : (c.Cmd ?? []);
   const args = [...entrypoint, ...cmd];
   if (args.length === 0) throw new BuildError('UNSUPPORTED', `image ${o.ref} has no CMD or ENTRYPOINT; give a command: hoist run ${o.ref} sh`);
-  const rt = detectRuntime(o.runtime);
+  if (o.executor) refuseWithoutNamespaces(o);
+  const rt = o.executor ? undefined : detectRuntime(o.runtime);
   const m = await o.snapshotter.mount(mountLowers(cfg.rootfs.diff_ids));
   const tmp = path.join(o.root, 'tmp', `run-${process.pid}`);
-  const fallback = effectiveDefaultNetwork(o.network, { rootless: currentUserNamespace() !== undefined, tunUsable: () => tunUsable() });
-  if (fallback.warning) (o.stderr ?? ((d: Buffer) => process.stderr.write(d)))(Buffer.from(`hoist: warning: ${fallback.warning}\n`));
+  const fallback = o.executor ? { network: 'host' as const } : effectiveDefaultNetwork(o.network, { rootless: currentUserNamespace() !== undefined, tunUsable: () => tunUsable() });
+  if ('warning' in fallback && fallback.warning) (o.stderr ?? ((d: Buffer) => process.stderr.write(d)))(Buffer.from(`hoist: warning: ${fallback.warning}\n`));
   const network = runNetwork('default', fallback.network);
   let net: RunNetwork | undefined;
   const session = new SandboxSession(o.root);
@@ -76,27 +83,21 @@ export async function runImage(o: RunImageOptions): Promise<number> {
     if (envGet(env, 'PATH') === undefined) env.unshift(`PATH=${DEFAULT_PATH}`);
     if (envGet(env, 'HOME') === undefined) env.push(`HOME=${user.home}`);
     net = await openNetwork(network, o.signal ? { signal: o.signal } : {});
-    const res = await runInSandbox(
-      rt,
-      {
-        rootfs: m.root,
-        hostname: 'hoist',
-        network: net.spec,
-        hostsFile: hosts,
-        resolvConf,
-        ...(o.seccomp ? { seccomp: o.seccomp } : {}),
-        ...emulationOf(cfg),
-        process: { args, env, cwd: o.workdir ?? (c.WorkingDir || '/'), uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
-      },
-      {
-        stateDir: path.join(o.root, 'runtime', rt.name),
-        bundleParent: await session.bundles(),
-        ...(o.stdout ? { stdout: o.stdout } : {}),
-        ...(o.stderr ? { stderr: o.stderr } : {}),
-        ...(o.inheritStdio ? { inheritStdio: true } : {}),
-        ...(o.signal ? { signal: o.signal } : {}),
-      },
-    );
+    const sb: SandboxOptions = {
+      rootfs: m.root,
+      hostname: 'hoist',
+      network: net.spec,
+      hostsFile: hosts,
+      resolvConf,
+      ...(o.seccomp ? { seccomp: o.seccomp } : {}),
+      ...emulationOf(cfg),
+      process: { args, env, cwd: o.workdir ?? (c.WorkingDir || '/'), uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
+    };
+    const io = { bundleParent: await session.bundles(), ...(o.stdout ? { stdout: o.stdout } : {}), ...(o.stderr ? { stderr: o.stderr } : {}), ...(o.signal ? { signal: o.signal } : {}) };
+    const res = o.executor
+      ? // owners: the command sees the image's owners; no warnings about recording them (nothing is kept)
+        await o.executor.run(sb, { ...io, ...(m.owners ? { owners: m.owners } : {}) })
+      : await runInSandbox(rt!, sb, { ...io, stateDir: path.join(o.root, 'runtime', rt!.name), ...(o.inheritStdio ? { inheritStdio: true } : {}) });
     return res.exitCode;
   } finally {
     await net?.close();
@@ -104,6 +105,13 @@ export async function runImage(o: RunImageOptions): Promise<number> {
     await m.release();
     await fsp.rm(tmp, { recursive: true, force: true });
   }
+}
+
+/** What an executor without namespaces (proot) cannot give `hoist run`: said before anything starts. */
+function refuseWithoutNamespaces(o: RunImageOptions): void {
+  const name = o.executor!.name();
+  if (o.network === 'none') throw new BuildError('ISOLATION_UNSUPPORTED', `--network none needs a network namespace, which ${name} (no privileges) cannot create; run without it, or where user namespaces or root are allowed`);
+  if (o.seccomp) throw new BuildError('ISOLATION_UNSUPPORTED', `--security-opt seccomp=… needs the OCI runtime; under ${name} (no privileges) the command runs with proot's own filter`);
 }
 
 /** A foreign-architecture image runs emulated, as its RUN steps would (sandbox/emulation.ts). */

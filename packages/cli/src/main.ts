@@ -108,9 +108,10 @@ function program(signal: AbortSignal): Command {
     .option('--security-opt <opt>', 'seccomp=unconfined or seccomp=PATH (Docker format)', collect, [])
     .option('--runtime <name>', 'OCI runtime')
     .option('--platform <os/arch>', 'of a multi-platform image, run this platform\'s (emulated when foreign)')
+    .option('--isolation <mode>', 'auto (default), oci, rootless or proot (no privileges: the host network, no stdin); also $HOIST_ISOLATION')
     .option('--root <dir>', 'store directory')
     .addHelpText('after', '\nExamples:\n  hoist run hello\n  hoist run busybox sh -c "echo hi"\n  hoist run --platform linux/arm64 app:1 uname -m\n')
-    .action(async (ref: string, cmd: string[], o: { env: string[]; user?: string; workdir?: string; network?: string; runtime?: string; entrypoint?: string; securityOpt: string[]; root?: string; platform?: string }) => {
+    .action(async (ref: string, cmd: string[], o: { env: string[]; user?: string; workdir?: string; network?: string; runtime?: string; entrypoint?: string; securityOpt: string[]; root?: string; platform?: string; isolation?: string }) => {
       const { runCommand } = await import('./commands/images.js');
       process.exitCode = await runCommand(ref, cmd, o.root ?? root(), o, signal);
     });

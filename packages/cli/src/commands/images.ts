@@ -1,10 +1,10 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { appendLayer, emptyImage, familiarReference, formatPlatform, hostPlatform, parsePlatform, parseReference, writeImage, parseManifest, parseIndex, isIndexMediaType, type Descriptor } from '@hoist/oci';
-import { runImage } from '@hoist/builder';
+import { ProotExecutor, runImage } from '@hoist/builder';
 import { LayerChecker } from '@hoist/snapshotter';
 import { importDirectoryLayer, importTarballLayer } from './import-layer.js';
-import { RootlessError, UsageError } from '../errors.js';
+import { UsageError } from '../errors.js';
 import { findImage } from '../image-names.js';
 import { renderTemplate } from '../go-template.js';
 import { openStore } from '../store.js';
@@ -103,17 +103,17 @@ export async function importCommand(source: string, ref: string, root: string | 
   return 0;
 }
 
-export async function runCommand(ref: string, cmd: string[], root: string | undefined, o: { env: string[]; user?: string; workdir?: string; network?: string; runtime?: string; entrypoint?: string; securityOpt?: string[]; platform?: string }, signal: AbortSignal): Promise<number> {
+export async function runCommand(ref: string, cmd: string[], root: string | undefined, o: { env: string[]; user?: string; workdir?: string; network?: string; runtime?: string; entrypoint?: string; securityOpt?: string[]; platform?: string; isolation?: string }, signal: AbortSignal): Promise<number> {
   const network = o.network ?? 'default';
   if (network !== 'default' && network !== 'host' && network !== 'none') throw new UsageError(`--network must be default, host or none, not "${o.network}"`);
   const seccomp = await parseSecurityOpts(o.securityOpt ?? []);
-  const iso = chooseIsolation(isolationFlag([]), hostIsolationFacts());
-  if (iso.mode === 'proot') {
-    throw new RootlessError(`hoist run needs runc (as root, or rootless in a user namespace), but ${iso.reason}; builds work here (RUN under proot), hoist run does not yet: run the image where containers may run`);
-  }
+  const iso = chooseIsolation(isolationFlag(o.isolation ? ['--isolation', o.isolation] : []), hostIsolationFacts());
   const opened = await openStore(root);
   const found = await findImage(opened.store, ref);
+  // no privileges (a locked-down pod): the command runs under proot, as RUN steps do there
+  const proot = iso.mode === 'proot' ? { executor: new ProotExecutor({ tmpDir: path.join(opened.root, 'tmp'), reason: iso.reason }), stdout: (d: Buffer) => void process.stdout.write(d), stderr: (d: Buffer) => void process.stderr.write(d) } : {};
   return runImage({
+    ...proot,
     store: opened.store,
     snapshotter: await opened.snapshotter(),
     root: opened.root,
