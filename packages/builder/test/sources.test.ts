@@ -3,12 +3,15 @@
  * context root and re-included directories stay), hard links kept within one match, and several
  * matches into a destination without a trailing slash.
  */
-import { promises as fsp } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { promises as fsp, type Stats } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createDockerignoreMatcher } from '@hoist/parser';
 import { collectSources, type SourceItem } from '@hoist/builder';
 import { copyInto } from '../src/copy.js';
+import { digestSources } from '../src/sources.js';
+import type { FileDigests } from '../src/stat-cache.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -115,5 +118,59 @@ describe('several matches into a destination without a trailing slash', () => {
     await fsp.mkdir(path.join(root, 'testdir'), { recursive: true });
     await copyInto(root, await collectSources(ctx, ['*.txt']), { dest: '/testdir', createdTime: 0 });
     expect((await fsp.readdir(path.join(root, 'testdir'))).sort()).toEqual(['one.txt', 'two.txt']);
+  });
+});
+
+describe('context digests (issue 16: walked and hashed several files at a time)', () => {
+  const sha = (b: string | Buffer): string => createHash('sha256').update(b).digest('hex');
+
+  /** A FileDigests that hashes every file and records how many hashes ran at once. */
+  function counting(): FileDigests & { maxInFlight: number; seen: Map<string, string> } {
+    let inFlight = 0;
+    const d = {
+      maxInFlight: 0,
+      seen: new Map<string, string>(),
+      async digest(abs: string, _st: Stats, hash: () => Promise<string>): Promise<string> {
+        d.maxInFlight = Math.max(d.maxInFlight, ++inFlight);
+        try {
+          const hex = await hash();
+          d.seen.set(abs, hex);
+          return hex;
+        } finally {
+          inFlight--;
+        }
+      },
+    };
+    return d;
+  }
+
+  it('hashes files concurrently and gets the same digest as without a stat cache', async () => {
+    const files = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`d${i % 4}/f${i}.txt`, `content ${i}\n`]));
+    const ctx = await context('many', files);
+    const items = await collectSources(ctx, ['.']);
+    const d = counting();
+    expect(await digestSources(items, d)).toBe(await digestSources(items));
+    expect(d.maxInFlight).toBeGreaterThan(1);
+    expect(d.seen.size).toBe(40);
+    for (const [p, content] of Object.entries(files)) expect(d.seen.get(path.join(ctx, p))).toBe(sha(content));
+  });
+
+  it('keeps the walk order: swapping two files contents changes the digest', async () => {
+    const a = await context('swap-a', { 'x.txt': 'one', 'y.txt': 'two' });
+    const b = await context('swap-b', { 'x.txt': 'two', 'y.txt': 'one' });
+    const [da, db] = [await digestSources(await collectSources(a, ['.'])), await digestSources(await collectSources(b, ['.']))];
+    expect(da).not.toBe(db);
+    expect(rels(await collectSources(a, ['.']))).toEqual([['', 'x.txt', 'y.txt']]);
+  });
+
+  it('hashes a large file whole, and a small file that grew after its stat to its end', async () => {
+    const big = Buffer.alloc(600 * 1024, 7);
+    const ctx = await context('sizes', { 'big.bin': big.toString('latin1'), 'small.txt': 'abc' });
+    const items = await collectSources(ctx, ['.']);
+    await fsp.appendFile(path.join(ctx, 'small.txt'), 'def');
+    const d = counting();
+    await digestSources(items, d);
+    expect(d.seen.get(path.join(ctx, 'big.bin'))).toBe(sha(big));
+    expect(d.seen.get(path.join(ctx, 'small.txt'))).toBe(sha('abcdef'));
   });
 });
