@@ -51,11 +51,12 @@ export async function copyInto(root: string, items: SourceItem[], o: CopyOptions
       base = o.dest.endsWith('/') || existingDir ? path.posix.join(o.dest, item.name) : o.dest;
     }
     const files = new FileCopies();
+    const fresh: FreshDirs = new Set();
     for (const e of item.entries) {
       if (e.rel === '' && item.stat.isDirectory()) continue;
       const inImage = e.rel === '' ? base : path.posix.join(base, e.rel);
       const own = o.owner ?? (o.preserveOwner ? { uid: e.stat.uid, gid: e.stat.gid } : owner);
-      const copy = (): Promise<void> => copyEntry(root, { inImage, entry: e, owner: own, links, parents }, o);
+      const copy = (): Promise<void> => copyEntry(root, { inImage, entry: e, owner: own, links, parents, fresh }, o);
       if (e.stat.isFile() && e.stat.nlink <= 1) files.add(copy);
       else {
         await files.settle();
@@ -135,6 +136,23 @@ function imagePath(root: string, abs: string): string {
  */
 type ParentDirs = Map<string, Promise<string>>;
 
+/**
+ * Directories (image paths) one source item created itself, empty until then: the item's other
+ * entries are distinct paths, so nothing can exist below them that needs replacing and the
+ * files copied there skip the lookup of an existing target (the exclusive create would still
+ * refuse one).
+ */
+type FreshDirs = Set<string>;
+
+interface CopyJob {
+  inImage: string;
+  entry: SourceEntry;
+  owner: { uid: number; gid: number };
+  links: HardLinks;
+  parents: ParentDirs;
+  fresh: FreshDirs;
+}
+
 /** Files copied at the same time share one mkdirs of their parent (it fails for both or neither). */
 function parentDir(root: string, job: { inImage: string; owner: { uid: number; gid: number }; parents: ParentDirs }, mtime: number): Promise<string> {
   const dir = path.posix.dirname(job.inImage);
@@ -146,17 +164,20 @@ function parentDir(root: string, job: { inImage: string; owner: { uid: number; g
   return abs;
 }
 
-async function copyEntry(root: string, job: { inImage: string; entry: SourceEntry; owner: { uid: number; gid: number }; links: HardLinks; parents: ParentDirs }, o: CopyOptions): Promise<void> {
+async function copyEntry(root: string, job: CopyJob, o: CopyOptions): Promise<void> {
   const { inImage, entry: e, owner } = job;
   const target = path.join(await parentDir(root, job, o.createdTime), path.posix.basename(inImage));
   const st = e.stat;
-  const existing = await fsp.lstat(target).catch(() => undefined);
+  const existing = job.fresh.has(path.posix.dirname(inImage)) ? undefined : await fsp.lstat(target).catch(() => undefined);
   // a symlink or a directory about to be replaced may be on a remembered path
   if (existing && (existing.isSymbolicLink() || (existing.isDirectory() && !st.isDirectory()))) job.parents.clear();
   const mode = o.chmod ? applyChmod(st.mode & 0o7777, o.chmod, st.isDirectory()) : st.mode & 0o7777;
   if (st.isDirectory()) {
     if (existing && !existing.isDirectory()) await fsp.rm(target, { recursive: true, force: true });
-    if (!existing || !existing.isDirectory()) await fsp.mkdir(target);
+    if (!existing || !existing.isDirectory()) {
+      await fsp.mkdir(target);
+      job.fresh.add(inImage);
+    }
     await setOwner(target, owner.uid, owner.gid);
     await fsp.chmod(target, mode);
     await fsp.utimes(target, st.atime, st.mtime);
@@ -172,9 +193,12 @@ async function copyEntry(root: string, job: { inImage: string; entry: SourceEntr
   }
   if (!st.isFile()) return; // sockets, FIFOs and devices in a context are not copied
   if (await linkToCopied(job.links, e, target)) return;
-  await fsp.copyFile(e.abs, target, fsc.COPYFILE_FICLONE);
+  // the target is gone (removed above, or in a fresh directory): create it exclusively
+  await fsp.copyFile(e.abs, target, fsc.COPYFILE_FICLONE | fsc.COPYFILE_EXCL);
   await setOwner(target, owner.uid, owner.gid);
-  await fsp.chmod(target, mode);
+  // copyFile gave the copy the source's mode; only a changed mode, or setuid/setgid bits
+  // (cleared by the chown), need another chmod
+  if (mode !== (st.mode & 0o7777) || (mode & 0o6000) !== 0) await fsp.chmod(target, mode);
   await fsp.utimes(target, st.atime, st.mtime);
   await noteCopied(job.links, e, target);
 }

@@ -174,3 +174,51 @@ describe('context digests (issue 16: walked and hashed several files at a time)'
     expect(d.seen.get(path.join(ctx, 'small.txt'))).toBe(sha('abcdef'));
   });
 });
+
+describe("the copier's fs calls per file (issue 16)", () => {
+  /** Counts calls of some fs.promises functions (the copier calls them through that object) while `fn` runs. */
+  async function counting<T>(names: Array<'lstat' | 'chmod'>, fn: () => Promise<T>): Promise<{ result: T; calls: Record<string, string[]> }> {
+    const calls: Record<string, string[]> = {};
+    const fns = fsp as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
+    const saved = names.map((n) => [n, fns[n]!] as const);
+    for (const [n, orig] of saved) {
+      calls[n] = [];
+      fns[n] = (p: unknown, ...rest: unknown[]) => {
+        calls[n]!.push(String(p));
+        return orig.call(fsp, p, ...rest);
+      };
+    }
+    try {
+      return { result: await fn(), calls };
+    } finally {
+      for (const [n, orig] of saved) fns[n] = orig;
+    }
+  }
+
+  it('files in a directory the copy created are not looked up or chmod-ed again; modes and setuid bits are right', async () => {
+    const ctx = await context('calls', { 'sub/a.txt': 'a', 'sub/b.sh': 'b', 'sub/c': 'c', 'sub/deeper/d': 'd' });
+    await fsp.chmod(path.join(ctx, 'sub/b.sh'), 0o755);
+    await fsp.chmod(path.join(ctx, 'sub/c'), 0o4755);
+    const root = path.join(dir, 'calls-root');
+    await fsp.mkdir(root);
+    const items = await collectSources(ctx, ['.']);
+    const { calls } = await counting(['lstat', 'chmod'], () => copyInto(root, items, { dest: '/app/', createdTime: 0 }));
+    const out = (p: string): string => path.join(root, 'app', p);
+    // every file's directory was created by this copy: no lookup of an existing target there
+    for (const f of ['sub/a.txt', 'sub/b.sh', 'sub/c', 'sub/deeper/d']) expect(calls.lstat).not.toContain(out(f));
+    // copyFile gave the plain files their modes; only the setuid file needs a chmod after its chown
+    expect(calls.chmod!.filter((p) => p.startsWith(out('sub/')) && !p.endsWith('sub') && !p.endsWith('deeper'))).toEqual([out('sub/c')]);
+    const modes = await Promise.all(['sub/a.txt', 'sub/b.sh', 'sub/c', 'sub/deeper/d'].map(async (f) => (await fsp.lstat(out(f))).mode & 0o7777));
+    expect(modes).toEqual([0o644, 0o755, 0o4755, 0o644]);
+  });
+
+  it('a file over an existing one in an existing directory still replaces it', async () => {
+    const ctx = await context('replace', { 'sub/a.txt': 'new' });
+    const root = path.join(dir, 'replace-root');
+    await fsp.mkdir(path.join(root, 'app/sub'), { recursive: true });
+    await fsp.writeFile(path.join(root, 'app/sub/a.txt'), 'old contents', { mode: 0o600 });
+    await copyInto(root, await collectSources(ctx, ['.']), { dest: '/app/', createdTime: 0, chmod: '640' });
+    expect(await fsp.readFile(path.join(root, 'app/sub/a.txt'), 'utf8')).toBe('new');
+    expect((await fsp.lstat(path.join(root, 'app/sub/a.txt'))).mode & 0o7777).toBe(0o640);
+  });
+});
