@@ -51,7 +51,7 @@ export async function copyInto(root: string, items: SourceItem[], o: CopyOptions
       base = o.dest.endsWith('/') || existingDir ? path.posix.join(o.dest, item.name) : o.dest;
     }
     const files = new FileCopies();
-    const fresh: FreshDirs = new Set();
+    const fresh: FreshDirs = new Map();
     for (const e of item.entries) {
       if (e.rel === '' && item.stat.isDirectory()) continue;
       const inImage = e.rel === '' ? base : path.posix.join(base, e.rel);
@@ -123,6 +123,11 @@ export async function mkdirs(root: string, dirInImage: string, owner: { uid: num
   return abs;
 }
 
+/** Whether files this process creates get `owner` (its effective ids). */
+function ownedByUs(owner: { uid: number; gid: number }): boolean {
+  return owner.uid === process.geteuid?.() && owner.gid === process.getegid?.();
+}
+
 /** `abs` (below `root`) as the image sees it. */
 function imagePath(root: string, abs: string): string {
   return `/${path.relative(root, abs).split(path.sep).join('/')}`;
@@ -140,9 +145,9 @@ type ParentDirs = Map<string, Promise<string>>;
  * Directories (image paths) one source item created itself, empty until then: the item's other
  * entries are distinct paths, so nothing can exist below them that needs replacing and the
  * files copied there skip the lookup of an existing target (the exclusive create would still
- * refuse one).
+ * refuse one). The value: whether the directory is setgid (its new files take its group).
  */
-type FreshDirs = Set<string>;
+type FreshDirs = Map<string, boolean>;
 
 interface CopyJob {
   inImage: string;
@@ -168,7 +173,8 @@ async function copyEntry(root: string, job: CopyJob, o: CopyOptions): Promise<vo
   const { inImage, entry: e, owner } = job;
   const target = path.join(await parentDir(root, job, o.createdTime), path.posix.basename(inImage));
   const st = e.stat;
-  const existing = job.fresh.has(path.posix.dirname(inImage)) ? undefined : await fsp.lstat(target).catch(() => undefined);
+  const parentSetgid = job.fresh.get(path.posix.dirname(inImage));
+  const existing = parentSetgid !== undefined ? undefined : await fsp.lstat(target).catch(() => undefined);
   // a symlink or a directory about to be replaced may be on a remembered path
   if (existing && (existing.isSymbolicLink() || (existing.isDirectory() && !st.isDirectory()))) job.parents.clear();
   const mode = o.chmod ? applyChmod(st.mode & 0o7777, o.chmod, st.isDirectory()) : st.mode & 0o7777;
@@ -176,7 +182,7 @@ async function copyEntry(root: string, job: CopyJob, o: CopyOptions): Promise<vo
     if (existing && !existing.isDirectory()) await fsp.rm(target, { recursive: true, force: true });
     if (!existing || !existing.isDirectory()) {
       await fsp.mkdir(target);
-      job.fresh.add(inImage);
+      job.fresh.set(inImage, (mode & 0o2000) !== 0);
     }
     await setOwner(target, owner.uid, owner.gid);
     await fsp.chmod(target, mode);
@@ -195,7 +201,8 @@ async function copyEntry(root: string, job: CopyJob, o: CopyOptions): Promise<vo
   if (await linkToCopied(job.links, e, target)) return;
   // the target is gone (removed above, or in a fresh directory): create it exclusively
   await fsp.copyFile(e.abs, target, fsc.COPYFILE_FICLONE | fsc.COPYFILE_EXCL);
-  await setOwner(target, owner.uid, owner.gid);
+  // a file made in a fresh directory without setgid belongs to this process's euid:egid already
+  if (parentSetgid !== false || !ownedByUs(owner)) await setOwner(target, owner.uid, owner.gid);
   // copyFile gave the copy the source's mode; only a changed mode, or setuid/setgid bits
   // (cleared by the chown), need another chmod
   if (mode !== (st.mode & 0o7777) || (mode & 0o6000) !== 0) await fsp.chmod(target, mode);

@@ -177,7 +177,7 @@ describe('context digests (issue 16: walked and hashed several files at a time)'
 
 describe("the copier's fs calls per file (issue 16)", () => {
   /** Counts calls of some fs.promises functions (the copier calls them through that object) while `fn` runs. */
-  async function counting<T>(names: Array<'lstat' | 'chmod'>, fn: () => Promise<T>): Promise<{ result: T; calls: Record<string, string[]> }> {
+  async function counting<T>(names: Array<'lstat' | 'chmod' | 'lchown'>, fn: () => Promise<T>): Promise<{ result: T; calls: Record<string, string[]> }> {
     const calls: Record<string, string[]> = {};
     const fns = fsp as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
     const saved = names.map((n) => [n, fns[n]!] as const);
@@ -202,7 +202,7 @@ describe("the copier's fs calls per file (issue 16)", () => {
     const root = path.join(dir, 'calls-root');
     await fsp.mkdir(root);
     const items = await collectSources(ctx, ['.']);
-    const { calls } = await counting(['lstat', 'chmod'], () => copyInto(root, items, { dest: '/app/', createdTime: 0 }));
+    const { calls } = await counting(['lstat', 'chmod', 'lchown'], () => copyInto(root, items, { dest: '/app/', createdTime: 0 }));
     const out = (p: string): string => path.join(root, 'app', p);
     // every file's directory was created by this copy: no lookup of an existing target there
     for (const f of ['sub/a.txt', 'sub/b.sh', 'sub/c', 'sub/deeper/d']) expect(calls.lstat).not.toContain(out(f));
@@ -210,6 +210,26 @@ describe("the copier's fs calls per file (issue 16)", () => {
     expect(calls.chmod!.filter((p) => p.startsWith(out('sub/')) && !p.endsWith('sub') && !p.endsWith('deeper'))).toEqual([out('sub/c')]);
     const modes = await Promise.all(['sub/a.txt', 'sub/b.sh', 'sub/c', 'sub/deeper/d'].map(async (f) => (await fsp.lstat(out(f))).mode & 0o7777));
     expect(modes).toEqual([0o644, 0o755, 0o4755, 0o644]);
+    // made by this (root) process in fresh directories: already 0:0, no chown
+    for (const f of ['sub/a.txt', 'sub/b.sh', 'sub/c', 'sub/deeper/d']) expect(calls.lchown).not.toContain(out(f));
+    const owners = await Promise.all(['sub/a.txt', 'sub/deeper/d'].map(async (f) => fsp.lstat(out(f))));
+    expect(owners.map((st) => [st.uid, st.gid])).toEqual([[0, 0], [0, 0]]);
+  });
+
+  it('--chown and setgid directories still chown every file', async () => {
+    const ctx = await context('owners', { 'sg/a.txt': 'a', 'plain/b.txt': 'b' });
+    await fsp.chmod(path.join(ctx, 'sg'), 0o2775);
+    const items = await collectSources(ctx, ['.']);
+    const r1 = path.join(dir, 'owners-root1');
+    await fsp.mkdir(r1);
+    const sg = await counting(['lchown'], () => copyInto(r1, items, { dest: '/app/', createdTime: 0 }));
+    expect(sg.calls.lchown).toContain(path.join(r1, 'app/sg/a.txt'));
+    expect(sg.calls.lchown).not.toContain(path.join(r1, 'app/plain/b.txt'));
+    const r2 = path.join(dir, 'owners-root2');
+    await fsp.mkdir(r2);
+    await copyInto(r2, items, { dest: '/app/', createdTime: 0, owner: { uid: 1000, gid: 1001 } });
+    const st = await Promise.all(['app/sg/a.txt', 'app/plain/b.txt'].map((f) => fsp.lstat(path.join(r2, f))));
+    expect(st.map((x) => [x.uid, x.gid])).toEqual([[1000, 1001], [1000, 1001]]);
   });
 
   it('a file over an existing one in an existing directory still replaces it', async () => {
