@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, promises as fsp, type Stats } from 'node:fs';
+import { createReadStream, lstatSync, promises as fsp, readdirSync, readlinkSync, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import { BuildError } from './errors.js';
 import { goPathMatcher, hasWildcards } from '@hoist/parser';
@@ -128,9 +128,9 @@ function mayReinclude(opts: CollectOptions, ctxRel: string, childRel: string, by
 }
 
 /**
- * How many fs calls of one context walk or hash are in flight at once: each lstat or small
- * read is one round trip to libuv's thread pool, and a context of 20,000 files spent most of its
- * walk waiting on them one after the other (issue 16).
+ * How many files of one context are hashed at once: each small read is a few round trips to
+ * libuv's thread pool, and a context of 20,000 files spent most of its hashing waiting on them
+ * one after the other (issue 16).
  */
 export const SOURCE_IO = 32;
 
@@ -155,15 +155,21 @@ async function walk(abs: string, rootRel: string, rel: string, out: SourceEntry[
   await walkChildren(abs, { rootRel, rel, out, opts });
 }
 
-/** A directory's children in name order; their lstats (and symlinks' readlinks) run SOURCE_IO at a time. */
+/**
+ * A directory's children in name order, read with synchronous calls: an lstat of a file whose
+ * inode is cached costs a few microseconds, a round trip to libuv's thread pool several times
+ * that (20,000 files: ~50 ms synchronous, ~200 ms 32 at a time, ~800 ms one after the other).
+ * The event loop gets a turn after every directory.
+ */
 async function walkChildren(abs: string, w: { rootRel: string; rel: string; out: SourceEntry[]; opts: CollectOptions }): Promise<void> {
   const { rootRel, rel, out, opts } = w;
-  const names = (await fsp.readdir(abs)).sort();
-  const children = await mapLimited(names, SOURCE_IO, async (n) => {
+  const names = readdirSync(abs).sort();
+  const children = names.map((n) => {
     const childAbs = path.join(abs, n);
-    const cst = await fsp.lstat(childAbs);
-    return { n, childAbs, cst, linkTarget: cst.isSymbolicLink() ? await fsp.readlink(childAbs) : undefined };
+    const cst = lstatSync(childAbs);
+    return { n, childAbs, cst, linkTarget: cst.isSymbolicLink() ? readlinkSync(childAbs) : undefined };
   });
+  await new Promise<void>((resolve) => setImmediate(resolve));
   for (const { n, childAbs, cst, linkTarget } of children) {
     const childRel = rel === '' ? n : `${rel}/${n}`;
     const ctxRel = rootRel === '' ? childRel : `${rootRel}/${childRel}`;
