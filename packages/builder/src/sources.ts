@@ -223,11 +223,19 @@ async function fileDigest(abs: string, size: number): Promise<string> {
  */
 export async function digestSources(items: SourceItem[], digests?: FileDigests): Promise<string> {
   const files = items.flatMap((item) => item.entries.filter((e) => e.stat.isFile()));
-  const content = await mapLimited(files, SOURCE_IO, (e) => {
+  // what the stat cache proves is answered at once; only the rest is read and hashed
+  await digests?.ready?.();
+  const byEntry = new Map<SourceEntry, string>();
+  for (const e of files) {
+    const hex = digests?.known?.(e.abs, e.stat);
+    if (hex !== undefined) byEntry.set(e, hex);
+  }
+  const missing = files.filter((e) => !byEntry.has(e));
+  const content = await mapLimited(missing, SOURCE_IO, (e) => {
     const hash = (): Promise<string> => fileDigest(e.abs, e.stat.size);
     return digests ? digests.digest(e.abs, e.stat, hash) : hash();
   });
-  const byEntry = new Map(files.map((e, i) => [e, content[i]!]));
+  missing.forEach((e, i) => byEntry.set(e, content[i]!));
   const h = createHash('sha256');
   for (const item of items) {
     h.update(`item ${item.path}\0${item.stat.isDirectory() ? 'dir' : 'file'}\0`);
