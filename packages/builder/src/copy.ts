@@ -1,6 +1,7 @@
 import { promises as fsp, constants as fsc } from 'node:fs';
 import * as path from 'node:path';
 import pLimit from 'p-limit';
+import { unprivilegedIds } from '@hoist/oci';
 import { BuildError } from './errors.js';
 import { secureJoin } from './rootfs.js';
 import type { SourceItem, SourceEntry } from './sources.js';
@@ -33,6 +34,7 @@ export interface CopyOptions {
 export async function copyInto(root: string, items: SourceItem[], o: CopyOptions): Promise<void> {
   const owner = o.owner ?? { uid: 0, gid: 0 };
   const parents: ParentDirs = new Map();
+  const creator = creatorIds();
   for (const item of items) {
     const links: HardLinks = new Map();
     let base: string;
@@ -56,7 +58,7 @@ export async function copyInto(root: string, items: SourceItem[], o: CopyOptions
       if (e.rel === '' && item.stat.isDirectory()) continue;
       const inImage = e.rel === '' ? base : path.posix.join(base, e.rel);
       const own = o.owner ?? (o.preserveOwner ? { uid: e.stat.uid, gid: e.stat.gid } : owner);
-      const copy = (): Promise<void> => copyEntry(root, { inImage, entry: e, owner: own, links, parents, fresh }, o);
+      const copy = (): Promise<void> => copyEntry(root, { inImage, entry: e, owner: own, links, parents, fresh, creator }, o);
       if (e.stat.isFile() && e.stat.nlink <= 1) files.add(copy);
       else {
         await files.settle();
@@ -123,9 +125,12 @@ export async function mkdirs(root: string, dirInImage: string, owner: { uid: num
   return abs;
 }
 
-/** Whether files this process creates get `owner` (its effective ids). */
-function ownedByUs(owner: { uid: number; gid: number }): boolean {
-  return owner.uid === process.geteuid?.() && owner.gid === process.getegid?.();
+/**
+ * The owner files this process creates get for real (its effective ids), when it can chown;
+ * undefined in the no-privilege mode, where setOwner may keep owners elsewhere.
+ */
+function creatorIds(): { uid: number; gid: number } | undefined {
+  return unprivilegedIds() === undefined ? { uid: process.geteuid?.() ?? 0, gid: process.getegid?.() ?? 0 } : undefined;
 }
 
 /** `abs` (below `root`) as the image sees it. */
@@ -156,6 +161,8 @@ interface CopyJob {
   links: HardLinks;
   parents: ParentDirs;
   fresh: FreshDirs;
+  /** creatorIds(), once per copy. */
+  creator: { uid: number; gid: number } | undefined;
 }
 
 /** Files copied at the same time share one mkdirs of their parent (it fails for both or neither). */
@@ -202,7 +209,8 @@ async function copyEntry(root: string, job: CopyJob, o: CopyOptions): Promise<vo
   // the target is gone (removed above, or in a fresh directory): create it exclusively
   await fsp.copyFile(e.abs, target, fsc.COPYFILE_FICLONE | fsc.COPYFILE_EXCL);
   // a file made in a fresh directory without setgid belongs to this process's euid:egid already
-  if (parentSetgid !== false || !ownedByUs(owner)) await setOwner(target, owner.uid, owner.gid);
+  const mine = job.creator !== undefined && owner.uid === job.creator.uid && owner.gid === job.creator.gid;
+  if (parentSetgid !== false || !mine) await setOwner(target, owner.uid, owner.gid);
   // copyFile gave the copy the source's mode; only a changed mode, or setuid/setgid bits
   // (cleared by the chown), need another chmod
   if (mode !== (st.mode & 0o7777) || (mode & 0o6000) !== 0) await fsp.chmod(target, mode);
