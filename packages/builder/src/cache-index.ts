@@ -26,5 +26,6 @@ export async function rememberChild(dir: string, parent: string, rec: { key: str
   const idx = await readIndex(dir, parent);
   const op = rec.inputDigests?.op ?? '';
   idx.children = [{ key: rec.key, op, created: rec.created }, ...idx.children.filter((c) => c.key !== rec.key)].slice(0, MAX_CHILDREN);
-  await writeFileAtomic(indexFile(dir, parent), JSON.stringify(idx));
+  // only for explanations (a torn index reads as empty): no fsync
+  await writeFileAtomic(indexFile(dir, parent), JSON.stringify(idx), { sync: false });
 }

@@ -1,6 +1,7 @@
 import { promises as fsp, constants as fsc } from 'node:fs';
 import * as path from 'node:path';
 import pLimit from 'p-limit';
+import { unprivilegedIds } from '@hoist/oci';
 import { BuildError } from './errors.js';
 import { secureJoin } from './rootfs.js';
 import type { SourceItem, SourceEntry } from './sources.js';
@@ -39,6 +40,7 @@ export async function copyInto(root: string, items: SourceItem[], o: CopyOptions
   const owner = o.owner ?? { uid: 0, gid: 0 };
   const dirs = { owner, mtime: o.createdTime, owners: o.owners };
   const parents: ParentDirs = new Map();
+  const creator = creatorIds();
   for (const item of items) {
     const links: HardLinks = new Map();
     let base: string;
@@ -57,11 +59,12 @@ export async function copyInto(root: string, items: SourceItem[], o: CopyOptions
       base = o.dest.endsWith('/') || existingDir ? path.posix.join(o.dest, item.name) : o.dest;
     }
     const files = new FileCopies();
+    const fresh: FreshDirs = new Map();
     for (const e of item.entries) {
       if (e.rel === '' && item.stat.isDirectory()) continue;
       const inImage = e.rel === '' ? base : path.posix.join(base, e.rel);
       const own = o.owner ?? (o.preserveOwner ? ownerIn(o.source, e.abs, e.stat) : owner);
-      const copy = (): Promise<void> => copyEntry(root, { inImage, entry: e, owner: own, links, parents }, o);
+      const copy = (): Promise<void> => copyEntry(root, { inImage, entry: e, owner: own, links, parents, fresh, creator }, o);
       if (e.stat.isFile() && e.stat.nlink <= 1) files.add(copy);
       else {
         await files.settle();
@@ -129,6 +132,14 @@ export async function mkdirs(root: string, dirInImage: string, o: { owner: { uid
   return abs;
 }
 
+/**
+ * The owner files this process creates get for real (its effective ids), when it can chown;
+ * undefined in the no-privilege mode, where setOwner may keep owners elsewhere.
+ */
+function creatorIds(): { uid: number; gid: number } | undefined {
+  return unprivilegedIds() === undefined ? { uid: process.geteuid?.() ?? 0, gid: process.getegid?.() ?? 0 } : undefined;
+}
+
 /** `abs` (below `root`) as the image sees it. */
 function imagePath(root: string, abs: string): string {
   return `/${path.relative(root, abs).split(path.sep).join('/')}`;
@@ -142,6 +153,25 @@ function imagePath(root: string, abs: string): string {
  */
 type ParentDirs = Map<string, Promise<string>>;
 
+/**
+ * Directories (image paths) one source item created itself, empty until then: the item's other
+ * entries are distinct paths, so nothing can exist below them that needs replacing and the
+ * files copied there skip the lookup of an existing target (the exclusive create would still
+ * refuse one). The value: whether the directory is setgid (its new files take its group).
+ */
+type FreshDirs = Map<string, boolean>;
+
+interface CopyJob {
+  inImage: string;
+  entry: SourceEntry;
+  owner: { uid: number; gid: number };
+  links: HardLinks;
+  parents: ParentDirs;
+  fresh: FreshDirs;
+  /** creatorIds(), once per copy. */
+  creator: { uid: number; gid: number } | undefined;
+}
+
 /** Files copied at the same time share one mkdirs of their parent (it fails for both or neither). */
 function parentDir(root: string, job: { inImage: string; owner: { uid: number; gid: number }; parents: ParentDirs }, o: CopyOptions): Promise<string> {
   const dir = path.posix.dirname(job.inImage);
@@ -153,18 +183,22 @@ function parentDir(root: string, job: { inImage: string; owner: { uid: number; g
   return abs;
 }
 
-async function copyEntry(root: string, job: { inImage: string; entry: SourceEntry; owner: { uid: number; gid: number }; links: HardLinks; parents: ParentDirs }, o: CopyOptions): Promise<void> {
+async function copyEntry(root: string, job: CopyJob, o: CopyOptions): Promise<void> {
   const { inImage, entry: e, owner } = job;
   const where = { root, owners: o.owners };
   const target = path.join(await parentDir(root, job, o), path.posix.basename(inImage));
   const st = e.stat;
-  const existing = await fsp.lstat(target).catch(() => undefined);
+  const parentSetgid = job.fresh.get(path.posix.dirname(inImage));
+  const existing = parentSetgid !== undefined ? undefined : await fsp.lstat(target).catch(() => undefined);
   // a symlink or a directory about to be replaced may be on a remembered path
   if (existing && (existing.isSymbolicLink() || (existing.isDirectory() && !st.isDirectory()))) job.parents.clear();
   const mode = o.chmod ? applyChmod(st.mode & 0o7777, o.chmod, st.isDirectory()) : st.mode & 0o7777;
   if (st.isDirectory()) {
     if (existing && !existing.isDirectory()) await fsp.rm(target, { recursive: true, force: true });
-    if (!existing || !existing.isDirectory()) await fsp.mkdir(target);
+    if (!existing || !existing.isDirectory()) {
+      await fsp.mkdir(target);
+      job.fresh.set(inImage, (mode & 0o2000) !== 0);
+    }
     await setOwner(target, owner.uid, owner.gid, where);
     await fsp.chmod(target, mode);
     await fsp.utimes(target, st.atime, st.mtime);
@@ -180,9 +214,15 @@ async function copyEntry(root: string, job: { inImage: string; entry: SourceEntr
   }
   if (!st.isFile()) return; // sockets, FIFOs and devices in a context are not copied
   if (await linkToCopied(job.links, e, target)) return;
-  await fsp.copyFile(e.abs, target, fsc.COPYFILE_FICLONE);
-  await setOwner(target, owner.uid, owner.gid, where);
-  await fsp.chmod(target, mode);
+  // the target is gone (removed above, or in a fresh directory): create it exclusively
+  await fsp.copyFile(e.abs, target, fsc.COPYFILE_FICLONE | fsc.COPYFILE_EXCL);
+  // a file made in a fresh directory without setgid belongs to this process's euid:egid already
+  // (never skipped without privileges: there the owner goes into the ownership record)
+  const mine = job.creator !== undefined && owner.uid === job.creator.uid && owner.gid === job.creator.gid;
+  if (parentSetgid !== false || !mine) await setOwner(target, owner.uid, owner.gid, where);
+  // copyFile gave the copy the source's mode; only a changed mode, or setuid/setgid bits
+  // (cleared by the chown), need another chmod
+  if (mode !== (st.mode & 0o7777) || (mode & 0o6000) !== 0) await fsp.chmod(target, mode);
   await fsp.utimes(target, st.atime, st.mtime);
   await noteCopied(job.links, e, target);
 }

@@ -4,16 +4,21 @@ import type { Mounted } from '@hoist/snapshotter';
 import type { BuildSession } from './session.js';
 
 /**
- * Make an image's layers usable as snapshots: bring each blob that is not local yet into the
- * store from wherever its layer is (a base image's registry, an imported cache; only when a step
- * really runs on them), then unpack each once (keyed by diff_id).
+ * Make an image's layers usable as snapshots, all layers at once: each one that is not unpacked
+ * yet is brought into the store from wherever it is (a base image's registry, an imported cache;
+ * only when a step really runs on them) and unpacked once (keyed by diff_id). A registry
+ * download is unpacked as it comes in (the snapshotter's LayerChecker), not read again after.
  */
 export async function materialize(ctx: BuildSession, img: Image): Promise<void> {
   const diffIds = img.config.rootfs.diff_ids;
-  await fetchLayers(ctx, img);
-  for (let i = 0; i < img.layers.length; i++) {
-    await ctx.opts.snapshotter.ensureLayer({ diffId: diffIds[i]!, descriptor: img.layers[i]! });
-  }
+  const layers = await imageLayers(ctx, img);
+  const signal = ctx.opts.signal ? { signal: ctx.opts.signal } : {};
+  const ensured = layers.map((layer, i) =>
+    ctx.opts.snapshotter.ensureLayer({ diffId: diffIds[i]!, descriptor: img.layers[i]!, fetch: () => fetchLayer(ctx, layer), ...signal }),
+  );
+  const results = await Promise.allSettled(ensured);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 /**
@@ -58,9 +63,10 @@ export async function imageLayers(ctx: BuildSession, img: Image): Promise<Layer[
 
 /** Bring an image's layer blobs into the store (one at a time, in order); those there stay as they are. */
 export async function fetchLayers(ctx: BuildSession, img: Image): Promise<void> {
-  const blobs = ctx.opts.store.blobs;
-  for (const layer of await imageLayers(ctx, img)) {
-    const r = await layer.fetchInto(blobs, ctx.opts.signal ? { signal: ctx.opts.signal } : {});
-    if (r === 'fetched' && layer.origin.kind === 'cache') ctx.stats.layerFetched();
-  }
+  for (const layer of await imageLayers(ctx, img)) await fetchLayer(ctx, layer);
+}
+
+async function fetchLayer(ctx: BuildSession, layer: Layer): Promise<void> {
+  const r = await layer.fetchInto(ctx.opts.store.blobs, ctx.opts.signal ? { signal: ctx.opts.signal } : {});
+  if (r === 'fetched' && layer.origin.kind === 'cache') ctx.stats.layerFetched();
 }

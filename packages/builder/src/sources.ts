@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, promises as fsp, type Stats } from 'node:fs';
+import { createReadStream, lstatSync, promises as fsp, readdirSync, readlinkSync, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import { BuildError } from './errors.js';
 import { goPathMatcher, hasWildcards } from '@hoist/parser';
@@ -127,17 +127,53 @@ function mayReinclude(opts: CollectOptions, ctxRel: string, childRel: string, by
   return viaFilter && viaExclude;
 }
 
+/**
+ * How many files of one context are hashed at once: each small read is a few round trips to
+ * libuv's thread pool, and a context of 20,000 files spent most of its hashing waiting on them
+ * one after the other (issue 16).
+ */
+export const SOURCE_IO = 32;
+
+/** `fn` over `items` with at most `limit` calls running at once; results in the items' order. */
+export async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
 async function walk(abs: string, rootRel: string, rel: string, out: SourceEntry[], opts: CollectOptions): Promise<void> {
   const st = await fsp.lstat(abs);
   out.push({ rel, abs, stat: st });
   if (!st.isDirectory()) return;
-  const names = (await fsp.readdir(abs)).sort();
-  for (const n of names) {
+  await walkChildren(abs, { rootRel, rel, out, opts });
+}
+
+/**
+ * A directory's children in name order, read with synchronous calls: an lstat of a file whose
+ * inode is cached costs a few microseconds, a round trip to libuv's thread pool several times
+ * that (20,000 files: ~50 ms synchronous, ~200 ms 32 at a time, ~800 ms one after the other).
+ * The event loop gets a turn after every directory.
+ */
+async function walkChildren(abs: string, w: { rootRel: string; rel: string; out: SourceEntry[]; opts: CollectOptions }): Promise<void> {
+  const { rootRel, rel, out, opts } = w;
+  const names = readdirSync(abs).sort();
+  const children = names.map((n) => {
+    const childAbs = path.join(abs, n);
+    const cst = lstatSync(childAbs);
+    return { n, childAbs, cst, linkTarget: cst.isSymbolicLink() ? readlinkSync(childAbs) : undefined };
+  });
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  for (const { n, childAbs, cst, linkTarget } of children) {
     const childRel = rel === '' ? n : `${rel}/${n}`;
     const ctxRel = rootRel === '' ? childRel : `${rootRel}/${childRel}`;
-    const childAbs = path.join(abs, n);
     const by = { filter: opts.filter?.matches(ctxRel) ?? false, exclude: opts.exclude?.matches(childRel) ?? false };
-    const cst = await fsp.lstat(childAbs);
     if (by.filter || by.exclude) {
       if (cst.isDirectory() && mayReinclude(opts, ctxRel, childRel, by)) {
         const sub: SourceEntry[] = [];
@@ -148,7 +184,7 @@ async function walk(abs: string, rootRel: string, rel: string, out: SourceEntry[
       continue;
     }
     if (cst.isSymbolicLink()) {
-      out.push({ rel: childRel, abs: childAbs, stat: cst, linkTarget: await fsp.readlink(childAbs) });
+      out.push({ rel: childRel, abs: childAbs, stat: cst, linkTarget: linkTarget! });
     } else if (cst.isDirectory()) {
       await walk(childAbs, rootRel, childRel, out, opts);
     } else {
@@ -157,8 +193,24 @@ async function walk(abs: string, rootRel: string, rel: string, out: SourceEntry[
   }
 }
 
-async function fileDigest(abs: string): Promise<string> {
+/** Files up to this size are hashed from one read (open, read, close) rather than a stream. */
+const SMALL_FILE = 256 * 1024;
+
+async function fileDigest(abs: string, size: number): Promise<string> {
   const h = createHash('sha256');
+  if (size <= SMALL_FILE) {
+    const fh = await fsp.open(abs, 'r');
+    try {
+      // one byte more than the stat said: a file that grew is read to its end below
+      const buf = Buffer.allocUnsafe(size + 1);
+      const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+      h.update(buf.subarray(0, bytesRead));
+      if (bytesRead === buf.length) for await (const chunk of fh.createReadStream({ start: bytesRead, autoClose: false })) h.update(chunk as Buffer);
+    } finally {
+      await fh.close();
+    }
+    return h.digest('hex');
+  }
   for await (const chunk of createReadStream(abs)) h.update(chunk as Buffer);
   return h.digest('hex');
 }
@@ -167,8 +219,23 @@ async function fileDigest(abs: string): Promise<string> {
  * Content digest of matched sources for the cache key: names, types, modes, sizes, link
  * targets and file contents — never mtimes, owners of the context, or absolute paths.
  * `digests` (the context's stat cache) may answer for files whose stat is unchanged.
+ * Files are hashed SOURCE_IO at a time; the digest takes them in their order, as before.
  */
 export async function digestSources(items: SourceItem[], digests?: FileDigests): Promise<string> {
+  const files = items.flatMap((item) => item.entries.filter((e) => e.stat.isFile()));
+  // what the stat cache proves is answered at once; only the rest is read and hashed
+  await digests?.ready?.();
+  const byEntry = new Map<SourceEntry, string>();
+  for (const e of files) {
+    const hex = digests?.known?.(e.abs, e.stat);
+    if (hex !== undefined) byEntry.set(e, hex);
+  }
+  const missing = files.filter((e) => !byEntry.has(e));
+  const content = await mapLimited(missing, SOURCE_IO, (e) => {
+    const hash = (): Promise<string> => fileDigest(e.abs, e.stat.size);
+    return digests ? digests.digest(e.abs, e.stat, hash) : hash();
+  });
+  missing.forEach((e, i) => byEntry.set(e, content[i]!));
   const h = createHash('sha256');
   for (const item of items) {
     h.update(`item ${item.path}\0${item.stat.isDirectory() ? 'dir' : 'file'}\0`);
@@ -176,8 +243,7 @@ export async function digestSources(items: SourceItem[], digests?: FileDigests):
       const st = e.stat;
       const type = st.isDirectory() ? 'd' : st.isSymbolicLink() ? 'l' : st.isFile() ? 'f' : 'o';
       h.update(`${e.rel}\0${type}\0${(st.mode & 0o7777).toString(8)}\0`);
-      const content = (): Promise<string> => fileDigest(e.abs);
-      if (type === 'f') h.update(`${st.size}\0${await (digests ? digests.digest(e.abs, st, content) : content())}\0`);
+      if (type === 'f') h.update(`${st.size}\0${byEntry.get(e)!}\0`);
       if (type === 'l') h.update(`${e.linkTarget ?? ''}\0`);
     }
   }

@@ -39,6 +39,10 @@ const DEFAULT_RACY_MS = 2000;
 /** What digestSources asks for a regular file's content digest. */
 export interface FileDigests {
   digest(abs: string, st: Stats, hash: () => Promise<string>): Promise<string>;
+  /** Loads what `known` answers from. */
+  ready?(): Promise<void>;
+  /** The digest without hashing, when the stat proves it (after `ready`); undefined otherwise. */
+  known?(abs: string, st: Stats): string | undefined;
 }
 
 export class StatCache implements FileDigests {
@@ -52,16 +56,30 @@ export class StatCache implements FileDigests {
     this.now = o.now ?? Date.now;
   }
 
+  async ready(): Promise<void> {
+    await this.load();
+  }
+
+  known(abs: string, st: Stats): string | undefined {
+    if (!this.entries || !this.below(abs)) return undefined;
+    const e = this.entries.get(abs);
+    if (!e || !same(e, st)) return undefined;
+    this.stats.hits++;
+    // a use moves the entry up for the bound (written only together with something new)
+    e[6] = this.now();
+    return e[5];
+  }
+
+  private below(abs: string): boolean {
+    return this.o.roots.some((r) => abs.startsWith(r.endsWith('/') ? r : `${r}/`));
+  }
+
   async digest(abs: string, st: Stats, hash: () => Promise<string>): Promise<string> {
-    if (!this.o.roots.some((r) => abs.startsWith(r.endsWith('/') ? r : `${r}/`))) return hash();
+    if (!this.below(abs)) return hash();
     const entries = await this.load();
+    const hit = this.known(abs, st);
+    if (hit !== undefined) return hit;
     const e = entries.get(abs);
-    if (e && same(e, st)) {
-      this.stats.hits++;
-      // a use moves the entry up for the bound (written only together with something new)
-      e[6] = this.now();
-      return e[5];
-    }
     this.stats.misses++;
     const readAt = this.now();
     const hex = await hash();

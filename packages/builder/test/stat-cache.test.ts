@@ -147,3 +147,27 @@ it('gives digestSources the same key with and without the cache, and a new key a
   expect(edited).not.toBe(plain);
   expect(edited).toBe(await digestSources(await collectSources(ctx, ['app'])));
 });
+
+it('answers known files without a hash (known), and not a same-size edit with its mtime reset', async () => {
+  const f = path.join(ctx, 'src', 'known.txt');
+  await fsp.writeFile(f, 'aaaa\n');
+  await fsp.utimes(f, 1_600_000_000, 1_600_000_000);
+  const c = cache('known');
+  await c.ready();
+  expect(c.known(f, await fsp.stat(f))).toBeUndefined();
+  const first = await lookup(c, f, counter().hash);
+  expect(c.known(f, await fsp.stat(f))).toBe(first);
+  const before = await fsp.stat(f);
+  await fsp.writeFile(f, 'bbbb\n');
+  await fsp.utimes(f, 1_600_000_000, 1_600_000_000);
+  const after = await fsp.stat(f);
+  expect([after.size, after.mtimeMs]).toEqual([before.size, before.mtimeMs]);
+  expect(c.known(f, after)).toBeUndefined();
+  // digestSources takes what known answers and hashes only the rest
+  const n = counter();
+  const counting = { ready: () => c.ready(), known: (abs: string, st: import('node:fs').Stats) => c.known(abs, st), digest: (abs: string, st: import('node:fs').Stats, hash: () => Promise<string>) => c.digest(abs, st, () => (n.reads.push(path.basename(abs)), hash())) };
+  const items = await collectSources(path.join(ctx, 'src'), ['known.txt']);
+  await digestSources(items, counting);
+  await digestSources(items, counting);
+  expect(n.reads).toEqual(['known.txt']);
+});

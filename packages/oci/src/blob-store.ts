@@ -166,7 +166,8 @@ export class BlobStore {
    * long as the digest does: later checks of the same blob need not decompress it again.
    */
   async noteVerifiedLayer(digest: Digest, diffId: Digest): Promise<void> {
-    await writeFileAtomic(path.join(this.verifiedDir, digestHex(digest)), `${diffId}\n`);
+    // a cache of a check (verifiedDiffId ignores a torn note; a lost one is checked again): no fsync
+    await writeFileAtomic(path.join(this.verifiedDir, digestHex(digest)), `${diffId}\n`, { sync: false });
   }
 
   /** The diff_id recorded by noteVerifiedLayer, if any. */

@@ -4,14 +4,25 @@ import * as path from 'node:path';
 import { OciError } from './errors.js';
 
 /** Write a file atomically: temp file in the same directory, fsync, rename. */
-export async function writeFileAtomic(file: string, data: Uint8Array | string, mode = 0o644): Promise<void> {
+export interface AtomicWriteOptions {
+  mode?: number;
+  /**
+   * fsync the data before the rename (default true). Only for files that are a cache whose
+   * reader validates them (a torn or empty file after a crash reads as absent, and losing one
+   * costs only recomputing it): the rename still never shows a half-written file while running.
+   */
+  sync?: boolean;
+}
+
+export async function writeFileAtomic(file: string, data: Uint8Array | string, o: number | AtomicWriteOptions = 0o644): Promise<void> {
+  const { mode = 0o644, sync = true } = typeof o === 'number' ? { mode: o } : o;
   const dir = path.dirname(file);
   await fsp.mkdir(dir, { recursive: true });
   const tmp = path.join(dir, `.tmp-${path.basename(file)}-${randomBytes(6).toString('hex')}`);
   const fh = await fsp.open(tmp, 'wx', mode);
   try {
     await fh.writeFile(data);
-    await fh.sync();
+    if (sync) await fh.sync();
   } finally {
     await fh.close();
   }

@@ -65,10 +65,13 @@ export class ImageStore {
     }
   }
 
+  /** Change the index under its lock; an unchanged index is not written again (no rename, no fsync). */
   private async updateIndex(fn: (idx: ImageIndex) => void): Promise<void> {
     await withFileLock(path.join(this.root, 'index.json.lock'), async () => {
       const idx = await this.readIndex();
+      const before = JSON.stringify(idx);
       fn(idx);
+      if (JSON.stringify(idx) === before) return;
       await writeFileAtomic(this.indexPath, JSON.stringify(idx, null, 2) + '\n');
     });
   }
@@ -80,9 +83,13 @@ export class ImageStore {
       if (!(await this.blobs.has(d))) throw new OciError('BLOB_UNKNOWN', `cannot tag ${full}: manifest ${d} is not in the store`);
     }
     await this.updateIndex((idx) => {
-      idx.manifests = idx.manifests.filter((m) => m.annotations?.[REF_ANNOTATION] !== full);
       const { annotations: _drop, ...plain } = desc;
-      idx.manifests.push({ ...plain, annotations: { [REF_ANNOTATION]: full, [OCI_REF_NAME]: full } });
+      const entry = { ...plain, annotations: { [REF_ANNOTATION]: full, [OCI_REF_NAME]: full } };
+      // the same tag again (a cached rebuild) stays where it is: the index is unchanged
+      const same = idx.manifests.find((m) => m.annotations?.[REF_ANNOTATION] === full && JSON.stringify(m) === JSON.stringify(entry));
+      if (same) return;
+      idx.manifests = idx.manifests.filter((m) => m.annotations?.[REF_ANNOTATION] !== full);
+      idx.manifests.push(entry);
     });
     return full;
   }

@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { PassThrough, Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { type BlobStore, ImageStore, sha256, type Digest } from '@hoist/oci';
+import { type BlobStore, ImageStore, sha256, writeFileAtomic, type Digest } from '@hoist/oci';
 
 const hex = (b: Buffer): Digest => `sha256:${createHash('sha256').update(b).digest('hex')}` as Digest;
 
@@ -61,5 +61,50 @@ describe('BlobStore.write', () => {
     await blobs.commitDownload(partial, desc);
     expect(await blobs.has(desc.digest)).toBe(true);
     expect(await tmpFiles()).toEqual([]);
+  });
+});
+
+describe('fsyncs (issue 16: a committed layer paid five)', () => {
+  /** Counts FileHandle.sync calls while `fn` runs. */
+  async function syncs(fn: () => Promise<unknown>): Promise<number> {
+    const probe = await fsp.open(path.join(dir, 'oci-layout'), 'r');
+    const proto = Object.getPrototypeOf(probe) as { sync: (...a: unknown[]) => Promise<void> };
+    await probe.close();
+    const orig = proto.sync;
+    let n = 0;
+    proto.sync = function (this: unknown, ...a: unknown[]) {
+      n++;
+      return orig.apply(this, a);
+    };
+    try {
+      await fn();
+    } finally {
+      proto.sync = orig;
+    }
+    return n;
+  }
+  let dir: string;
+  beforeEach(async () => {
+    dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'hoist-syncs-'));
+  });
+  afterEach(async () => fsp.rm(dir, { recursive: true, force: true }));
+
+  it('a blob is fsynced before its rename; the verified-layer note (a cache the reader validates) is not', async () => {
+    const store = await ImageStore.open(dir);
+    const digest = sha256(Buffer.from('layer'));
+    expect(await syncs(() => store.blobs.putBytes(Buffer.from('layer'), 'application/octet-stream'))).toBeGreaterThan(0);
+    expect(await syncs(() => store.blobs.noteVerifiedLayer(digest, sha256(Buffer.from('tar'))))).toBe(0);
+    expect(await store.blobs.verifiedDiffId(digest)).toBe(sha256(Buffer.from('tar')));
+    expect(await syncs(() => writeFileAtomic(path.join(dir, 'x.json'), '{}'))).toBe(1);
+    expect(await syncs(() => writeFileAtomic(path.join(dir, 'y.json'), '{}', { sync: false }))).toBe(0);
+    expect(await fsp.readFile(path.join(dir, 'y.json'), 'utf8')).toBe('{}');
+  });
+
+  it('a torn verified-layer note reads as not verified', async () => {
+    const store = await ImageStore.open(dir);
+    const digest = sha256(Buffer.from('layer'));
+    await store.blobs.noteVerifiedLayer(digest, sha256(Buffer.from('tar')));
+    await fsp.writeFile(path.join(store.blobs.verifiedDir, digest.slice('sha256:'.length)), 'sha256:12');
+    expect(await store.blobs.verifiedDiffId(digest)).toBeUndefined();
   });
 });

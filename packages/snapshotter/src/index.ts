@@ -1,5 +1,5 @@
 export { SnapshotError, type SnapshotErrorCode } from './errors.js';
-export { Snapshotter, type SnapshotterOptions, type ReadOnlyView } from './snapshotter.js';
+export { Snapshotter, type SnapshotterOptions, type ReadOnlyView, type EnsureLayer } from './snapshotter.js';
 export { type SnapshotRecord } from './store.js';
 export { Ownership, type Owner, type OwnerRecord } from './owners.js';
 export { Mounted, type CommitOptions, type CommitResult, type Driver } from './mounted.js';
@@ -17,7 +17,7 @@ export { encodeHeader, type TarHeader, type EntryType } from './tar/format.js';
 export { overlayOptions, opaqueXattr, MOUNT_DATA_MAX, type OverlayXattrs } from './overlay.js';
 export { readXattrsTree } from './sys.js';
 export { checkLayer, MemberChecker, type CheckLayerOptions, type LayerCheckResult } from './verify.js';
-export { LayerChecker, describeLayerError, type ContentCheck } from './layer-checks.js';
+export { LayerChecker, describeLayerError, type ContentCheck, type DownloadUnpacker } from './layer-checks.js';
 export { cleanupStaleWork, type StaleCleanup } from './stale.js';
 export { SnapshotMaintenance, type SnapshotEntry, type ChainEntry } from './maintenance.js';
 export { mountsUnder, unmount } from './overlay.js';

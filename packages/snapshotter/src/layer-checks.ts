@@ -20,10 +20,17 @@ export interface ContentCheck {
  * as extraction would do it, decompressed, nothing written) and remembers what it verified in
  * the blob store, so that a blob is decompressed for checking once, not at every pull or push.
  */
+/** What unpacks a layer while it downloads (the Snapshotter): undefined when nobody wants it unpacked now. */
+export interface DownloadUnpacker {
+  unpackFrom(layer: Descriptor, diffId: Digest, src: AsyncIterable<Buffer>): Promise<void> | undefined;
+}
+
 export class LayerChecker {
   constructor(
     private readonly blobs: BlobStore,
     private readonly limits: ReadLimits = {},
+    /** When given, a download the snapshotter is waiting for is unpacked as it is checked (one pass, one decompression). */
+    private readonly unpacker?: DownloadUnpacker,
   ) {}
 
   /** Whether the blob was verified before to have this diff_id; DIFF_ID_MISMATCH when another. */
@@ -37,9 +44,11 @@ export class LayerChecker {
   }
 
   /** A check of the blob fed while it is being transferred (e.g. downloaded). */
-  begin(layer: Pick<Descriptor, 'digest'>, diffId: Digest): ContentCheck {
+  begin(layer: Pick<Descriptor, 'digest'> & Partial<Descriptor>, diffId: Digest): ContentCheck {
     const input = new PassThrough({ highWaterMark: 1024 * 1024 });
-    return new StreamCheck(input, this.run(layer, diffId, input));
+    // a full descriptor (as a download has) names the snapshot's blob
+    const unpacking = layer.size !== undefined && layer.mediaType !== undefined ? this.unpacker?.unpackFrom({ ...layer, size: layer.size, mediaType: layer.mediaType }, diffId, input) : undefined;
+    return new StreamCheck(input, unpacking ?? this.run(layer, diffId, input));
   }
 
   /** Verify a blob that is in the store, unless known: one streaming read, decompressed. */

@@ -32,6 +32,18 @@ export interface SnapshotterOptions {
   limits?: ReadLimits;
 }
 
+export interface EnsureLayer {
+  diffId: Digest;
+  descriptor: Descriptor;
+  signal?: AbortSignal;
+  /**
+   * Brings the blob into the blob store when it is not there (a base layer in a registry). If
+   * the download is checked by a LayerChecker made with this snapshotter, the layer is unpacked
+   * in the same pass; otherwise it is unpacked from the store afterwards.
+   */
+  fetch?: () => Promise<unknown>;
+}
+
 export interface ReadOnlyView {
   readonly root: string;
   release(): Promise<void>;
@@ -46,6 +58,8 @@ export interface ReadOnlyView {
 export class Snapshotter implements MountHost {
   readonly layout: Layout;
   private readonly inflight = new Map<string, Promise<void>>();
+  /** Layers whose blob ensureLayer is fetching, to be unpacked by the download's content check ({@link unpackFrom}). */
+  private readonly unpackWanted = new Set<string>();
   private readonly active = new Set<Mounted>();
 
   readonly root: string;
@@ -100,7 +114,7 @@ export class Snapshotter implements MountHost {
    * snapshot dir, keyed by diff_id. Idempotent, atomic (temp dir + rename), safe for concurrent
    * callers (in this process they share the work; across processes the first rename wins).
    */
-  async ensureLayer(layer: { diffId: Digest; descriptor: Descriptor; signal?: AbortSignal }): Promise<void> {
+  async ensureLayer(layer: EnsureLayer): Promise<void> {
     const key = layer.diffId;
     const running = this.inflight.get(key);
     if (running) return running;
@@ -109,8 +123,18 @@ export class Snapshotter implements MountHost {
     return p;
   }
 
-  private async doEnsure(layer: { diffId: Digest; descriptor: Descriptor; signal?: AbortSignal }): Promise<void> {
+  private async doEnsure(layer: EnsureLayer): Promise<void> {
     if (await this.has(layer.diffId)) return;
+    if (layer.fetch && !(await this.blobs.has(layer.descriptor.digest))) {
+      // a download verified by a LayerChecker made with this snapshotter unpacks as it comes in
+      if (this.driver === 'overlay') this.unpackWanted.add(layer.diffId);
+      try {
+        await layer.fetch();
+      } finally {
+        this.unpackWanted.delete(layer.diffId);
+      }
+      if (await this.has(layer.diffId)) return;
+    }
     if (this.driver === 'copy') {
       if (!(await this.blobs.has(layer.descriptor.digest))) {
         throw new SnapshotError('SNAPSHOT_UNKNOWN', `layer blob ${layer.descriptor.digest} is not in the blob store`);
@@ -118,10 +142,15 @@ export class Snapshotter implements MountHost {
       await this.layout.recordOnly({ diffId: layer.diffId, descriptor: stripDesc(layer.descriptor) });
       return;
     }
+    await this.unpack(this.blobs.get(layer.descriptor), layer);
+  }
+
+  /** Unpack a layer's blob (verified against its diff_id) into a temp dir and adopt it as the snapshot. */
+  private async unpack(src: Readable | AsyncIterable<Buffer>, layer: { diffId: Digest; descriptor: Descriptor; signal?: AbortSignal }): Promise<void> {
     const tmp = this.layout.tmpPath('layer');
     try {
       await fsp.mkdir(path.join(tmp, 'diff'), { recursive: true });
-      await applyLayer(this.blobs.get(layer.descriptor), path.join(tmp, 'diff'), {
+      await applyLayer(src, path.join(tmp, 'diff'), {
         ...this.limits,
         whiteouts: 'overlay',
         opaqueXattr: opaqueXattr(this.overlayXattrs),
@@ -133,6 +162,18 @@ export class Snapshotter implements MountHost {
     } finally {
       await fsp.rm(tmp, { recursive: true, force: true });
     }
+  }
+
+  /**
+   * While ensureLayer fetches a layer's blob: unpack the bytes of the download as they arrive
+   * (the download's content check), instead of checking them and unpacking the stored blob
+   * afterwards. The snapshot is adopted only when the stream ended, i.e. when the downloader
+   * verified the blob's digest (a content check is ended only then), and only if the content
+   * hashes to the diff_id. Undefined when no ensureLayer waits for this layer.
+   */
+  unpackFrom(layer: Descriptor, diffId: Digest, src: AsyncIterable<Buffer>): Promise<void> | undefined {
+    if (!this.unpackWanted.has(diffId)) return undefined;
+    return this.unpack(src, { diffId, descriptor: layer });
   }
 
   /**

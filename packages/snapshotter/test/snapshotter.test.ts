@@ -2,8 +2,9 @@ import { spawnSync } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
 import { MediaType, sha256, type Descriptor, type Digest } from '@hoist/oci';
-import { Snapshotter, SnapshotError, encodeHeader, overlayOptions, type Driver } from '@hoist/snapshotter';
+import { LayerChecker, Snapshotter, SnapshotError, encodeHeader, overlayOptions, type Driver } from '@hoist/snapshotter';
 import { describeTree, exists, normaliseLinks, openStore, sh, tmpdir, withMount } from './helpers.js';
 import { HAS_ZSTD } from './helpers.js';
 
@@ -298,5 +299,83 @@ describe('copy driver', () => {
     });
     expect(sh(`tar -tzf ${snaps.blobs.path(r2.descriptor.digest)}`)).toBe('a/\na/c\n');
     await withMount(snaps, [l.diffId, r2.diffId], async (m) => expect((await fsp.readdir(path.join(m.root, 'a'))).sort()).toEqual(['b', 'c']));
+  });
+});
+
+describe('a base layer unpacked while it downloads (issue 16)', () => {
+  /**
+   * A fetch as a registry download does it with a LayerChecker made with the snapshotter: the
+   * bytes go through the check (in chunks), then the blob is put into the store.
+   */
+  function downloading(snaps: Snapshotter, blob: Buffer, layer: { diffId: Digest; descriptor: Descriptor }, o: { restartAfter?: number } = {}) {
+    const checks = new LayerChecker(snaps.blobs, {}, snaps);
+    return async (): Promise<void> => {
+      if (o.restartAfter !== undefined) {
+        const first = checks.begin(layer.descriptor, layer.diffId);
+        await first.write(blob.subarray(0, o.restartAfter));
+        first.abort(); // the transfer restarted
+      }
+      const check = checks.begin(layer.descriptor, layer.diffId);
+      for (let i = 0; i < blob.length; i += 100) await check.write(blob.subarray(i, i + 100));
+      await check.end();
+      await snaps.blobs.put(Readable.from([blob]), { expected: { digest: layer.descriptor.digest, size: layer.descriptor.size } });
+    };
+  }
+
+  function tarOf(files: Record<string, string>): Buffer {
+    const parts: Buffer[] = [];
+    for (const [name, content] of Object.entries(files)) {
+      const body = Buffer.from(content);
+      parts.push(encodeHeader({ name, type: 'file', mode: 0o644, uid: 0, gid: 0, size: body.length, mtime: 1_600_000_000 }), body, Buffer.alloc((512 - (body.length % 512)) % 512));
+    }
+    return Buffer.concat([...parts, Buffer.alloc(1024)]);
+  }
+
+  /** Counts reads of blobs from the store while `fn` runs. */
+  async function countingReads<T>(snaps: Snapshotter, fn: () => Promise<T>): Promise<{ result: T; reads: number }> {
+    const blobs = snaps.blobs as unknown as { get: (...a: unknown[]) => unknown };
+    const orig = blobs.get;
+    let reads = 0;
+    blobs.get = (...a: unknown[]) => (reads++, orig.apply(snaps.blobs, a));
+    try {
+      return { result: await fn(), reads };
+    } finally {
+      blobs.get = orig;
+    }
+  }
+
+  test('the download check unpacks the snapshot; the stored blob is not read again', async () => {
+    const { snaps } = await openStore();
+    const tar = tarOf({ 'a.txt': 'A', 'b.txt': 'B' });
+    const blob = gzipSync(tar);
+    const layer = { diffId: sha256(tar), descriptor: { mediaType: MediaType.OciLayerGzip, digest: sha256(blob), size: blob.length } };
+    const { reads } = await countingReads(snaps, () => snaps.ensureLayer({ ...layer, fetch: downloading(snaps, blob, layer, { restartAfter: 50 }) }));
+    expect(reads).toBe(0);
+    expect(await snaps.has(layer.diffId)).toBe(true);
+    expect(await snaps.blobs.has(layer.descriptor.digest)).toBe(true);
+    expect(await snaps.blobs.verifiedDiffId(layer.descriptor.digest)).toBe(layer.diffId);
+    await withMount(snaps, [layer.diffId], async (m) => expect(await fsp.readFile(path.join(m.root, 'b.txt'), 'utf8')).toBe('B'));
+    // nothing left in tmp/ by the aborted first attempt or the adopted one
+    expect(await fsp.readdir(path.join(snaps.root, 'tmp')).catch(() => [])).toEqual([]);
+  });
+
+  test('a download whose content does not match its diff_id leaves no snapshot', async () => {
+    const { snaps } = await openStore();
+    const blob = gzipSync(tarOf({ 'a.txt': 'A' }));
+    const layer = { diffId: sha256(Buffer.from('another tar')), descriptor: { mediaType: MediaType.OciLayerGzip, digest: sha256(blob), size: blob.length } };
+    const e = await snaps.ensureLayer({ ...layer, fetch: downloading(snaps, blob, layer) }).catch((x: unknown) => x);
+    expect((e as SnapshotError).code).toBe('DIFF_ID_MISMATCH');
+    expect(await snaps.has(layer.diffId)).toBe(false);
+    expect(await snaps.blobs.has(layer.descriptor.digest)).toBe(false);
+  });
+
+  test('a download nobody is unpacking is only checked', async () => {
+    const { snaps } = await openStore();
+    const tar = tarOf({ 'c.txt': 'C' });
+    const blob = gzipSync(tar);
+    const layer = { diffId: sha256(tar), descriptor: { mediaType: MediaType.OciLayerGzip, digest: sha256(blob), size: blob.length } };
+    await downloading(snaps, blob, layer)();
+    expect(await snaps.has(layer.diffId)).toBe(false);
+    expect(await snaps.blobs.verifiedDiffId(layer.descriptor.digest)).toBe(layer.diffId);
   });
 });

@@ -199,7 +199,8 @@ async function wire(req: BuildRequest): Promise<Wired> {
     registry,
     pull: req.pull ? 'always' : 'missing',
     mirrors: req.registryMirrors ?? [],
-    checks: new LayerChecker(opened.store.blobs),
+    // a base layer a step waits for is unpacked while it downloads
+    checks: new LayerChecker(opened.store.blobs, {}, snapshotter),
   });
   // the recorder sees registry and store images (also docker-image:// contexts, by their real
   // reference), not directory or layout contexts: those are no image dependencies
