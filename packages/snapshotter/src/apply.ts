@@ -249,7 +249,7 @@ export async function applyLayer(src: Readable | AsyncIterable<Buffer>, dir: str
     for (let i = dirTimes.length - 1; i >= 0; i--) fs.utimesSync(dirTimes[i]![0], dirTimes[i]![1], dirTimes[i]![1]);
     const diffId = source.digest() as Digest;
     if (opts.diffId && opts.diffId !== diffId) {
-      throw new SnapshotError('DIFF_ID_MISMATCH', `layer content hashes to ${diffId}, expected diff_id ${opts.diffId}`);
+      throw new SnapshotError('DIFF_ID_MISMATCH', `layer content hashes to ${diffId}, its image config says diff_id ${opts.diffId}`);
     }
     ok = true;
     return { diffId, size: source.bytes, entries };
