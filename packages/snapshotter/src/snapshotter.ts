@@ -142,15 +142,19 @@ export class Snapshotter implements MountHost {
       await this.layout.recordOnly({ diffId: layer.diffId, descriptor: stripDesc(layer.descriptor) });
       return;
     }
-    await this.unpack(this.blobs.get(layer.descriptor), layer);
+    await this.unpack(() => this.blobs.get(layer.descriptor), layer);
   }
 
-  /** Unpack a layer's blob (verified against its diff_id) into a temp dir and adopt it as the snapshot. */
-  private async unpack(src: Readable | AsyncIterable<Buffer>, layer: { diffId: Digest; descriptor: Descriptor; signal?: AbortSignal }): Promise<void> {
+  /**
+   * Unpack a layer's blob (verified against its diff_id) into a temp dir and adopt it as the
+   * snapshot. `open` is called only when the unpacker reads it: a stream opened earlier could
+   * fail (a corrupt blob's digest) before anything listens, an uncaught error.
+   */
+  private async unpack(open: () => Readable | AsyncIterable<Buffer>, layer: { diffId: Digest; descriptor: Descriptor; signal?: AbortSignal }): Promise<void> {
     const tmp = this.layout.tmpPath('layer');
     try {
       await fsp.mkdir(path.join(tmp, 'diff'), { recursive: true });
-      await applyLayer(src, path.join(tmp, 'diff'), {
+      await applyLayer(open(), path.join(tmp, 'diff'), {
         ...this.limits,
         whiteouts: 'overlay',
         opaqueXattr: opaqueXattr(this.overlayXattrs),
@@ -173,7 +177,7 @@ export class Snapshotter implements MountHost {
    */
   unpackFrom(layer: Descriptor, diffId: Digest, src: AsyncIterable<Buffer>): Promise<void> | undefined {
     if (!this.unpackWanted.has(diffId)) return undefined;
-    return this.unpack(src, { diffId, descriptor: layer });
+    return this.unpack(() => src, { diffId, descriptor: layer });
   }
 
   /**
