@@ -34,14 +34,7 @@ export function buildMetadata(result: Pick<BuildResult, 'descriptor' | 'manifest
   const d: Descriptor = result.descriptor;
   const annotations = { 'config.digest': result.manifest.config.digest, ...(c.created ? { 'org.opencontainers.image.created': c.created } : {}), ...(o.descriptorAnnotations ?? {}) };
   const platform = { architecture: c.architecture, os: c.os, ...(c.variant ? { variant: c.variant } : {}) };
-  const meta: Record<string, unknown> = {
-    'buildx.build.ref': `hoist/hoist0/${buildRef()}`,
-    'containerimage.config.digest': result.manifest.config.digest,
-    'containerimage.descriptor': { mediaType: d.mediaType, digest: d.digest, size: d.size, annotations, platform },
-    'containerimage.digest': d.digest,
-  };
-  if (o.names.length > 0) meta['image.name'] = o.names.join(',');
-  return meta;
+  return metadataKeys({ configDigest: result.manifest.config.digest, descriptor: { mediaType: d.mediaType, digest: d.digest, size: d.size, annotations, platform }, digest: d.digest, names: o.names });
 }
 
 /**
@@ -50,14 +43,7 @@ export function buildMetadata(result: Pick<BuildResult, 'descriptor' | 'manifest
  * the image's config digest.
  */
 function attestedMetadata(result: Pick<BuildResult, 'manifest'>, index: Descriptor, names: readonly string[]): Record<string, unknown> {
-  const meta: Record<string, unknown> = {
-    'buildx.build.ref': `hoist/hoist0/${buildRef()}`,
-    'containerimage.config.digest': result.manifest.config.digest,
-    'containerimage.descriptor': { mediaType: index.mediaType, digest: index.digest, size: index.size },
-    'containerimage.digest': index.digest,
-  };
-  if (names.length > 0) meta['image.name'] = names.join(',');
-  return meta;
+  return metadataKeys({ configDigest: result.manifest.config.digest, descriptor: { mediaType: index.mediaType, digest: index.digest, size: index.size }, digest: index.digest, names });
 }
 
 /**
@@ -67,11 +53,16 @@ function attestedMetadata(result: Pick<BuildResult, 'manifest'>, index: Descript
 export function indexMetadata(result: Pick<MultiBuildResult, 'descriptor' | 'platforms'>, o: { names: readonly string[] }): Record<string, unknown> {
   const d = result.descriptor;
   const created = result.platforms.map((p) => p.result.config.created).find((c) => c !== undefined);
-  const meta: Record<string, unknown> = {
-    'buildx.build.ref': `hoist/hoist0/${buildRef()}`,
-    'containerimage.descriptor': { mediaType: d.mediaType, digest: d.digest, size: d.size, ...(created ? { annotations: { 'org.opencontainers.image.created': created } } : {}) },
-    'containerimage.digest': d.digest,
-  };
+  const descriptor = { mediaType: d.mediaType, digest: d.digest, size: d.size, ...(created ? { annotations: { 'org.opencontainers.image.created': created } } : {}) };
+  return metadataKeys({ descriptor, digest: d.digest, names: o.names });
+}
+
+/** The metadata file's keys in buildx's (sorted) order; the config digest only for one image. */
+function metadataKeys(o: { configDigest?: string; descriptor: Record<string, unknown>; digest: string; names: readonly string[] }): Record<string, unknown> {
+  const meta: Record<string, unknown> = { 'buildx.build.ref': `hoist/hoist0/${buildRef()}` };
+  if (o.configDigest) meta['containerimage.config.digest'] = o.configDigest;
+  meta['containerimage.descriptor'] = o.descriptor;
+  meta['containerimage.digest'] = o.digest;
   if (o.names.length > 0) meta['image.name'] = o.names.join(',');
   return meta;
 }
