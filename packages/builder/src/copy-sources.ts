@@ -144,7 +144,7 @@ async function fetchRemote(ctx: BuildSession, p: Prep, urls: string[]): Promise<
       out.push(...(await collectSources(checkout, [''])));
       continue;
     }
-    const name = await fetchUrl(u, dir, { ...(ins.checksum ? { checksum: ins.checksum } : {}), ...(ctx.opts.signal ? { signal: ctx.opts.signal } : {}) });
+    const { name } = await fetchUrl(u, dir, { ...(ins.checksum ? { checksum: ins.checksum } : {}), ...(ctx.opts.signal ? { signal: ctx.opts.signal } : {}) });
     out.push(...(await collectSources(dir, [name])));
   }
   return out;

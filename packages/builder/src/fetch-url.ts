@@ -12,7 +12,7 @@ export function isUrl(s: string): boolean {
 /**
  * Download a URL into `dir` as BuildKit's HTTP source does (ADD <url>, an http named context):
  * mode 0600, the Last-Modified header as mtime, the file named after the URL's last path
- * component; `checksum` verified. Returns the file's name.
+ * component; `checksum` verified. Returns the file's name and the `sha256:` digest of its content.
  */
 export interface FetchUrlOptions {
   /** `sha256:…` the content must have (ADD --checksum). */
@@ -22,7 +22,7 @@ export interface FetchUrlOptions {
   label?: string;
 }
 
-export async function fetchUrl(url: string, dir: string, o: FetchUrlOptions = {}): Promise<string> {
+export async function fetchUrl(url: string, dir: string, o: FetchUrlOptions = {}): Promise<{ name: string; digest: string }> {
   const { checksum, signal } = o;
   const label = o.label ?? `ADD ${url}`;
   const res = await fetch(url, signal ? { signal, redirect: 'follow' } : { redirect: 'follow' }).catch((e: unknown) => {
@@ -43,5 +43,5 @@ export async function fetchUrl(url: string, dir: string, o: FetchUrlOptions = {}
     const t = new Date(lm);
     if (!Number.isNaN(t.getTime())) await fsp.utimes(file, t, t);
   }
-  return name;
+  return { name, digest: got };
 }

@@ -1,6 +1,5 @@
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
+import { createWriteStream, promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -56,10 +55,9 @@ export async function prepareContext(context: string, o: { dockerfileFromStdin: 
 async function fromUrl(url: string, o: { dockerfileFromStdin: boolean; signal?: AbortSignal }): Promise<PreparedContext> {
   const tmp = await tempDir();
   try {
-    const name = await fetchUrl(url, tmp, { label: `build context ${url}`, ...(o.signal ? { signal: o.signal } : {}) });
-    const file = path.join(tmp, name);
-    const ctx = await fromFile(file, tmp, { source: url, dockerfileFromStdin: o.dockerfileFromStdin });
-    return { ...ctx, source: { uri: url, digest: { sha256: await sha256Of(file) } } };
+    const { name, digest } = await fetchUrl(url, tmp, { label: `build context ${url}`, ...(o.signal ? { signal: o.signal } : {}) });
+    const ctx = await fromFile(path.join(tmp, name), tmp, { source: url, dockerfileFromStdin: o.dockerfileFromStdin });
+    return { ...ctx, source: { uri: url, digest: { sha256: digest.slice('sha256:'.length) } } };
   } catch (e) {
     await rmDir(tmp);
     throw e;
@@ -125,12 +123,6 @@ async function unpack(archive: string): Promise<PreparedContext> {
     throw new UsageError(`build context ${archive}: cannot unpack the archive: ${r.stderr.trim()}`);
   }
   return { dir, unpacked: true, cleanup: () => rmDir(dir) };
-}
-
-async function sha256Of(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }
 
 function tempDir(): Promise<string> {
