@@ -30,7 +30,7 @@ function program(signal: AbortSignal): Command {
 
   withRegistryFlags(p.command('build'))
     .description('Build an image from a Dockerfile')
-    .argument('<context>', 'build context: a directory, a tarball, - (stdin: a tar archive or a bare Dockerfile) or a git URL (https://host/repo.git#ref:subdir)')
+    .argument('<context>', 'build context: a directory, a tarball, - (stdin: a tar archive or a bare Dockerfile), a git URL (https://host/repo.git#ref:subdir) or an http(s) URL of a tarball or a Dockerfile')
     .option('-t, --tag <name>', 'name and optionally a tag (repeatable)', collect, [])
     .option('-f, --file <path>', 'Dockerfile (default CONTEXT/Dockerfile; - for stdin)')
     .option('--build-arg <k=v>', 'build-time variable (repeatable)', collect, [])
@@ -68,7 +68,7 @@ function program(signal: AbortSignal): Command {
     .option('--add-host <host:ip>', 'add an /etc/hosts entry for RUN (ip may be host-gateway; repeatable)', collect, [])
     .option('--shm-size <size>', 'size of /dev/shm in RUN (e.g. 128m; default 64m)')
     .option('--ulimit <name=soft[:hard]>', 'resource limit of RUN, e.g. nofile=1024:2048, nproc=512 (repeatable)', collect, [])
-    .option('--build-context <name=value>', 'named context for FROM/COPY --from/RUN --mount from=: NAME=DIR, docker-image://REF, oci-layout://PATH[:TAG] or a git URL (repeatable; overrides a stage of that name)', collect, [])
+    .option('--build-context <name=value>', 'named context for FROM/COPY --from/RUN --mount from=: NAME=DIR, docker-image://REF, oci-layout://PATH[:TAG], a git URL or an http(s) URL of one file (repeatable; overrides a stage of that name)', collect, [])
     .option('--iidfile <file>', 'write the image ID (config digest) to FILE')
     .option('--metadata-file <file>', 'write build result metadata (buildx keys: containerimage.digest, …) as JSON to FILE')
     .option('--call <fn>', 'what to do: build (default) or check (BuildKit\'s build checks only; check,format=json for JSON)')
