@@ -402,4 +402,5 @@ async function main(): Promise<void> {
   if (sig) process.exit();
 }
 
-await main();
+// no top-level await: the bundle is CommonJS (scripts/bundle.mjs); main() reports its own errors
+void main();

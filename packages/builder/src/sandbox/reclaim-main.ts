@@ -6,4 +6,10 @@ import { reclaimProcess } from './reclaim.js';
 
 const [root, pidText] = process.argv.slice(2);
 const pid = Number(pidText);
-if (root && Number.isSafeInteger(pid) && pid > 0) await reclaimProcess(root, pid);
+// no top-level await: the bundle that carries this script is CommonJS (scripts/bundle.mjs)
+if (root && Number.isSafeInteger(pid) && pid > 0) {
+  reclaimProcess(root, pid).catch((e: unknown) => {
+    process.stderr.write(`hoist reclaim: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exitCode = 1;
+  });
+}
