@@ -58,6 +58,28 @@ const esmToCjs = {
   plugins: [lazyBuiltins],
 };
 
+/**
+ * esbuild turns each `import * as path from 'node:path'` (77 of them) into its own copy of the
+ * module's properties (__toESM), made when the importing module starts: milliseconds at every
+ * start. One view per module is what ES modules give (a module has one namespace object), so
+ * the views are made once per module and shared.
+ */
+function memoizeToEsm(text) {
+  const helper = 'var __toESM = (mod, isNodeMode, target';
+  if (!text.includes(helper)) throw new Error('bundle: esbuild\'s __toESM helper was not found; update memoizeToEsm');
+  const memo = [
+    'var __toESMViews = [new WeakMap(), new WeakMap()];',
+    'var __toESM = (mod, isNodeMode) => {',
+    '  if (mod === null || (typeof mod !== "object" && typeof mod !== "function")) return __toESMOnce(mod, isNodeMode);',
+    '  const views = __toESMViews[isNodeMode ? 1 : 0];',
+    '  let view = views.get(mod);',
+    '  if (view === undefined) views.set(mod, (view = __toESMOnce(mod, isNodeMode)));',
+    '  return view;',
+    '};',
+  ].join('\n');
+  return text.replace(helper, `${memo}\nvar __toESMOnce = (mod, isNodeMode, target`);
+}
+
 await rm(out, { recursive: true, force: true });
 const result = await build({
   ...common,
@@ -72,7 +94,7 @@ const result = await build({
 });
 // the entry's `#!` line would be a syntax error inside the launcher's function wrapper
 const cli = join(out, 'hoist.cjs');
-await writeFile(cli, (await readFile(cli, 'utf8')).replace(/^#!/, '//'));
+await writeFile(cli, memoizeToEsm((await readFile(cli, 'utf8')).replace(/^#!/, '//')));
 await rm(join(out, 'reclaim-main.js'), { force: true });
 await writeFile(join(out, 'reclaim-main.js'), await readFile(join(out, 'reclaim-main.cjs')));
 await rm(join(out, 'reclaim-main.cjs'));
