@@ -15,6 +15,16 @@ export interface PutOptions {
   signal?: AbortSignal;
 }
 
+export interface BlobStoreOptions {
+  /**
+   * Remember the blobs found (or written) here, so that asking again costs no stat (issue 16: a
+   * cached build asks about the same few blobs twenty times). Only for a store whose blobs
+   * nobody deletes while this process uses it: the local store under a shared lease, which
+   * `hoist prune` (the only deleter, holding the exclusive lease) waits for.
+   */
+  rememberFound?: boolean;
+}
+
 /**
  * Content-addressed blobs in an OCI image layout (`blobs/sha256/<hex>`). Every write goes to a
  * temp file, is hashed while written, fsynced and renamed into place: a reader never sees a
@@ -25,10 +35,16 @@ export class BlobStore {
   readonly tmpDir: string;
   /** What layer blobs were verified to be (`verified/<hex>`: their diff_id); goes with the blob. */
   readonly verifiedDir: string;
-  constructor(readonly root: string) {
+  /** Sizes of the blobs found or written here, when blobs are known to stay (see BlobStoreOptions). */
+  private readonly found: Map<Digest, number> | undefined;
+  constructor(
+    readonly root: string,
+    opts: BlobStoreOptions = {},
+  ) {
     this.blobsDir = path.join(root, 'blobs', 'sha256');
     this.tmpDir = path.join(root, 'tmp');
     this.verifiedDir = path.join(root, 'verified');
+    if (opts.rememberFound) this.found = new Map();
   }
 
   path(digest: Digest): string {
@@ -36,8 +52,11 @@ export class BlobStore {
   }
 
   async stat(digest: Digest): Promise<{ size: number } | undefined> {
+    const known = this.found?.get(digest);
+    if (known !== undefined) return { size: known };
     try {
       const st = await fsp.stat(this.path(digest));
+      this.found?.set(digest, st.size);
       return { size: st.size };
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
@@ -151,10 +170,12 @@ export class BlobStore {
     await fsp.mkdir(this.blobsDir, { recursive: true });
     await fsp.chmod(tmp, 0o644);
     await fsp.rename(tmp, this.path(digest));
+    this.found?.set(digest, size);
     return { digest, size };
   }
 
   async delete(digest: Digest): Promise<void> {
+    this.found?.delete(digest);
     await fsp.rm(this.path(digest), { force: true });
     await fsp.rm(path.join(this.verifiedDir, digestHex(digest)), { force: true });
   }

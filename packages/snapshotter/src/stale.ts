@@ -15,8 +15,11 @@ export interface StaleCleanup {
 export async function cleanupStaleWork(snapshotsRoot: string, gone: (pid: number) => boolean): Promise<StaleCleanup> {
   const layout = new Layout(snapshotsRoot);
   const done: StaleCleanup = { unmounted: 0, removed: 0 };
-  for (const parent of [layout.mounts, layout.tmp]) {
-    for (const name of await fsp.readdir(parent).catch(() => [] as string[])) {
+  const parents = [layout.mounts, layout.tmp];
+  // both listings at once: nearly always both are empty of stale work (issue 16)
+  const listed = await Promise.all(parents.map((p) => fsp.readdir(p).catch(() => [] as string[])));
+  for (const [i, parent] of parents.entries()) {
+    for (const name of listed[i]!) {
       const pid = pidOf(name);
       if (pid === undefined || !gone(pid)) continue;
       const dir = path.join(parent, name);

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import { currentUserNamespace, digestHex, ensurePrivateDir, writeFileAtomic, type Descriptor, type Digest } from '@hoist/oci';
 import { SnapshotError } from './errors.js';
@@ -26,6 +26,9 @@ export interface SnapshotRecord {
   link?: string;
 }
 
+/** The directories of a snapshot root (see above). */
+export const LAYOUT_DIRS = ['snapshots', 'l', 'chains', 'mounts', 'tmp', 'empty'] as const;
+
 export class Layout {
   constructor(readonly root: string) {}
   get links(): string {
@@ -50,19 +53,26 @@ export class Layout {
   owners(chainId: Digest): string {
     return path.join(this.root, 'owners', digestHex(chainId));
   }
-  /** The root is private (0700): snapshots hold unpacked images, setuid files and device nodes included. */
-  async init(): Promise<void> {
-    await ensurePrivateDir(this.root);
-    for (const d of ['snapshots', 'l', 'chains', 'mounts', 'tmp', 'empty']) await fsp.mkdir(path.join(this.root, d), { recursive: true });
+  /**
+   * The root is private (0700): snapshots hold unpacked images, setuid files and device nodes
+   * included. Only the directories missing are made: for a store made before (every run but
+   * the first) the root's stat and one readdir, at once, are all this costs. Returns the
+   * root's stat.
+   */
+  async init(): Promise<Stats> {
+    const [st, entries] = await Promise.all([ensurePrivateDir(this.root), fsp.readdir(this.root, { withFileTypes: true }).catch(() => [])]);
+    const there = new Set(entries.filter((e) => e.isDirectory()).map((e) => e.name));
+    await Promise.all(LAYOUT_DIRS.filter((d) => !there.has(d)).map((d) => fsp.mkdir(path.join(this.root, d), { recursive: true })));
+    return st;
   }
   /**
    * The overlay xattr kind of this store. A new store made inside a user namespace is marked
    * `user`; a root store (unmarked, with snapshots) cannot be used there: its opaque markers are
    * trusted.* xattrs a namespace cannot read, and its files belong to ids it does not map.
    */
-  async overlayXattrs(): Promise<OverlayXattrs> {
+  async overlayXattrs(markerText: Promise<string | undefined> = this.readXattrsMarker()): Promise<OverlayXattrs> {
     const marker = path.join(this.root, 'overlay-xattrs');
-    const text = await fsp.readFile(marker, 'utf8').catch(() => undefined);
+    const text = await markerText;
     if (text !== undefined) return text.trim() === 'user' ? 'user' : 'trusted';
     if (!currentUserNamespace()) return 'trusted';
     if ((await fsp.readdir(path.join(this.root, 'snapshots'))).length > 0) {
@@ -73,6 +83,11 @@ export class Layout {
     }
     await writeFileAtomic(marker, 'user\n');
     return 'user';
+  }
+
+  /** What the `overlay-xattrs` marker says, undefined when there is none (overlayXattrs decides). */
+  readXattrsMarker(): Promise<string | undefined> {
+    return fsp.readFile(path.join(this.root, 'overlay-xattrs'), 'utf8').catch(() => undefined);
   }
 
   /** A fresh path under tmp/ named so that cleanupStale can tell whose it is. */

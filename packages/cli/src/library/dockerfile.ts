@@ -15,17 +15,19 @@ export interface DockerfileSource {
  */
 export async function readDockerfile(contextDir: string, file?: string): Promise<DockerfileSource> {
   const dfPath = file === '-' ? '-' : path.resolve(file ?? path.join(contextDir, 'Dockerfile'));
-  let text: string;
-  try {
-    text = dfPath === '-' ? await readStdin() : await fsp.readFile(dfPath, 'utf8');
-  } catch {
-    throw new UsageError(`cannot read Dockerfile ${dfPath}: no such file; pass -f PATH or add a Dockerfile to ${contextDir}`);
-  }
-  let dockerignore: string | undefined;
-  for (const cand of dfPath === '-' ? [] : [`${dfPath}.dockerignore`]) {
-    dockerignore = await fsp.readFile(cand, 'utf8').catch(() => undefined);
-  }
-  dockerignore ??= await fsp.readFile(path.join(contextDir, '.dockerignore'), 'utf8').catch(() => undefined);
+  const optional = (f: string): Promise<string | undefined> => fsp.readFile(f, 'utf8').catch(() => undefined);
+  // the three reads at once (issue 16); the Dockerfile's own ignore file wins
+  const [read, own, shared] = await Promise.all([
+    (dfPath === '-' ? readStdin() : fsp.readFile(dfPath, 'utf8')).then(
+      (t) => ({ text: t }),
+      () => undefined,
+    ),
+    dfPath === '-' ? undefined : optional(`${dfPath}.dockerignore`),
+    optional(path.join(contextDir, '.dockerignore')),
+  ]);
+  if (!read) throw new UsageError(`cannot read Dockerfile ${dfPath}: no such file; pass -f PATH or add a Dockerfile to ${contextDir}`);
+  const { text } = read;
+  const dockerignore = own ?? shared;
   const shown = dfPath === '-' ? '-' : path.relative(process.cwd(), dfPath) || dfPath;
   return dockerignore !== undefined ? { path: shown, text, dockerignore } : { path: shown, text };
 }
