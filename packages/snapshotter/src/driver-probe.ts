@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { probeOverlay, type OverlayXattrs } from './overlay.js';
 import type { Driver } from './mounted.js';
-import type { Layout } from './store.js';
+import { readSmallFile, type Layout } from './store.js';
 
 /**
  * The driver this store's host can use, probed (a test overlay mount: two process spawns) only
@@ -30,21 +30,19 @@ export interface DriverFacts {
   known: { key?: string; driver?: string } | undefined;
 }
 
-/** Read at once (`rootDev`: the root's device when the caller stats the root anyway). */
+/** `rootDev`: the root's device when the caller stats the root anyway. Tiny reads, synchronous (see Layout.madeBefore). */
 export async function driverFacts(layout: Layout, rootDev?: Promise<number>): Promise<DriverFacts> {
-  const [map, dev, known] = await Promise.all([
-    // rootless runs as uid 0 of a user namespace: the uid map tells it from real root
-    fsp.readFile('/proc/self/uid_map', 'utf8').catch(() => ''),
-    rootDev ?? fsp.stat(layout.root).then((st) => st.dev),
-    readKnown(path.join(layout.root, 'driver.json')),
-  ]);
+  // rootless runs as uid 0 of a user namespace: the uid map tells it from real root
+  const map = readSmallFile('/proc/self/uid_map') ?? '';
+  const known = readKnown(path.join(layout.root, 'driver.json'));
+  const dev = await (rootDev ?? fsp.stat(layout.root).then((st) => st.dev));
   return { uidMap: map.trim().split(/\s+/).join(','), dev, known };
 }
 
 /** What driver.json says; missing or damaged means nothing is known. */
-async function readKnown(file: string): Promise<{ key?: string; driver?: string } | undefined> {
+function readKnown(file: string): { key?: string; driver?: string } | undefined {
   try {
-    return JSON.parse(await fsp.readFile(file, 'utf8')) as { key?: string; driver?: string };
+    return JSON.parse(readSmallFile(file) ?? '') as { key?: string; driver?: string };
   } catch {
     return undefined;
   }

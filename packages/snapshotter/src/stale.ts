@@ -1,7 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { mountsUnder, unmount } from './overlay.js';
-import { Layout, pidOf } from './store.js';
+import { Layout, listNames, pidOf } from './store.js';
 
 export interface StaleCleanup {
   unmounted: number;
@@ -16,10 +16,9 @@ export async function cleanupStaleWork(snapshotsRoot: string, gone: (pid: number
   const layout = new Layout(snapshotsRoot);
   const done: StaleCleanup = { unmounted: 0, removed: 0 };
   const parents = [layout.mounts, layout.tmp];
-  // both listings at once: nearly always both are empty of stale work (issue 16)
-  const listed = await Promise.all(parents.map((p) => fsp.readdir(p).catch(() => [] as string[])));
-  for (const [i, parent] of parents.entries()) {
-    for (const name of listed[i]!) {
+  // listed synchronously (see Layout.madeBefore): nearly always there is no stale work
+  for (const parent of parents) {
+    for (const name of listNames(parent)) {
       const pid = pidOf(name);
       if (pid === undefined || !gone(pid)) continue;
       const dir = path.join(parent, name);
