@@ -1,4 +1,4 @@
-import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
+import { createReadStream, createWriteStream, promises as fsp, statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
@@ -51,11 +51,17 @@ export class BlobStore {
     return path.join(this.blobsDir, digestHex(digest));
   }
 
+  /**
+   * Synchronous on purpose (issue 16): a cached build asks about a blob for each step it finds
+   * in the cache, one after the other; a stat on the store's own disk costs microseconds, its
+   * awaited form a promise and a thread-pool round trip (see FileCacheStore.get in the builder
+   * for the numbers).
+   */
   async stat(digest: Digest): Promise<{ size: number } | undefined> {
     const known = this.found?.get(digest);
     if (known !== undefined) return { size: known };
     try {
-      const st = await fsp.stat(this.path(digest));
+      const st = statSync(this.path(digest));
       this.found?.set(digest, st.size);
       return { size: st.size };
     } catch (e) {
