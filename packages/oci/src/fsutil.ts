@@ -1,4 +1,4 @@
-import { promises as fsp, constants as fsc, type Stats } from 'node:fs';
+import { promises as fsp, constants as fsc, statSync, type Stats } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import { OciError } from './errors.js';
@@ -85,7 +85,8 @@ export async function withFileLock<T>(lockFile: string, fn: () => Promise<T>, ti
  */
 export async function ensurePrivateDir(dir: string): Promise<Stats> {
   // the usual case (issue 16): the directory is there and private already; one stat proves it
-  const seen = await fsp.stat(dir).catch(() => undefined);
+  // (synchronous: a stat costs microseconds, an awaited one a thread-pool round trip)
+  const seen = statOrUndefined(dir);
   if (seen?.isDirectory() && (seen.mode & 0o7777) === 0o700) return seen;
   await fsp.mkdir(path.dirname(dir), { recursive: true });
   await fsp.mkdir(dir, { mode: 0o700 }).catch((e: NodeJS.ErrnoException) => {
@@ -99,6 +100,14 @@ export async function ensurePrivateDir(dir: string): Promise<Stats> {
   } catch (e) {
     const mode = (st.mode & 0o7777).toString(8).padStart(4, '0');
     throw new OciError('STORE_PERMISSIONS', `${dir} is open to other users (mode ${mode}) and cannot be made private (${(e as Error).message}): run \`chmod 700 ${dir}\` as its owner, or use another --root`, { cause: e });
+  }
+}
+
+function statOrUndefined(p: string): Stats | undefined {
+  try {
+    return statSync(p);
+  } catch {
+    return undefined;
   }
 }
 

@@ -1,4 +1,4 @@
-import { promises as fsp, readFileSync } from 'node:fs';
+import { existsSync, promises as fsp, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { BlobStore } from './blob-store.js';
 import { writeFileAtomic, withFileLock } from './fsutil.js';
@@ -46,12 +46,15 @@ export class ImageStore {
     this.blobs = new BlobStore(root, { rememberFound: opts.leased === true });
   }
 
-  /** Open the layout at `root`, making what is missing; when all is there, three checks at once prove it. */
+  /**
+   * Open the layout at `root`, making what is missing. Every command opens the store (issue
+   * 16): when all is there, three synchronous checks prove it (microseconds each, where each
+   * awaited one is a thread-pool round trip).
+   */
   static async open(root: string, opts: ImageStoreOptions = {}): Promise<ImageStore> {
     const s = new ImageStore(root, opts);
     const layout = path.join(root, 'oci-layout');
-    const there = (p: string): Promise<boolean> => fsp.access(p).then(() => true, () => false);
-    const [blobs, marker, index] = await Promise.all([there(s.blobs.blobsDir), there(layout), there(s.indexPath)]);
+    const [blobs, marker, index] = [s.blobs.blobsDir, layout, s.indexPath].map((p) => existsSync(p));
     if (!blobs) await fsp.mkdir(s.blobs.blobsDir, { recursive: true });
     if (!marker) await writeFileAtomic(layout, JSON.stringify({ imageLayoutVersion: '1.0.0' }));
     if (!index) await writeFileAtomic(s.indexPath, JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] }));
