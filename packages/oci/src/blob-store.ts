@@ -1,4 +1,4 @@
-import { createReadStream, createWriteStream, promises as fsp, statSync } from 'node:fs';
+import { createReadStream, createWriteStream, promises as fsp, readFileSync, statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
@@ -88,7 +88,10 @@ export class BlobStore {
     if (desc.size > max) throw new OciError('TOO_LARGE', `blob ${desc.digest} is ${desc.size} bytes, over ${max}`);
     let data: Buffer;
     try {
-      data = await fsp.readFile(this.path(desc.digest));
+      // synchronous (issue 16): JSON blobs, bounded by `max` before any read; every build reads
+      // its bases' manifests and configs, and an awaited readFile is four thread-pool round
+      // trips (open, stat, read, close) where this is microseconds for a few kilobytes
+      data = readFileSync(this.path(desc.digest));
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new OciError('BLOB_UNKNOWN', `blob ${desc.digest} is not in the store ${this.root}`);
       throw e;
