@@ -1,4 +1,4 @@
-import { promises as fsp, readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { UsageError } from '../errors.js';
 
@@ -43,7 +43,12 @@ async function readStdin(): Promise<string> {
 /** The build context directory, absolute; a UsageError when it is not a directory. */
 export async function contextDirectory(context: string): Promise<string> {
   const dir = path.resolve(context);
-  const st = await fsp.stat(dir).catch(() => undefined);
+  let st;
+  try {
+    st = statSync(dir); // synchronous: see prepareContext
+  } catch {
+    st = undefined;
+  }
   if (!st?.isDirectory()) throw new UsageError(`build context ${context} is not a directory`);
   return dir;
 }
