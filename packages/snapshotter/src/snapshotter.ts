@@ -9,7 +9,7 @@ import { layerTar, type LayerTarOptions } from './layer.js';
 import { Mounted, type Driver, type MountHost } from './mounted.js';
 import { mountOverlay, opaqueXattr, unmount, type OverlayXattrs } from './overlay.js';
 import { Ownership } from './owners.js';
-import { driverFacts, storeDriver } from './driver-probe.js';
+import { storeDriver } from './driver-probe.js';
 import { cleanupStaleWork } from './stale.js';
 import { stampTree } from './stamps.js';
 import { Layout, pidAlive, type SnapshotRecord } from './store.js';
@@ -89,22 +89,14 @@ export class Snapshotter implements MountHost {
   static async open(opts: SnapshotterOptions): Promise<Snapshotter> {
     const root = path.resolve(opts.root);
     const layout = new Layout(root);
-    // independent reads, all at once (issue 16: every build opens the snapshotter): the layout
-    // check, the xattr marker, what the driver choice depends on, what crashed processes left
-    // (a missing directory reads as empty, before init makes it)
-    const init = layout.init();
-    const marker = opts.overlayXattrs === undefined ? layout.readXattrsMarker() : undefined;
-    const facts = opts.driver === undefined ? driverFacts(layout, init.then((st) => st.dev)) : undefined;
-    const stale = cleanupStaleWork(root, (pid) => !pidAlive(pid)).catch(() => undefined);
-    facts?.catch(() => undefined); // awaited by storeDriver; unless something fails first
-    try {
-      await init;
-      const overlayXattrs = opts.overlayXattrs ?? (await layout.overlayXattrs(marker));
-      const driver = opts.driver ?? (await storeDriver(layout, overlayXattrs, facts));
-      return new Snapshotter({ root, blobs: opts.blobs, driver, overlayXattrs, limits: opts.limits ?? {}, probed: opts.driver === undefined });
-    } finally {
-      await stale;
-    }
+    // a store made before (issue 16: every build opens it) costs a few synchronous reads of
+    // tiny files here (see Layout.madeBefore), no write and no probe
+    const rootStat = await layout.init();
+    const overlayXattrs = opts.overlayXattrs ?? (await layout.overlayXattrs());
+    const driver = opts.driver ?? (await storeDriver(layout, overlayXattrs, rootStat.dev));
+    const s = new Snapshotter({ root, blobs: opts.blobs, driver, overlayXattrs, limits: opts.limits ?? {}, probed: opts.driver === undefined });
+    await s.cleanupStale().catch(() => undefined);
+    return s;
   }
 
   /** The driver as progress output names it. */

@@ -15,9 +15,8 @@ export interface StaleCleanup {
 export async function cleanupStaleWork(snapshotsRoot: string, gone: (pid: number) => boolean): Promise<StaleCleanup> {
   const layout = new Layout(snapshotsRoot);
   const done: StaleCleanup = { unmounted: 0, removed: 0 };
-  const parents = [layout.mounts, layout.tmp];
   // listed synchronously (see Layout.madeBefore): nearly always there is no stale work
-  for (const parent of parents) {
+  for (const parent of [layout.mounts, layout.tmp]) {
     for (const name of listNames(parent)) {
       const pid = pidOf(name);
       if (pid === undefined || !gone(pid)) continue;

@@ -74,8 +74,7 @@ export class Layout {
   /**
    * The root is private (0700): snapshots hold unpacked images, setuid files and device nodes
    * included. Only the directories missing are made: for a store made before (every run but
-   * the first) the root's stat and one readdir, at once, are all this costs. Returns the
-   * root's stat.
+   * the first) one stat and one readdir prove the layout. Returns the root's stat.
    */
   async init(): Promise<Stats> {
     const made = this.madeBefore();
@@ -87,8 +86,8 @@ export class Layout {
   }
   /**
    * The root's stat when the layout is complete and private already, else undefined. This and
-   * the other reads of tiny files that every open makes (readXattrsMarker, driverFacts, the
-   * stale-work listings) are synchronous on purpose (issue 16): measured in a fresh process on
+   * the other reads of tiny files that every open makes (the xattr marker, the driver facts,
+   * the stale-work listings) are synchronous on purpose (issue 16): measured in a fresh process on
    * a 2-core machine, Snapshotter.open of a store made before took 1.0-1.2 ms this way against
    * 1.5-1.6 ms with awaited calls one after the other and 1.8-2.0 ms with them all at once:
    * the cost is each call's promise and thread-pool round trip, not the kernel's work.
@@ -109,9 +108,9 @@ export class Layout {
    * `user`; a root store (unmarked, with snapshots) cannot be used there: its opaque markers are
    * trusted.* xattrs a namespace cannot read, and its files belong to ids it does not map.
    */
-  async overlayXattrs(markerText: Promise<string | undefined> = this.readXattrsMarker()): Promise<OverlayXattrs> {
+  async overlayXattrs(): Promise<OverlayXattrs> {
     const marker = path.join(this.root, 'overlay-xattrs');
-    const text = await markerText;
+    const text = readSmallFile(marker);
     if (text !== undefined) return text.trim() === 'user' ? 'user' : 'trusted';
     if (!currentUserNamespace()) return 'trusted';
     if ((await fsp.readdir(path.join(this.root, 'snapshots'))).length > 0) {
@@ -122,11 +121,6 @@ export class Layout {
     }
     await writeFileAtomic(marker, 'user\n');
     return 'user';
-  }
-
-  /** What the `overlay-xattrs` marker says, undefined when there is none (overlayXattrs decides). */
-  readXattrsMarker(): Promise<string | undefined> {
-    return Promise.resolve(readSmallFile(path.join(this.root, 'overlay-xattrs')));
   }
 
   /** A fresh path under tmp/ named so that cleanupStale can tell whose it is. */
