@@ -44,6 +44,8 @@ export async function build(requested: BuildOptions): Promise<BuildResult> {
   for (const [key, img] of resolved) baseImages[refOfKey(key)] = baseInfo(img);
   const plan = makePlan(df, { ...planArgs, baseImages });
   const ctx = new BuildSession(opts, plan, platform);
+  // read the context's stat cache while the steps are keyed (it never fails: a bad one is empty)
+  void ctx.fileDigests.ready();
   const bases = new Map(resolved);
   for (const [, img] of resolved) ctx.layers.add(img.layers);
   if (opts.dockerignore) ctx.contextFilter = createDockerignoreMatcher(opts.dockerignore);
@@ -71,8 +73,8 @@ export async function build(requested: BuildOptions): Promise<BuildResult> {
     const img = withLabels({ ...final.img, config: { ...final.img.config, created } }, opts.labels);
     if (!opts.lazyLayers) await fetchLayers(ctx, img);
     const layers = await imageLayers(ctx, img);
-    const remoteLayers = [];
-    for (const l of layers) if (!(await opts.store.blobs.has(l.descriptor.digest))) remoteLayers.push(l.descriptor);
+    const here = await Promise.all(layers.map((l) => opts.store.blobs.has(l.descriptor.digest)));
+    const remoteLayers = layers.filter((_, i) => !here[i]).map((l) => l.descriptor);
     const written = await writeImage(opts.store.blobs, withLayerMediaTypes(img, opts.format ?? 'oci'), { format: opts.format ?? 'oci', ...(opts.manifestAnnotations ? { annotations: opts.manifestAnnotations } : {}) });
     const tags: string[] = [];
     // a lazy result is not tagged locally: its blobs are not all here (fsck would flag it)

@@ -51,14 +51,12 @@ export async function withMountedImage<T>(ctx: BuildSession, img: Image, fn: (m:
 /** The layers of an image, wherever each blob is (the store, a base image's registry, an imported cache). */
 export async function imageLayers(ctx: BuildSession, img: Image): Promise<Layer[]> {
   const diffIds = img.config.rootfs.diff_ids;
-  const out: Layer[] = [];
-  for (let i = 0; i < img.layers.length; i++) {
-    const d = img.layers[i]!;
-    const layer = await ctx.layers.find(d, diffIds[i]!);
-    if (!layer) throw new BuildError('BASE_IMAGE_NOT_FOUND', `layer ${d.digest} is neither in the store nor in an imported cache`);
-    out.push(layer);
-  }
-  return out;
+  // looked for at once; a missing one is reported in layer order
+  const found = await Promise.all(img.layers.map((d, i) => ctx.layers.find(d, diffIds[i]!)));
+  return found.map((layer, i) => {
+    if (!layer) throw new BuildError('BASE_IMAGE_NOT_FOUND', `layer ${img.layers[i]!.digest} is neither in the store nor in an imported cache`);
+    return layer;
+  });
 }
 
 /** Bring an image's layer blobs into the store (one at a time, in order); those there stay as they are. */

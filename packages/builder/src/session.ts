@@ -37,6 +37,8 @@ export class BuildSession {
   /** Digests of unchanged context files, from the store's stat cache (read once, saved at the end). */
   readonly fileDigests: StatCache;
   private etcFiles: { hosts: string; resolv: string; sandboxResolv: string } | undefined;
+  /** The directory of etcFiles, once this build starts making it. */
+  private etcDir: string | undefined;
   contextFilter: PathFilter | undefined;
 
   constructor(
@@ -65,6 +67,7 @@ export class BuildSession {
   async etc(): Promise<{ hosts: string; resolv: string; sandboxResolv: string }> {
     if (this.etcFiles) return this.etcFiles;
     const dir = path.join(this.tmpDir, `etc-${process.pid}`);
+    this.etcDir = dir;
     await fsp.mkdir(dir, { recursive: true });
     const hosts = path.join(dir, 'hosts');
     await fsp.writeFile(hosts, hostsFileText(this.opts.runHost?.extraHosts ?? [], hostGatewayAddress()));
@@ -82,10 +85,12 @@ export class BuildSession {
 
   async cleanup(): Promise<void> {
     // only a cache: a failed write costs re-hashing next time, never the build
-    await this.fileDigests.save().catch(() => undefined);
+    const saved = this.fileDigests.save().catch(() => undefined);
     try {
-      await fsp.rm(path.join(this.tmpDir, `etc-${process.pid}`), { recursive: true, force: true });
+      // only if this build made it (a fully cached one runs nothing and makes none)
+      if (this.etcDir) await fsp.rm(this.etcDir, { recursive: true, force: true });
     } finally {
+      await saved;
       await this.sandbox.close();
     }
   }

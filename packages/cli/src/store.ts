@@ -30,9 +30,9 @@ export async function openStore(rootFlag?: string): Promise<OpenedStore> {
   const root = storeRoot(rootFlag);
   await ensurePrivateDir(root);
   holdLease(root, 'shared');
-  await reclaimLeftovers(root);
   const paths = storePaths(root);
-  const store = await ImageStore.open(paths.oci);
+  // independent: the reclaim removes only dead processes' temp files; the lease keeps prune away
+  const [, store] = await Promise.all([reclaimLeftovers(root), ImageStore.open(paths.oci, { leased: true })]);
   let snaps: Promise<Snapshotter> | undefined;
   return {
     root,

@@ -1,4 +1,4 @@
-import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
+import { createReadStream, createWriteStream, promises as fsp, readFileSync, statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
@@ -15,6 +15,16 @@ export interface PutOptions {
   signal?: AbortSignal;
 }
 
+export interface BlobStoreOptions {
+  /**
+   * Remember the blobs found (or written) here, so that asking again costs no stat (issue 16: a
+   * cached build asks about the same few blobs twenty times). Only for a store whose blobs
+   * nobody deletes while this process uses it: the local store under a shared lease, which
+   * `hoist prune` (the only deleter, holding the exclusive lease) waits for.
+   */
+  rememberFound?: boolean;
+}
+
 /**
  * Content-addressed blobs in an OCI image layout (`blobs/sha256/<hex>`). Every write goes to a
  * temp file, is hashed while written, fsynced and renamed into place: a reader never sees a
@@ -25,19 +35,34 @@ export class BlobStore {
   readonly tmpDir: string;
   /** What layer blobs were verified to be (`verified/<hex>`: their diff_id); goes with the blob. */
   readonly verifiedDir: string;
-  constructor(readonly root: string) {
+  /** Sizes of the blobs found or written here, when blobs are known to stay (see BlobStoreOptions). */
+  private readonly found: Map<Digest, number> | undefined;
+  constructor(
+    readonly root: string,
+    opts: BlobStoreOptions = {},
+  ) {
     this.blobsDir = path.join(root, 'blobs', 'sha256');
     this.tmpDir = path.join(root, 'tmp');
     this.verifiedDir = path.join(root, 'verified');
+    if (opts.rememberFound) this.found = new Map();
   }
 
   path(digest: Digest): string {
     return path.join(this.blobsDir, digestHex(digest));
   }
 
+  /**
+   * Synchronous on purpose (issue 16): a cached build asks about a blob for each step it finds
+   * in the cache, one after the other; a stat on the store's own disk costs microseconds, its
+   * awaited form a promise and a thread-pool round trip (see FileCacheStore.get in the builder
+   * for the numbers).
+   */
   async stat(digest: Digest): Promise<{ size: number } | undefined> {
+    const known = this.found?.get(digest);
+    if (known !== undefined) return { size: known };
     try {
-      const st = await fsp.stat(this.path(digest));
+      const st = statSync(this.path(digest));
+      this.found?.set(digest, st.size);
       return { size: st.size };
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
@@ -63,7 +88,10 @@ export class BlobStore {
     if (desc.size > max) throw new OciError('TOO_LARGE', `blob ${desc.digest} is ${desc.size} bytes, over ${max}`);
     let data: Buffer;
     try {
-      data = await fsp.readFile(this.path(desc.digest));
+      // synchronous (issue 16): JSON blobs, bounded by `max` before any read; every build reads
+      // its bases' manifests and configs, and an awaited readFile is four thread-pool round
+      // trips (open, stat, read, close) where this is microseconds for a few kilobytes
+      data = readFileSync(this.path(desc.digest));
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new OciError('BLOB_UNKNOWN', `blob ${desc.digest} is not in the store ${this.root}`);
       throw e;
@@ -151,10 +179,12 @@ export class BlobStore {
     await fsp.mkdir(this.blobsDir, { recursive: true });
     await fsp.chmod(tmp, 0o644);
     await fsp.rename(tmp, this.path(digest));
+    this.found?.set(digest, size);
     return { digest, size };
   }
 
   async delete(digest: Digest): Promise<void> {
+    this.found?.delete(digest);
     await fsp.rm(this.path(digest), { force: true });
     await fsp.rm(path.join(this.verifiedDir, digestHex(digest)), { force: true });
   }

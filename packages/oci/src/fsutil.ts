@@ -1,4 +1,4 @@
-import { promises as fsp, constants as fsc } from 'node:fs';
+import { promises as fsp, constants as fsc, statSync, type Stats } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import { OciError } from './errors.js';
@@ -81,20 +81,33 @@ export async function withFileLock<T>(lockFile: string, fn: () => Promise<T>, ti
  * Create `dir` if missing and make it reachable by its owner only (0700), as containerd and
  * dockerd keep their data roots: a store holds unpacked images, with setuid files and device
  * nodes that no other user may reach. A directory made before (e.g. 0755) is tightened. Parents
- * are created with the usual mode.
+ * are created with the usual mode. Returns the directory's stat (taken before any chmod).
  */
-export async function ensurePrivateDir(dir: string): Promise<void> {
+export async function ensurePrivateDir(dir: string): Promise<Stats> {
+  // the usual case (issue 16): the directory is there and private already; one stat proves it
+  // (synchronous: a stat costs microseconds, an awaited one a thread-pool round trip)
+  const seen = statOrUndefined(dir);
+  if (seen?.isDirectory() && (seen.mode & 0o7777) === 0o700) return seen;
   await fsp.mkdir(path.dirname(dir), { recursive: true });
   await fsp.mkdir(dir, { mode: 0o700 }).catch((e: NodeJS.ErrnoException) => {
     if (e.code !== 'EEXIST') throw e;
   });
   const st = await fsp.stat(dir);
-  if ((st.mode & 0o7777) === 0o700) return;
+  if ((st.mode & 0o7777) === 0o700) return st;
   try {
     await fsp.chmod(dir, 0o700);
+    return st;
   } catch (e) {
     const mode = (st.mode & 0o7777).toString(8).padStart(4, '0');
     throw new OciError('STORE_PERMISSIONS', `${dir} is open to other users (mode ${mode}) and cannot be made private (${(e as Error).message}): run \`chmod 700 ${dir}\` as its owner, or use another --root`, { cause: e });
+  }
+}
+
+function statOrUndefined(p: string): Stats | undefined {
+  try {
+    return statSync(p);
+  } catch {
+    return undefined;
   }
 }
 

@@ -1,4 +1,4 @@
-import { promises as fsp } from 'node:fs';
+import { existsSync, promises as fsp, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { BlobStore } from './blob-store.js';
 import { writeFileAtomic, withFileLock } from './fsutil.js';
@@ -17,6 +17,14 @@ export interface StoredImage {
   descriptor: Descriptor;
 }
 
+export interface ImageStoreOptions {
+  /**
+   * The caller holds a shared lease on the store (acquireStoreLease) until it exits: no prune
+   * deletes blobs meanwhile, so a blob found once need not be looked for again.
+   */
+  leased?: boolean;
+}
+
 /** A manifest with its config, read from a store and verified. */
 export interface LoadedImage {
   descriptor: Descriptor;
@@ -31,24 +39,25 @@ export interface LoadedImage {
  */
 export class ImageStore {
   readonly blobs: BlobStore;
-  constructor(readonly root: string) {
-    this.blobs = new BlobStore(root);
+  constructor(
+    readonly root: string,
+    opts: ImageStoreOptions = {},
+  ) {
+    this.blobs = new BlobStore(root, { rememberFound: opts.leased === true });
   }
 
-  static async open(root: string): Promise<ImageStore> {
-    const s = new ImageStore(root);
-    await fsp.mkdir(path.join(root, 'blobs', 'sha256'), { recursive: true });
+  /**
+   * Open the layout at `root`, making what is missing. Every command opens the store (issue
+   * 16): when all is there, three synchronous checks prove it (microseconds each, where each
+   * awaited one is a thread-pool round trip).
+   */
+  static async open(root: string, opts: ImageStoreOptions = {}): Promise<ImageStore> {
+    const s = new ImageStore(root, opts);
     const layout = path.join(root, 'oci-layout');
-    try {
-      await fsp.access(layout);
-    } catch {
-      await writeFileAtomic(layout, JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-    }
-    try {
-      await fsp.access(s.indexPath);
-    } catch {
-      await writeFileAtomic(s.indexPath, JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] }));
-    }
+    const [blobs, marker, index] = [s.blobs.blobsDir, layout, s.indexPath].map((p) => existsSync(p));
+    if (!blobs) await fsp.mkdir(s.blobs.blobsDir, { recursive: true });
+    if (!marker) await writeFileAtomic(layout, JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+    if (!index) await writeFileAtomic(s.indexPath, JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] }));
     return s;
   }
 
@@ -56,9 +65,14 @@ export class ImageStore {
     return path.join(this.root, 'index.json');
   }
 
+  /**
+   * Synchronous on purpose (issue 16): a build reads the index twice (its base image, its tag),
+   * a small file; an awaited readFile is four thread-pool round trips (open, stat, read, close).
+   * Measured in a fresh process, three such reads took 0.2 ms this way against 0.7-0.9 ms.
+   */
   private async readIndex(): Promise<ImageIndex> {
     try {
-      return parseIndex(await fsp.readFile(this.indexPath)).value;
+      return parseIndex(readFileSync(this.indexPath)).value;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] };
       throw new OciError('STORE_CORRUPT', `${this.indexPath} is unreadable; run \`hoist fsck\``, { cause: e });
@@ -76,20 +90,23 @@ export class ImageStore {
     });
   }
 
-  /** Point `ref` at a manifest (or index) whose blobs are all in the store already. */
+  /**
+   * Point `ref` at a manifest (or index) whose blobs are all in the store already. The same tag
+   * again (a cached rebuild) is seen in the index without taking its lock, and nothing is
+   * written: index.json is only ever replaced whole (a rename), so an unlocked read sees one
+   * complete version. A change takes the lock and decides again on what it reads under it.
+   */
   async tag(ref: string, desc: Descriptor): Promise<string> {
     const full = formatReference(parseReference(ref));
-    for (const d of [desc.digest]) {
-      if (!(await this.blobs.has(d))) throw new OciError('BLOB_UNKNOWN', `cannot tag ${full}: manifest ${d} is not in the store`);
-    }
+    if (!(await this.blobs.has(desc.digest))) throw new OciError('BLOB_UNKNOWN', `cannot tag ${full}: manifest ${desc.digest} is not in the store`);
+    const { annotations: _drop, ...plain } = desc;
+    const entry = JSON.stringify({ ...plain, annotations: { [REF_ANNOTATION]: full, [OCI_REF_NAME]: full } });
+    const tagged = (idx: ImageIndex): boolean => idx.manifests.some((m) => m.annotations?.[REF_ANNOTATION] === full && JSON.stringify(m) === entry);
+    if (tagged(await this.readIndex())) return full;
     await this.updateIndex((idx) => {
-      const { annotations: _drop, ...plain } = desc;
-      const entry = { ...plain, annotations: { [REF_ANNOTATION]: full, [OCI_REF_NAME]: full } };
-      // the same tag again (a cached rebuild) stays where it is: the index is unchanged
-      const same = idx.manifests.find((m) => m.annotations?.[REF_ANNOTATION] === full && JSON.stringify(m) === JSON.stringify(entry));
-      if (same) return;
+      if (tagged(idx)) return;
       idx.manifests = idx.manifests.filter((m) => m.annotations?.[REF_ANNOTATION] !== full);
-      idx.manifests.push(entry);
+      idx.manifests.push(JSON.parse(entry) as Descriptor);
     });
     return full;
   }

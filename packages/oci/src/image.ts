@@ -2,7 +2,7 @@ import { canonicalJson } from './json.js';
 import { OciError } from './errors.js';
 import { MediaType } from './media-types.js';
 import type { BlobStore } from './blob-store.js';
-import type { Digest } from './digest.js';
+import { sha256, type Digest } from './digest.js';
 import type { ContainerConfig, Descriptor, History, ImageConfig, Manifest, Platform } from './types.js';
 
 export type ImageFormat = 'oci' | 'docker';
@@ -55,7 +55,8 @@ export async function writeImage(
   opts: { format?: ImageFormat; annotations?: Record<string, string> } = {},
 ): Promise<{ descriptor: Descriptor; manifest: Manifest; configDigest: Digest }> {
   const format = opts.format ?? 'oci';
-  const configDesc = await blobs.putBytes(canonicalJson(img.config), format === 'oci' ? MediaType.OciConfig : MediaType.DockerConfig);
+  const configBytes = canonicalJson(img.config);
+  const configDesc: Descriptor = { mediaType: format === 'oci' ? MediaType.OciConfig : MediaType.DockerConfig, digest: sha256(configBytes), size: configBytes.length };
   const manifest: Manifest = {
     schemaVersion: 2,
     mediaType: format === 'oci' ? MediaType.OciManifest : MediaType.DockerManifest,
@@ -63,7 +64,12 @@ export async function writeImage(
     layers: img.layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
   };
   if (opts.annotations && Object.keys(opts.annotations).length > 0) manifest.annotations = opts.annotations;
-  const descriptor = await blobs.putBytes(canonicalJson(manifest), manifest.mediaType!);
+  const manifestBytes = canonicalJson(manifest);
+  const descriptor: Descriptor = { mediaType: manifest.mediaType!, digest: sha256(manifestBytes), size: manifestBytes.length };
+  // both looked for at once (a rebuild finds both); a missing config is stored before its manifest
+  const [hasConfig, hasManifest] = await Promise.all([blobs.has(configDesc.digest), blobs.has(descriptor.digest)]);
+  if (!hasConfig) await blobs.putBytes(configBytes, configDesc.mediaType);
+  if (!hasManifest) await blobs.putBytes(manifestBytes, descriptor.mediaType);
   return { descriptor, manifest, configDigest: configDesc.digest };
 }
 

@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { probeOverlay, type OverlayXattrs } from './overlay.js';
 import type { Driver } from './mounted.js';
-import type { Layout } from './store.js';
+import { readSmallFile, type Layout } from './store.js';
 
 /**
  * The driver this store's host can use, probed (a test overlay mount: two process spawns) only
@@ -11,12 +11,14 @@ import type { Layout } from './store.js';
  * build does not pay for it (issue 16). The answer holds for one kernel, filesystem, user, user
  * namespace mapping and overlay xattr mode: a change in any of them probes again.
  */
-export async function storeDriver(layout: Layout, xattrs: OverlayXattrs): Promise<Driver> {
+export async function storeDriver(layout: Layout, xattrs: OverlayXattrs, rootDev?: number): Promise<Driver> {
   const file = path.join(layout.root, 'driver.json');
-  // rootless runs as uid 0 of a user namespace: the uid map tells it from real root
-  const uidMap = (await fsp.readFile('/proc/self/uid_map', 'utf8').catch(() => '')).trim().split(/\s+/).join(',');
-  const key = `${os.release()} dev=${(await fsp.stat(layout.root)).dev} uid=${process.getuid?.() ?? -1} map=${uidMap} xattrs=${xattrs}`;
-  const known = await readKnown(file);
+  // rootless runs as uid 0 of a user namespace: the uid map tells it from real root (tiny
+  // files, read synchronously: see Layout.madeBefore)
+  const uidMap = (readSmallFile('/proc/self/uid_map') ?? '').trim().split(/\s+/).join(',');
+  const dev = rootDev ?? (await fsp.stat(layout.root)).dev;
+  const key = `${os.release()} dev=${dev} uid=${process.getuid?.() ?? -1} map=${uidMap} xattrs=${xattrs}`;
+  const known = readKnown(file);
   if (known?.key === key && (known.driver === 'overlay' || known.driver === 'copy')) return known.driver;
   const driver: Driver = (await probeOverlay(layout.tmpPath('probe'), xattrs)) ? 'overlay' : 'copy';
   const tmp = layout.tmpPath('driver');
@@ -26,9 +28,9 @@ export async function storeDriver(layout: Layout, xattrs: OverlayXattrs): Promis
 }
 
 /** What driver.json says; missing or damaged means nothing is known. */
-async function readKnown(file: string): Promise<{ key?: string; driver?: string } | undefined> {
+function readKnown(file: string): { key?: string; driver?: string } | undefined {
   try {
-    return JSON.parse(await fsp.readFile(file, 'utf8')) as { key?: string; driver?: string };
+    return JSON.parse(readSmallFile(file) ?? '') as { key?: string; driver?: string };
   } catch {
     return undefined;
   }

@@ -89,9 +89,11 @@ export class Snapshotter implements MountHost {
   static async open(opts: SnapshotterOptions): Promise<Snapshotter> {
     const root = path.resolve(opts.root);
     const layout = new Layout(root);
-    await layout.init();
+    // a store made before (issue 16: every build opens it) costs a few synchronous reads of
+    // tiny files here (see Layout.madeBefore), no write and no probe
+    const rootStat = await layout.init();
     const overlayXattrs = opts.overlayXattrs ?? (await layout.overlayXattrs());
-    const driver = opts.driver ?? (await storeDriver(layout, overlayXattrs));
+    const driver = opts.driver ?? (await storeDriver(layout, overlayXattrs, rootStat.dev));
     const s = new Snapshotter({ root, blobs: opts.blobs, driver, overlayXattrs, limits: opts.limits ?? {}, probed: opts.driver === undefined });
     await s.cleanupStale().catch(() => undefined);
     return s;

@@ -1,7 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { mountsUnder, unmount } from './overlay.js';
-import { Layout, pidOf } from './store.js';
+import { Layout, listNames, pidOf } from './store.js';
 
 export interface StaleCleanup {
   unmounted: number;
@@ -15,8 +15,9 @@ export interface StaleCleanup {
 export async function cleanupStaleWork(snapshotsRoot: string, gone: (pid: number) => boolean): Promise<StaleCleanup> {
   const layout = new Layout(snapshotsRoot);
   const done: StaleCleanup = { unmounted: 0, removed: 0 };
+  // listed synchronously (see Layout.madeBefore): nearly always there is no stale work
   for (const parent of [layout.mounts, layout.tmp]) {
-    for (const name of await fsp.readdir(parent).catch(() => [] as string[])) {
+    for (const name of listNames(parent)) {
       const pid = pidOf(name);
       if (pid === undefined || !gone(pid)) continue;
       const dir = path.join(parent, name);

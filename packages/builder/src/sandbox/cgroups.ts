@@ -1,4 +1,4 @@
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, readdirSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 
 /** Where the cgroup hierarchies are mounted. */
@@ -8,19 +8,41 @@ export const CGROUP_FS = '/sys/fs/cgroup';
  * Every cgroup directory of the container `id`: runc's cgroupfs driver puts a container with
  * `cgroupsPath: /hoist/<id>` at `<hierarchy>/hoist/<id>` in each v1 hierarchy (cpu, memory,
  * …, and `unified` on hybrid hosts), or at `/sys/fs/cgroup/hoist/<id>` on a pure v2 host.
+ *
+ * Synchronous on purpose: every command's start scans for leftovers (issue 16), a dozen
+ * listings of tiny directories that nearly always find nothing. Measured in a fresh process
+ * (reclaimStore on a store with nothing to reclaim), the scan took 0.7 ms this way against
+ * 1.4-2.7 ms as awaited calls, sequential or all at once alike: the cost is each call's
+ * promise and thread-pool round trip, not the kernel's work.
  */
-export async function containerCgroups(match: (name: string) => boolean, fsRoot = CGROUP_FS): Promise<string[]> {
-  const parents = [path.join(fsRoot, 'hoist')];
-  for (const h of await fsp.readdir(fsRoot).catch(() => [] as string[])) parents.push(path.join(fsRoot, h, 'hoist'));
+export function containerCgroups(match: (name: string) => boolean, fsRoot = CGROUP_FS): string[] {
+  const parents = [path.join(fsRoot, 'hoist'), ...listSync(fsRoot).map((h) => path.join(fsRoot, h, 'hoist'))];
   const out: string[] = [];
   for (const parent of parents) {
-    for (const name of await fsp.readdir(parent).catch(() => [] as string[])) {
+    for (const name of listSync(parent)) {
       if (!match(name)) continue;
       const dir = path.join(parent, name);
-      if ((await fsp.stat(dir).catch(() => undefined))?.isDirectory()) out.push(dir);
+      if (isDirSync(dir)) out.push(dir);
     }
   }
   return out;
+}
+
+/** The names in `dir`; none when it is missing or unreadable. */
+export function listSync(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+function isDirSync(p: string): boolean {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 async function procsOf(dir: string): Promise<number[]> {

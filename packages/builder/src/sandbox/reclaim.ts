@@ -3,7 +3,7 @@ import { readFileSync, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { pidAlive, storePaths } from '@hoist/oci';
 import { cleanupStaleWork, mountsUnder, unmount } from '@hoist/snapshotter';
-import { CGROUP_FS, containerCgroups, removeCgroup } from './cgroups.js';
+import { CGROUP_FS, containerCgroups, listSync, removeCgroup } from './cgroups.js';
 import { findRuntime } from './runtime.js';
 import { killProotGroups } from './proot-groups.js';
 
@@ -109,7 +109,7 @@ export async function reclaimProcess(root: string, pid: number, opts: ReclaimOpt
   if (!report.pids.includes(pid)) report.pids.push(pid);
   await reclaimContainers(root, pid, report);
   report.containers += await killProotGroups(path.join(root, 'tmp'), pid);
-  for (const dir of await containerCgroups(isContainerOf(pid), cgroupFs)) {
+  for (const dir of containerCgroups(isContainerOf(pid), cgroupFs)) {
     if (await removeCgroup(dir)) report.cgroups++;
   }
   const paths = storePaths(root);
@@ -124,7 +124,7 @@ export async function reclaimProcess(root: string, pid: number, opts: ReclaimOpt
 }
 
 /** Pids named by the per-process artefacts of a store (and by hoist's cgroups on this host). */
-async function ownersIn(root: string, cgroupFs: string): Promise<Set<number>> {
+function ownersIn(root: string, cgroupFs: string): Set<number> {
   const pids = new Set<number>();
   const add = (names: string[]): void => {
     for (const n of names) {
@@ -132,9 +132,10 @@ async function ownersIn(root: string, cgroupFs: string): Promise<Set<number>> {
       if (pid !== undefined) pids.add(pid);
     }
   };
-  for (const rt of await entries(path.join(root, 'runtime'))) add(await entries(path.join(root, 'runtime', rt)));
-  for (const d of ['tmp', 'tmp/bundles', 'snapshots/mounts', 'snapshots/tmp', 'oci/tmp', 'active']) add(await entries(path.join(root, d)));
-  add((await containerCgroups((n) => n.startsWith('hoist-'), cgroupFs)).map((d) => path.basename(d)));
+  // synchronous listings, as containerCgroups explains: this runs at every start, finds nothing
+  for (const rt of listSync(path.join(root, 'runtime'))) add(listSync(path.join(root, 'runtime', rt)));
+  for (const d of ['tmp', 'tmp/bundles', 'snapshots/mounts', 'snapshots/tmp', 'oci/tmp', 'active']) add(listSync(path.join(root, d)));
+  add(containerCgroups((n) => n.startsWith('hoist-'), cgroupFs).map((d) => path.basename(d)));
   return pids;
 }
 
@@ -145,7 +146,7 @@ async function ownersIn(root: string, cgroupFs: string): Promise<Set<number>> {
  */
 export async function reclaimStore(root: string, opts: Pick<ReclaimOptions, 'cgroupFs'> = {}): Promise<ReclaimReport> {
   const report = emptyReport();
-  for (const pid of await ownersIn(root, opts.cgroupFs ?? CGROUP_FS)) {
+  for (const pid of ownersIn(root, opts.cgroupFs ?? CGROUP_FS)) {
     if (pid === process.pid || !processGone(pid)) continue;
     await reclaimProcess(root, pid, { ...opts, report });
   }

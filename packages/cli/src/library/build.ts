@@ -136,8 +136,19 @@ export async function build(req: BuildRequest): Promise<BuildSummary> {
 }
 
 /** Whether an output of the build can hold attestations (as in buildx: a registry push or an OCI layout). */
-function holdsAttestations(req: BuildRequest, w: Wired): boolean {
-  return !!req.push || w.outputs.push || w.outputs.specs.some((o) => o.type === 'oci');
+function holdsAttestations(req: BuildRequest, outputs: BuildOutputs): boolean {
+  return !!req.push || outputs.push || outputs.specs.some((o) => o.type === 'oci');
+}
+
+/** Whether `type=local` outputs get attestation files: only when asked for explicitly. */
+function localAttestations(req: BuildRequest, outputs: BuildOutputs): boolean {
+  return !!req.attestations && !req.attestations.defaultOnly && outputs.specs.some((o) => o.type === 'local');
+}
+
+/** Whether the build makes attestations at all: some are wanted and an output can take them. */
+function attesting(req: BuildRequest, outputs: BuildOutputs): boolean {
+  const plan = req.attestations;
+  return !!plan && !!(plan.provenance || plan.sbom) && (holdsAttestations(req, outputs) || localAttestations(req, outputs));
 }
 
 /**
@@ -147,9 +158,9 @@ function holdsAttestations(req: BuildRequest, w: Wired): boolean {
  */
 async function attest(req: BuildRequest, w: Wired, result: BuildResult | MultiBuildResult, src: { contextDir: string; df: DockerfileSource; startedOn: Date }): Promise<{ index?: Descriptor; images: AttestedImage[]; local: boolean } | undefined> {
   const plan = req.attestations;
-  const holds = holdsAttestations(req, w);
-  const local = !!plan && !plan.defaultOnly && w.outputs.specs.some((o) => o.type === 'local');
-  if (!plan || !(plan.provenance || plan.sbom) || !(holds || local)) return undefined;
+  const holds = holdsAttestations(req, w.outputs);
+  const local = localAttestations(req, w.outputs);
+  if (!plan || !attesting(req, w.outputs)) return undefined;
   const { attestedImages, attachAttestations } = await import('./attestations.js');
   const images = await attestedImages({
     plan,
@@ -204,8 +215,9 @@ async function wire(req: BuildRequest): Promise<Wired> {
   });
   // the recorder sees registry and store images (also docker-image:// contexts, by their real
   // reference), not directory or layout contexts: those are no image dependencies
-  const plan = req.attestations;
-  const recorder = plan && (plan.provenance || plan.sbom) ? new (await import('./attestations.js')).RecordingImageSource(store) : undefined;
+  // the attestation code loads only for a build that makes attestations (issue 16: a plain
+  // build to the local store, cached or not, makes none)
+  const recorder = attesting(req, outputs) ? new (await import('./attestations.js')).RecordingImageSource(store) : undefined;
   const bases = recorder ?? store;
   const images = namedMod ? new namedMod.NamedContextSource(bases, named, { store: opened.store, scratchDir: storePaths(opened.root).tmp }) : bases;
   return { opened, snapshotter, outputs, cache, registry, log, signal, platforms, images, ...(recorder ? { recorder } : {}), namedContexts: named.map((c) => c.name), ...(docker ? { docker } : {}) };

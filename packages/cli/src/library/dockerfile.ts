@@ -1,4 +1,4 @@
-import { promises as fsp } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { UsageError } from '../errors.js';
 
@@ -15,17 +15,21 @@ export interface DockerfileSource {
  */
 export async function readDockerfile(contextDir: string, file?: string): Promise<DockerfileSource> {
   const dfPath = file === '-' ? '-' : path.resolve(file ?? path.join(contextDir, 'Dockerfile'));
-  let text: string;
-  try {
-    text = dfPath === '-' ? await readStdin() : await fsp.readFile(dfPath, 'utf8');
-  } catch {
-    throw new UsageError(`cannot read Dockerfile ${dfPath}: no such file; pass -f PATH or add a Dockerfile to ${contextDir}`);
-  }
-  let dockerignore: string | undefined;
-  for (const cand of dfPath === '-' ? [] : [`${dfPath}.dockerignore`]) {
-    dockerignore = await fsp.readFile(cand, 'utf8').catch(() => undefined);
-  }
-  dockerignore ??= await fsp.readFile(path.join(contextDir, '.dockerignore'), 'utf8').catch(() => undefined);
+  // synchronous on purpose (issue 16): three small files at the start of every build; measured
+  // in a fresh process, 0.2 ms this way against 0.7-0.9 ms awaited, one after the other or all
+  // at once alike (each awaited readFile is four thread-pool round trips: open, stat, read, close)
+  const optional = (f: string): string | undefined => {
+    try {
+      return readFileSync(f, 'utf8');
+    } catch {
+      return undefined;
+    }
+  };
+  const text = dfPath === '-' ? await readStdin().catch(() => undefined) : optional(dfPath);
+  if (text === undefined) throw new UsageError(`cannot read Dockerfile ${dfPath}: no such file; pass -f PATH or add a Dockerfile to ${contextDir}`);
+  const own = dfPath === '-' ? undefined : optional(`${dfPath}.dockerignore`);
+  const shared = own === undefined ? optional(path.join(contextDir, '.dockerignore')) : undefined;
+  const dockerignore = own ?? shared;
   const shown = dfPath === '-' ? '-' : path.relative(process.cwd(), dfPath) || dfPath;
   return dockerignore !== undefined ? { path: shown, text, dockerignore } : { path: shown, text };
 }
@@ -39,7 +43,12 @@ async function readStdin(): Promise<string> {
 /** The build context directory, absolute; a UsageError when it is not a directory. */
 export async function contextDirectory(context: string): Promise<string> {
   const dir = path.resolve(context);
-  const st = await fsp.stat(dir).catch(() => undefined);
+  let st;
+  try {
+    st = statSync(dir); // synchronous: see prepareContext
+  } catch {
+    st = undefined;
+  }
   if (!st?.isDirectory()) throw new UsageError(`build context ${context} is not a directory`);
   return dir;
 }
