@@ -9,7 +9,7 @@
  *
  * `hoist version` must not run the registry client, the tar codec, compression or the progress
  * renderer; a fully cached build from the local store runs neither the registry client, the
- * cache import/export package nor the progress renderer.
+ * cache import/export package, the progress renderer nor the attestation code.
  */
 import { promises as fsp, readFileSync } from 'node:fs';
 import * as path from 'node:path';
@@ -93,7 +93,7 @@ describe('start-up: what a command runs', () => {
     expect(ours.map((s) => path.basename(s)).sort()).toEqual(['errors.js', 'main.js', 'pipes.js']);
   });
 
-  it('a fully cached build runs neither the registry client, the cache package nor the progress renderer', async () => {
+  it('a fully cached build runs neither the registry client, the cache package, the progress renderer nor the attestation code', async () => {
     const root = await storeWithBusybox();
     try {
       const args = ['build', '--root', root, '--progress', 'plain', '-t', 'hello:1', path.join(REPO_ROOT, 'fixtures', 'hello')];
@@ -102,6 +102,8 @@ describe('start-up: what a command runs', () => {
       // it did build (from the cache) and the preload saw the builder
       expect(l.sources).toContain('packages/builder/dist/build.js');
       expect(l.sources.filter((s) => /registry-client\/|\/cache\/(dist|src)\/|tty-progress/.test(s))).toEqual([]);
+      // nor the attestation code: no attestations go to the local store
+      expect(l.sources.filter((s) => /\/attest\/|library\/attestations/.test(s))).toEqual([]);
       expect(l.builtins.filter((b) => /^node:(https|http|tls)$/.test(b))).toEqual([]);
     } finally {
       await fsp.rm(root, { recursive: true, force: true });
