@@ -27,7 +27,7 @@ const common = { bundle: true, format: 'cjs', platform: 'node', target: 'node20'
 // executable subcommands we have none of, and a builder module importing `spawn` is loaded by
 // a fully cached build that spawns nothing. Each becomes a module with the same export names
 // whose getters load the real one on first use (esbuild reads an import's names at call time).
-const LAZY_BUILTINS = ['child_process', 'zlib', 'crypto', 'http', 'https', 'tls', 'net', 'dns'];
+const LAZY_BUILTINS = ['child_process', 'zlib', 'crypto', 'http', 'https', 'tls', 'net', 'dns', 'readline'];
 const require = createRequire(import.meta.url);
 const lazyBuiltins = {
   name: 'lazy-builtins',
