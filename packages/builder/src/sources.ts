@@ -236,18 +236,45 @@ export async function digestSources(items: SourceItem[], digests?: FileDigests):
     return digests ? digests.digest(e.abs, e.stat, hash) : hash();
   });
   missing.forEach((e, i) => byEntry.set(e, content[i]!));
-  const h = createHash('sha256');
+  const h = batchedHash();
   for (const item of items) {
-    h.update(`item ${item.path}\0${item.stat.isDirectory() ? 'dir' : 'file'}\0`);
+    h.add(`item ${item.path}\0${item.stat.isDirectory() ? 'dir' : 'file'}\0`);
     for (const e of item.entries) {
       const st = e.stat;
       const type = st.isDirectory() ? 'd' : st.isSymbolicLink() ? 'l' : st.isFile() ? 'f' : 'o';
-      h.update(`${e.rel}\0${type}\0${(st.mode & 0o7777).toString(8)}\0`);
-      if (type === 'f') h.update(`${st.size}\0${byEntry.get(e)!}\0`);
-      if (type === 'l') h.update(`${e.linkTarget ?? ''}\0`);
+      h.add(`${e.rel}\0${type}\0${(st.mode & 0o7777).toString(8)}\0`);
+      if (type === 'f') h.add(`${st.size}\0${byEntry.get(e)!}\0`);
+      if (type === 'l') h.add(`${e.linkTarget ?? ''}\0`);
     }
   }
-  return h.digest('hex');
+  return h.hex();
+}
+
+/**
+ * sha256 of many small strings, handed to the hash ~64 KB at a time: the same bytes as one
+ * update per string, without a call into the crypto binding per file (20,000 files: two
+ * updates each made it ~13 ms).
+ */
+function batchedHash(): { add(s: string): void; hex(): string } {
+  const h = createHash('sha256');
+  let parts: string[] = [];
+  let size = 0;
+  const flush = (): void => {
+    h.update(parts.join(''));
+    parts = [];
+    size = 0;
+  };
+  return {
+    add(s) {
+      parts.push(s);
+      size += s.length;
+      if (size >= 65_536) flush();
+    },
+    hex() {
+      flush();
+      return h.digest('hex');
+    },
+  };
 }
 
 /** A context filter seen from a subdirectory (paths given relative to `pivot`). */

@@ -105,8 +105,8 @@ it('keeps at most maxEntries, the most recently used', async () => {
   for (const x of names) await lookup(c, path.join(ctx, `${x}.txt`), n.hash);
   await lookup(c, path.join(ctx, 'a.txt'), n.hash); // a is used again: it stays
   await c.save();
-  const doc = JSON.parse(await fsp.readFile(path.join(dir, 'bound.json'), 'utf8')) as { entries: Record<string, unknown> };
-  expect(Object.keys(doc.entries).map((p) => path.basename(p)).sort()).toEqual(['a.txt', 'd.txt', 'e.txt']);
+  const doc = JSON.parse(await fsp.readFile(path.join(dir, 'bound.json'), 'utf8')) as { paths: string[] };
+  expect(doc.paths.map((p) => path.basename(p)).sort()).toEqual(['a.txt', 'd.txt', 'e.txt']);
 });
 
 it('writes nothing when nothing is new, and treats a damaged file as empty', async () => {
@@ -127,6 +127,52 @@ it('writes nothing when nothing is new, and treats a damaged file as empty', asy
   const damaged = cache('quiet');
   await lookup(damaged, f, n.hash);
   expect(damaged.stats).toEqual({ hits: 0, misses: 1 });
+});
+
+it('treats a file of the first format, or one whose arrays do not add up, as empty', async () => {
+  const f = path.join(ctx, 'src', 'formats.txt');
+  await fsp.writeFile(f, 'f\n');
+  const st = await fsp.stat(f);
+  const hex = createHash('sha256').update('f\n').digest('hex');
+  const file = path.join(dir, 'formats.json');
+  const v1 = { version: 1, entries: { [f]: [st.dev, st.ino, st.size, st.mtimeMs, st.ctimeMs, hex, Date.now()] } };
+  const short = { version: 2, paths: [f], nums: [st.dev, st.ino, st.size, st.mtimeMs, st.ctimeMs], digests: hex };
+  const notHex = { version: 2, paths: [f], nums: [st.dev, st.ino, st.size, st.mtimeMs, st.ctimeMs, 0], digests: 'z'.repeat(64) };
+  for (const doc of [v1, short, notHex]) {
+    await fsp.writeFile(file, JSON.stringify(doc));
+    const c = cache('formats');
+    await c.ready();
+    expect(c.known(f, st)).toBeUndefined();
+  }
+  const good = { version: 2, paths: [f], nums: [st.dev, st.ino, st.size, st.mtimeMs, st.ctimeMs, 0], digests: hex };
+  await fsp.writeFile(file, JSON.stringify(good));
+  const c = cache('formats');
+  await c.ready();
+  expect(c.known(f, st)).toBe(hex);
+});
+
+it('keeps the saved entries it did not touch, replaces those hashed again, and keeps non-ASCII names', async () => {
+  const names = ['kept.txt', 'edited.txt', 'ünïcödé 名前.txt'];
+  for (const n of names) await fsp.writeFile(path.join(ctx, 'src', n), n);
+  const n = counter();
+  const first = cache('merge');
+  for (const x of names) await lookup(first, path.join(ctx, 'src', x), n.hash);
+  await first.save();
+  const edited = path.join(ctx, 'src', 'edited.txt');
+  await fsp.writeFile(edited, 'EDITED');
+  const second = cache('merge');
+  for (const x of names) await lookup(second, path.join(ctx, 'src', x), n.hash);
+  await second.save();
+  const third = cache('merge');
+  await third.ready();
+  for (const x of names) {
+    const abs = path.join(ctx, 'src', x);
+    expect(third.known(abs, await fsp.stat(abs))).toBe(createHash('sha256').update(await fsp.readFile(abs)).digest('hex'));
+  }
+  // each read once, the edited file once more
+  expect(n.reads).toEqual([...names, 'edited.txt']);
+  // after a save the same cache goes on answering
+  expect(second.known(edited, await fsp.stat(edited))).toBe(createHash('sha256').update('EDITED').digest('hex'));
 });
 
 it('gives digestSources the same key with and without the cache, and a new key after a same-size edit', async () => {
