@@ -185,7 +185,9 @@ function empty(): Saved {
 function fromFile(doc: Partial<SavedFile>): Saved | undefined {
   const { paths, nums, digests } = doc;
   if (doc.version !== VERSION || !Array.isArray(paths) || !Array.isArray(nums) || typeof digests !== 'string') return undefined;
-  if (nums.length !== paths.length * NUMS || digests.length !== paths.length * HEX || !/^[0-9a-f]*$/.test(digests)) return undefined;
+  // (the hex is not checked character by character: 1.3 MB for 20,000 files; the file is the
+  // store's own, and a wrong digest could only make a cache key that matches nothing)
+  if (nums.length !== paths.length * NUMS || digests.length !== paths.length * HEX) return undefined;
   const index = new Map<string, number>();
   paths.forEach((p, i) => index.set(p, i));
   return { index, nums: Float64Array.from(nums), digests };
