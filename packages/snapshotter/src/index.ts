@@ -14,7 +14,7 @@ export { stampTree, type Stamp, type TreeStamps } from './stamps.js';
 export { tarBytes, type LayerEntry, type TarWriteOptions } from './tar/writer.js';
 export { readTar, ByteSource, DEFAULT_MAX_LAYER_BYTES, type ReadLimits, type TarEntry } from './tar/reader.js';
 export { encodeHeader, type TarHeader, type EntryType } from './tar/format.js';
-export { overlayOptions, opaqueXattr, MOUNT_DATA_MAX, type OverlayXattrs } from './overlay.js';
+export { overlayOptions, opaqueXattr, volatileSupported, MOUNT_DATA_MAX, type OverlayXattrs } from './overlay.js';
 export { readXattrsTree } from './sys.js';
 export { checkLayer, MemberChecker, type CheckLayerOptions, type LayerCheckResult } from './verify.js';
 export { LayerChecker, describeLayerError, type ContentCheck, type DownloadUnpacker } from './layer-checks.js';

@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
@@ -20,20 +20,27 @@ export interface PrivateDir {
  * below `tmpRoot` so that the next hoist start unmounts and removes it if this process is
  * killed (see reclaim.ts).
  */
+/** Run a tool with no I/O; its exit status (-1 when it could not start). Async: the build goes on meanwhile. */
+function status(cmd: string, args: string[]): Promise<number> {
+  return new Promise((resolve) => {
+    const p = spawn(cmd, args, { stdio: 'ignore' });
+    p.on('error', () => resolve(-1));
+    p.on('close', (code) => resolve(code ?? -1));
+  });
+}
+
 export async function createPrivateDir(tmpRoot: string): Promise<PrivateDir> {
   await fsp.mkdir(tmpRoot, { recursive: true });
   const dir = path.join(tmpRoot, `sandbox-${process.pid}-${randomBytes(6).toString('hex')}`);
   await fsp.mkdir(dir, { mode: 0o700 });
-  const m = spawnSync('mount', ['-t', 'tmpfs', '-o', `mode=0700,size=${TMPFS_SIZE},nosuid,nodev,noexec`, 'tmpfs', dir], { stdio: 'ignore' });
-  const tmpfs = m.status === 0;
+  const tmpfs = (await status('mount', ['-t', 'tmpfs', '-o', `mode=0700,size=${TMPFS_SIZE},nosuid,nodev,noexec`, 'tmpfs', dir])) === 0;
   if (!tmpfs) await fsp.chmod(dir, 0o700);
   return {
     path: dir,
     tmpfs,
     release: async () => {
       if (tmpfs) {
-        const u = spawnSync('umount', [dir], { stdio: 'ignore' });
-        if (u.status !== 0) spawnSync('umount', ['-l', dir], { stdio: 'ignore' });
+        if ((await status('umount', [dir])) !== 0) await status('umount', ['-l', dir]);
       }
       await fsp.rm(dir, { recursive: true, force: true });
     },
