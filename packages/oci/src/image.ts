@@ -2,7 +2,7 @@ import { canonicalJson } from './json.js';
 import { OciError } from './errors.js';
 import { MediaType } from './media-types.js';
 import type { BlobStore } from './blob-store.js';
-import type { Digest } from './digest.js';
+import { sha256, type Digest } from './digest.js';
 import type { ContainerConfig, Descriptor, History, ImageConfig, Manifest, Platform } from './types.js';
 
 export type ImageFormat = 'oci' | 'docker';
@@ -55,7 +55,8 @@ export async function writeImage(
   opts: { format?: ImageFormat; annotations?: Record<string, string> } = {},
 ): Promise<{ descriptor: Descriptor; manifest: Manifest; configDigest: Digest }> {
   const format = opts.format ?? 'oci';
-  const configDesc = await blobs.putBytes(canonicalJson(img.config), format === 'oci' ? MediaType.OciConfig : MediaType.DockerConfig);
+  const configBytes = canonicalJson(img.config);
+  const configDesc: Descriptor = { mediaType: format === 'oci' ? MediaType.OciConfig : MediaType.DockerConfig, digest: sha256(configBytes), size: configBytes.length };
   const manifest: Manifest = {
     schemaVersion: 2,
     mediaType: format === 'oci' ? MediaType.OciManifest : MediaType.DockerManifest,
@@ -63,8 +64,12 @@ export async function writeImage(
     layers: img.layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
   };
   if (opts.annotations && Object.keys(opts.annotations).length > 0) manifest.annotations = opts.annotations;
-  const descriptor = await blobs.putBytes(canonicalJson(manifest), manifest.mediaType!);
-  return { descriptor, manifest, configDigest: configDesc.digest };
+  // one fsync round for both; the config is in place before the manifest that names it
+  const [, descriptor] = await blobs.putBytesInOrder([
+    { data: configBytes, mediaType: configDesc.mediaType },
+    { data: canonicalJson(manifest), mediaType: manifest.mediaType! },
+  ]);
+  return { descriptor: descriptor!, manifest, configDigest: configDesc.digest };
 }
 
 /** A layer blob of an image with the diff_id its config gives it. */
