@@ -9,7 +9,8 @@ import type { BuildSession } from './session.js';
 import type { StageInputs, StageState } from './state.js';
 import { withMountedImage } from './materialize.js';
 import { resolveUser, secureJoin, type ResolvedUser } from './rootfs.js';
-import { openNetwork, runNetwork, type RunNetwork } from './sandbox/network.js';
+import { runNetwork, type RunNetwork } from './sandbox/network.js';
+import { takePrep } from './run-prep.js';
 import { prepareRunMounts, type PreparedMounts } from './run-mounts.js';
 import { commitOptions } from './commit-options.js';
 import { singleIdHint } from './sandbox/isolation.js';
@@ -31,7 +32,7 @@ interface RunJob {
 export async function executeRun(ctx: BuildSession, job: RunJob): Promise<{ descriptor: Descriptor; diffId: Digest }> {
   if (!ctx.executor.prepare) ctx.executor.name(); // find the runtime before anything is mounted
   return ctx.limit(async () => {
-    const prep = prepareSandbox(ctx, job.ins);
+    const prep = takePrep(ctx, job.step, job.ins);
     try {
       return await withMountedImage(ctx, job.state.img, async (m) => {
         const c = job.state.img.config.config ?? {};
@@ -53,34 +54,6 @@ export async function executeRun(ctx: BuildSession, job: RunJob): Promise<{ desc
       await prep.close();
     }
   });
-}
-
-/** What a RUN's sandbox needs besides its root, started at once: made while the root is mounted. */
-interface SandboxPrep {
-  /** The network, once the runtime is found and the sandbox session (watchdog, private dir) is up. */
-  ready(): Promise<RunNetwork>;
-  /** Close the network (idempotent; also when it failed or was never awaited). */
-  close(): Promise<void>;
-}
-
-/**
- * Start, side by side, what a RUN waits for before its process: the network namespace (a fresh
- * one per RUN, as before), the runtime's `--version` check, the build's sandbox session and
- * /etc files. Each is a process start or a few; one after another they added up to ~25 ms.
- */
-export function prepareSandbox(ctx: BuildSession, ins: RunInstruction): SandboxPrep {
-  const net = openNetwork(runNetwork(ins.network, ctx.opts.network), ctx.opts.signal ? { signal: ctx.opts.signal } : {});
-  const rest = Promise.all([ctx.executor.prepare?.(), ctx.sandbox.bundles(), ctx.etc()]);
-  net.catch(() => undefined);
-  rest.catch(() => undefined);
-  let closed: Promise<void> | undefined;
-  return {
-    ready: async () => {
-      await rest;
-      return net;
-    },
-    close: () => (closed ??= net.then((n) => n.close(), () => undefined)),
-  };
 }
 
 /** The step's output, streamed as log events, with its last lines kept for an error. */

@@ -37,6 +37,8 @@ export class BuildSession {
   /** Digests of unchanged context files, from the store's stat cache (read once, saved at the end). */
   readonly fileDigests: StatCache;
   private etcFiles: { hosts: string; resolv: string; sandboxResolv: string } | undefined;
+  private readonly cleanups: Array<() => Promise<void>> = [];
+  private sandboxesClosed: Promise<void> | undefined;
   contextFilter: PathFilter | undefined;
 
   constructor(
@@ -80,13 +82,30 @@ export class BuildSession {
     return this.etcFiles;
   }
 
+  /** Something to release with the session (before its sandboxes go). */
+  onCleanup(fn: () => Promise<void>): void {
+    this.cleanups.push(fn);
+  }
+
+  /**
+   * Release what RUN sandboxes use (preparations, the private tmpfs, the watchdog): once nothing
+   * runs in one any more. Early (while the image is written), or at the latest by cleanup().
+   */
+  closeSandboxes(): Promise<void> {
+    this.sandboxesClosed ??= (async () => {
+      for (const fn of this.cleanups.splice(0)) await fn().catch(() => undefined);
+      await this.sandbox.close();
+    })();
+    return this.sandboxesClosed;
+  }
+
   async cleanup(): Promise<void> {
     // only a cache: a failed write costs re-hashing next time, never the build
     await this.fileDigests.save().catch(() => undefined);
     try {
       await fsp.rm(path.join(this.tmpDir, `etc-${process.pid}`), { recursive: true, force: true });
     } finally {
-      await this.sandbox.close();
+      await this.closeSandboxes();
     }
   }
 
