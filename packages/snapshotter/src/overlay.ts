@@ -2,7 +2,7 @@ import { promises as fsp } from 'node:fs';
 import { release } from 'node:os';
 import * as path from 'node:path';
 import { SnapshotError } from './errors.js';
-import { run } from './sys.js';
+import { runTool } from './sys.js';
 
 /**
  * overlayfs mounts through util-linux `mount`. The kernel copies mount data into ONE page, so
@@ -78,7 +78,7 @@ export async function mountOverlay(spec: OverlaySpec): Promise<void> {
   }
   if (spec.lowers.length > 500) throw new SnapshotError('TOO_MANY_LAYERS', `overlayfs stacks at most 500 lower layers, not ${spec.lowers.length}`);
   for (const l of spec.lowers) if (/[:,\\]/.test(l)) throw new SnapshotError('MOUNT_FAILED', `lower dir name ${l} cannot be passed to overlayfs`);
-  const r = await run('mount', ['-t', 'overlay', 'overlay', '-o', data, spec.target], { cwd: spec.cwd, code: 'MOUNT_FAILED', allowFail: true });
+  const r = await runTool('mount', ['-t', 'overlay', 'overlay', '-o', data, spec.target], { cwd: spec.cwd, code: 'MOUNT_FAILED', allowFail: true });
   if (r.status === 0) return;
   // a kernel (or a backport) without volatile: the same mount without it
   if (data.endsWith(',volatile')) return mountOverlay({ ...spec, volatile: false });
@@ -87,11 +87,11 @@ export async function mountOverlay(spec: OverlaySpec): Promise<void> {
 
 export async function unmount(target: string): Promise<void> {
   for (let i = 0; ; i++) {
-    const r = await run('umount', [target], { allowFail: true, code: 'MOUNT_FAILED' });
+    const r = await runTool('umount', [target], { allowFail: true, code: 'MOUNT_FAILED' });
     if (r.status === 0 || /not mounted|no mount point|not found/i.test(r.stderr)) return;
     if (i >= 20) {
       // still busy (a process keeps a file open): detach it so the store stays usable
-      await run('umount', ['-l', target], { code: 'MOUNT_FAILED' });
+      await runTool('umount', ['-l', target], { code: 'MOUNT_FAILED' });
       return;
     }
     await new Promise((r2) => setTimeout(r2, 25 * (i + 1)));
