@@ -15,7 +15,7 @@ export { tarBytes, type LayerEntry, type TarWriteOptions } from './tar/writer.js
 export { readTar, ByteSource, DEFAULT_MAX_LAYER_BYTES, type ReadLimits, type TarEntry } from './tar/reader.js';
 export { encodeHeader, type TarHeader, type EntryType } from './tar/format.js';
 export { overlayOptions, opaqueXattr, volatileSupported, MOUNT_DATA_MAX, type OverlayXattrs } from './overlay.js';
-export { readXattrsTree } from './sys.js';
+export { readXattrsTree, runTool } from './sys.js';
 export { checkLayer, MemberChecker, type CheckLayerOptions, type LayerCheckResult } from './verify.js';
 export { LayerChecker, describeLayerError, type ContentCheck, type DownloadUnpacker } from './layer-checks.js';
 export { cleanupStaleWork, type StaleCleanup } from './stale.js';

@@ -18,6 +18,11 @@ export interface ToolResult {
   stderr: string;
 }
 
+interface Refable {
+  ref?: () => void;
+  unref?: () => void;
+}
+
 const MARK = 0x1e; // ASCII record separator: never in mount/umount messages or getfattr's escaped dump
 
 interface Job {
@@ -58,11 +63,18 @@ export class ToolShell {
     p.stdin.on('error', () => undefined);
     p.on('error', () => this.fail(false));
     p.on('close', () => this.fail(true));
-    // neither the shell nor its pipes keep Node running
+    // an idle shell does not keep Node running (a command in flight does: see hold)
     p.unref();
-    for (const s of [p.stdin, p.stdout, p.stderr] as unknown as Array<{ unref?: () => void }>) s.unref?.();
+    for (const s of [p.stdin, p.stdout, p.stderr] as unknown as Refable[]) s.unref?.();
     this.proc = p;
     return p;
+  }
+
+  /** Keep the event loop alive while a command runs (its output is awaited), not otherwise. */
+  private hold(on: boolean): void {
+    const out = this.proc?.stdout as unknown as Refable | undefined;
+    if (on) out?.ref?.();
+    else out?.unref?.();
   }
 
   private fail(ran: boolean): void {
@@ -85,7 +97,9 @@ export class ToolShell {
       this.err = [];
       this.status = undefined;
       this.errDone = false;
-      this.start().stdin.write(line);
+      const p = this.start();
+      this.hold(true);
+      p.stdin.write(line);
     });
   }
 
@@ -122,6 +136,7 @@ export class ToolShell {
     if (this.status === undefined || !this.errDone || !this.job) return;
     const j = this.job;
     this.job = undefined;
+    this.hold(false);
     j.resolve({ status: this.status, stdout: Buffer.concat(this.out), stderr: Buffer.concat(this.err).toString('utf8').trim() });
   }
 

@@ -1,9 +1,11 @@
 // The tool shells that run mount, umount and getfattr for layer commits (one fork of a small sh
 // each, not a process start from Node): what a tool gives back, and how many shells there are.
+import { spawnSync } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { ToolShell, ToolShellPool } from '../src/tool-shell.js';
 import { toolShells } from '../src/sys.js';
+import { REPO_ROOT } from '@hoist/testkit';
 import { openStore, tmpdir, withMount } from './helpers.js';
 
 describe('ToolShell', () => {
@@ -33,6 +35,16 @@ describe('ToolShell', () => {
     } finally {
       sh.close();
     }
+  });
+});
+
+describe('ToolShell and the life of the Node process', () => {
+  test('a command in flight keeps Node running until its output is in; an idle shell does not keep it running', () => {
+    const mod = path.join(REPO_ROOT, 'packages/snapshotter/dist/tool-shell.js');
+    const script = `const { ToolShell } = await import(${JSON.stringify(mod)}); const s = new ToolShell(); const r = await s.run('sh', ['-c', 'sleep 0.2; echo done']); process.stdout.write(r.stdout);`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe('done\n');
   });
 });
 

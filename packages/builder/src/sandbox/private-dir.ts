@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { runTool } from '@hoist/snapshotter';
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
@@ -20,13 +20,9 @@ export interface PrivateDir {
  * below `tmpRoot` so that the next hoist start unmounts and removes it if this process is
  * killed (see reclaim.ts).
  */
-/** Run a tool with no I/O; its exit status (-1 when it could not start). Async: the build goes on meanwhile. */
-function status(cmd: string, args: string[]): Promise<number> {
-  return new Promise((resolve) => {
-    const p = spawn(cmd, args, { stdio: 'ignore' });
-    p.on('error', () => resolve(-1));
-    p.on('close', (code) => resolve(code ?? -1));
-  });
+/** A tool's exit status (-1 when it could not start); through the tool shells, without blocking. */
+async function status(cmd: string, args: string[]): Promise<number> {
+  return (await runTool(cmd, args, { allowFail: true }).catch(() => undefined))?.status ?? -1;
 }
 
 export async function createPrivateDir(tmpRoot: string): Promise<PrivateDir> {

@@ -2,6 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, promises as fsp, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { runTool } from '@hoist/snapshotter';
 import { BuildError } from '../errors.js';
 import { generateSpec, type SandboxOptions } from './spec.js';
 import { forThisNamespace } from './userns-spec.js';
@@ -76,12 +77,8 @@ function firstCandidate(preferred?: string): RuntimeInfo | undefined {
   return { name, path: p };
 }
 
-function versionWorks(p: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const child = spawn(p, ['--version'], { stdio: 'ignore' });
-    child.on('error', () => resolve(false));
-    child.on('close', (code) => resolve(code === 0));
-  });
+async function versionWorks(p: string): Promise<boolean> {
+  return (await runTool(p, ['--version'], { allowFail: true }).catch(() => undefined))?.status === 0;
 }
 
 /**
