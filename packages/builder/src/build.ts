@@ -68,6 +68,8 @@ export async function build(requested: BuildOptions): Promise<BuildResult> {
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
     const final = await solver.run(plan.target);
+    // every stage has run: nothing needs a sandbox any more (unmounted while the image is written)
+    ctx.closeSandboxes().catch(() => undefined);
     const history = final.img.config.history ?? [];
     const created = opts.sourceDateEpoch !== undefined ? isoTime(ctx) : (history.at(-1)?.created ?? final.lastCreated);
     const img = withLabels({ ...final.img, config: { ...final.img.config, created } }, opts.labels);

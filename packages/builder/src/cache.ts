@@ -59,7 +59,9 @@ export class FileCacheStore implements CacheStore {
   }
 
   async put(rec: CacheRecord): Promise<void> {
-    await writeFileAtomic(this.file(rec.key), JSON.stringify(rec));
+    // a cache whose reader validates (get: a torn or empty file is a miss, a lost one is rebuilt);
+    // what it points at (the layer blob) was fsynced before it was written: no fsync of its own
+    await writeFileAtomic(this.file(rec.key), JSON.stringify(rec), { sync: false });
   }
 
   async *all(): AsyncGenerator<CacheRecord> {

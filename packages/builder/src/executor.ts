@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import type { Ownership } from '@hoist/snapshotter';
-import { detectRuntime, runInSandbox, type RunResult, type RuntimeInfo } from './sandbox/runtime.js';
+import { detectRuntime, detectRuntimeAsync, runInSandbox, type RunResult, type RuntimeInfo } from './sandbox/runtime.js';
 import type { SandboxOptions } from './sandbox/spec.js';
 
 /** Per run: where the bundle goes, where output goes, how to cancel. */
@@ -28,14 +28,25 @@ export interface Executor {
   name(): string;
   /** Which isolation mode runs and why, for the progress output (default: root or rootless runc). */
   describe?(): string;
+  /** Find the runtime without blocking (before a RUN's root is mounted, while it is). */
+  prepare?(): Promise<void>;
   run(sb: SandboxOptions, opts: ExecOptions): Promise<RunResult>;
 }
 
 /** The OCI runtime (runc, crun), detected only when a RUN step first executes. */
 export class RuntimeExecutor implements Executor {
   private rt: RuntimeInfo | undefined;
+  private detecting: Promise<void> | undefined;
 
   constructor(private readonly o: { root: string; preferred?: string }) {}
+
+  prepare(): Promise<void> {
+    if (this.rt) return Promise.resolve();
+    this.detecting ??= detectRuntimeAsync(this.o.preferred).then((rt) => {
+      this.rt ??= rt;
+    });
+    return this.detecting;
+  }
 
   private runtime(): RuntimeInfo {
     this.rt ??= detectRuntime(this.o.preferred);

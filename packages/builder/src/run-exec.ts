@@ -9,7 +9,8 @@ import type { BuildSession } from './session.js';
 import type { StageInputs, StageState } from './state.js';
 import { withMountedImage } from './materialize.js';
 import { resolveUser, secureJoin, type ResolvedUser } from './rootfs.js';
-import { openNetwork, runNetwork, type RunNetwork } from './sandbox/network.js';
+import { runNetwork, type RunNetwork } from './sandbox/network.js';
+import { takePrep } from './run-prep.js';
 import { prepareRunMounts, type PreparedMounts } from './run-mounts.js';
 import { commitOptions } from './commit-options.js';
 import { singleIdHint } from './sandbox/isolation.js';
@@ -29,27 +30,30 @@ interface RunJob {
 
 /** Execute a RUN on its stage's state and commit what it changed as a layer. */
 export async function executeRun(ctx: BuildSession, job: RunJob): Promise<{ descriptor: Descriptor; diffId: Digest }> {
-  ctx.executor.name(); // find the runtime before anything is mounted
-  return ctx.limit(() =>
-    withMountedImage(ctx, job.state.img, async (m) => {
-      const c = job.state.img.config.config ?? {};
-      const user = await resolveUser(m.root, c.User ?? '').catch((e: unknown) => {
-        throw e instanceof BuildError ? e : new BuildError('USER_NOT_FOUND', String(e));
+  if (!ctx.executor.prepare) ctx.executor.name(); // find the runtime before anything is mounted
+  return ctx.limit(async () => {
+    const prep = takePrep(ctx, job.step, job.ins);
+    try {
+      return await withMountedImage(ctx, job.state.img, async (m) => {
+        const c = job.state.img.config.config ?? {};
+        const user = await resolveUser(m.root, c.User ?? '').catch((e: unknown) => {
+          throw e instanceof BuildError ? e : new BuildError('USER_NOT_FOUND', String(e));
+        });
+        await fsp.mkdir(await secureJoin(m.root, c.WorkingDir || '/'), { recursive: true });
+        const mounts = await prepareRunMounts(ctx, { ins: job.ins, root: m.root, user, stages: job.stages, platform: configPlatform(job.state.img.config) });
+        try {
+          await runProcess(ctx, { job, m, user, mounts, net: await prep.ready() });
+        } finally {
+          await prep.close();
+          await mounts.release();
+        }
+        const r = await m.commit(commitOptions(ctx));
+        return { descriptor: r.descriptor, diffId: r.diffId };
       });
-      await fsp.mkdir(await secureJoin(m.root, c.WorkingDir || '/'), { recursive: true });
-      const mounts = await prepareRunMounts(ctx, { ins: job.ins, root: m.root, user, stages: job.stages, platform: configPlatform(job.state.img.config) });
-      let net: RunNetwork | undefined;
-      try {
-        net = await openNetwork(runNetwork(job.ins.network, ctx.opts.network), ctx.opts.signal ? { signal: ctx.opts.signal } : {});
-        await runProcess(ctx, { job, m, user, mounts, net });
-      } finally {
-        await net?.close();
-        await mounts.release();
-      }
-      const r = await m.commit(commitOptions(ctx));
-      return { descriptor: r.descriptor, diffId: r.diffId };
-    }),
-  );
+    } finally {
+      await prep.close();
+    }
+  });
 }
 
 /** The step's output, streamed as log events, with its last lines kept for an error. */

@@ -39,6 +39,8 @@ export class BuildSession {
   private etcFiles: { hosts: string; resolv: string; sandboxResolv: string } | undefined;
   /** The directory of etcFiles, once this build starts making it. */
   private etcDir: string | undefined;
+  private readonly cleanups: Array<() => Promise<void>> = [];
+  private sandboxesClosed: Promise<void> | undefined;
   contextFilter: PathFilter | undefined;
 
   constructor(
@@ -83,6 +85,23 @@ export class BuildSession {
     return this.etcFiles;
   }
 
+  /** Something to release with the session (before its sandboxes go). */
+  onCleanup(fn: () => Promise<void>): void {
+    this.cleanups.push(fn);
+  }
+
+  /**
+   * Release what RUN sandboxes use (preparations, the private tmpfs, the watchdog): once nothing
+   * runs in one any more. Early (while the image is written), or at the latest by cleanup().
+   */
+  closeSandboxes(): Promise<void> {
+    this.sandboxesClosed ??= (async () => {
+      for (const fn of this.cleanups.splice(0)) await fn().catch(() => undefined);
+      await this.sandbox.close();
+    })();
+    return this.sandboxesClosed;
+  }
+
   async cleanup(): Promise<void> {
     // only a cache: a failed write costs re-hashing next time, never the build
     const saved = this.fileDigests.save().catch(() => undefined);
@@ -91,7 +110,7 @@ export class BuildSession {
       if (this.etcDir) await fsp.rm(this.etcDir, { recursive: true, force: true });
     } finally {
       await saved;
-      await this.sandbox.close();
+      await this.closeSandboxes();
     }
   }
 

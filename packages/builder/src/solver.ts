@@ -7,6 +7,7 @@ import type { PreparedCopy, StageInputs, StageState } from './state.js';
 import type { ResolvedImage } from './types.js';
 import { keyStep, runOp, type Op } from './step.js';
 import { baseKey, stagePlatform } from './platforms.js';
+import { prepareAhead } from './run-prep.js';
 
 const EPOCH = '1970-01-01T00:00:00Z';
 
@@ -104,8 +105,10 @@ export class Solver {
     const { ops } = await this.keyed(index);
     const stage = this.session.plan.stages[index]!;
     let state = withPath(await this.base(stage, false));
-    for (const op of ops) {
+    for (const [i, op] of ops.entries()) {
       this.checkCancelled();
+      const next = nextRunToExecute(ops, op.step.instruction.kind === 'run' ? i + 1 : i);
+      if (next) prepareAhead(this.session, next);
       state = await runOp(this.session, { stage, op, state, prepared: this.prepared });
     }
     return state;
@@ -145,6 +148,11 @@ export class Solver {
     const img: Image = { config, layers: r.manifest.value.layers.map((l) => ({ ...l })) };
     return { img, key: sha256(`image ${r.descriptor.digest}`), lastCreated: cfg.created ?? EPOCH, cmdSet: false, records: [] };
   }
+}
+
+/** The first RUN from `from` on that pass 1 found no record for: it will execute. */
+function nextRunToExecute(ops: readonly Op[], from: number): Step | undefined {
+  return ops.slice(from).find((o) => o.step.instruction.kind === 'run' && o.layer && !o.layer.hit)?.step;
 }
 
 /** BuildKit makes sure PATH is always set in the image's Env (appending the default). */

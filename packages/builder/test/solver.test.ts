@@ -20,7 +20,7 @@ interface World {
   context: string;
   cache: MemoryCacheStore;
   images: FakeImageSource;
-  build(executor: FakeExecutor, extra?: { jobs?: number; buildArgs?: Record<string, string> }): Promise<BuildResult & { events: BuildEvent[] }>;
+  build(executor: FakeExecutor, extra?: { jobs?: number; buildArgs?: Record<string, string>; progress?: (ev: BuildEvent) => void }): Promise<BuildResult & { events: BuildEvent[] }>;
 }
 
 let root: string;
@@ -65,7 +65,10 @@ async function world(dockerfile: string, files: Record<string, string>): Promise
         jobs: extra.jobs ?? 2,
         ...(extra.buildArgs ? { buildArgs: extra.buildArgs } : {}),
         sourceDateEpoch: 0,
-        progress: (ev) => events.push(ev),
+        progress: (ev) => {
+          events.push(ev);
+          extra.progress?.(ev);
+        },
       });
       return { ...r, events };
     },
@@ -97,6 +100,46 @@ describe('solver', () => {
     expect(r.stats).toMatchObject({ executed: 4, cached: 0, runSteps: 2 });
     expect(w.cache.writes).toHaveLength(4);
     expect(new Set(w.cache.writes).size).toBe(4);
+  });
+
+  it("a RUN that will execute has its sandbox prepared while the steps before it run; cached RUNs none", async () => {
+    /** Logs `prepare` (a RUN's sandbox preparation starting) in one sequence with the step events. */
+    class Preparing extends FakeExecutor {
+      constructor(readonly log: string[]) {
+        super();
+      }
+      prepare(): Promise<void> {
+        this.log.push('prepare');
+        return Promise.resolve();
+      }
+    }
+    const w = await world(LINEAR, { 'a.txt': 'a\n', 'b.txt': 'b\n' });
+    const log: string[] = [];
+    const progress = (ev: BuildEvent): void => {
+      if (ev.type === 'step' && (ev.status === 'start' || ev.status === 'done')) log.push(`${ev.status} ${ev.label.replace(/^.*\] /, '')}`);
+    };
+    await w.build(new Preparing(log), { progress });
+    // RUN one's sandbox is prepared before its COPY starts; RUN two's as RUN one starts
+    expect(log).toEqual([
+      'prepare',
+      'start COPY a.txt /a.txt',
+      'done COPY a.txt /a.txt',
+      'prepare',
+      'start RUN echo one',
+      'done RUN echo one',
+      'start COPY b.txt /b.txt',
+      'done COPY b.txt /b.txt',
+      'start RUN echo two',
+      'done RUN echo two',
+    ]);
+    log.length = 0;
+    await w.build(new Preparing(log), { progress });
+    expect(log.filter((l) => l === 'prepare')).toEqual([]);
+    await fsp.writeFile(path.join(w.context, 'b.txt'), 'b2\n');
+    log.length = 0;
+    await w.build(new Preparing(log), { progress });
+    // the cached steps start (and are shown CACHED); only RUN two is prepared, before its COPY
+    expect(log).toEqual(['prepare', 'start COPY a.txt /a.txt', 'start RUN echo one', 'start COPY b.txt /b.txt', 'done COPY b.txt /b.txt', 'start RUN echo two', 'done RUN echo two']);
   });
 
   it('a fully cached build executes 0 ops and writes no record', async () => {

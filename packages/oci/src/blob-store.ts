@@ -170,17 +170,43 @@ export class BlobStore {
     const exp = opts.expected;
     if (exp && exp.digest !== digest) throw new OciError('DIGEST_MISMATCH', `blob digest mismatch: expected ${exp.digest}, got ${digest}`);
     if (exp?.size !== undefined && exp.size !== size) throw new OciError('SIZE_MISMATCH', `blob ${digest}: expected ${exp.size} bytes, got ${size}`);
-    const fh = await fsp.open(tmp, 'r');
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
+    await syncFile(tmp);
+    await this.place(tmp, digest, size);
+    return { digest, size };
+  }
+
+  /** Move a temp file that is on disk (fsynced) into place as blob `digest` (of `size` bytes). */
+  private async place(tmp: string, digest: Digest, size: number): Promise<void> {
     await fsp.mkdir(this.blobsDir, { recursive: true });
     await fsp.chmod(tmp, 0o644);
     await fsp.rename(tmp, this.path(digest));
     this.found?.set(digest, size);
-    return { digest, size };
+  }
+
+  /**
+   * putBytes for several small blobs (an image's config and manifest): all are written, their
+   * fsyncs run side by side (the filesystem's journal commits them together, where one after
+   * another paid a commit each), then each is renamed into place IN THE ORDER GIVEN, so a blob
+   * that refers to an earlier one (a manifest to its config) never shows without it.
+   */
+  async putBytesInOrder(items: ReadonlyArray<{ data: Uint8Array; mediaType: string }>): Promise<Descriptor[]> {
+    const descs = items.map(({ data, mediaType }) => ({ mediaType, digest: sha256(data), size: data.length }));
+    const todo: Array<{ tmp: string; digest: Digest; size: number }> = [];
+    try {
+      for (const [i, it] of items.entries()) {
+        const digest = descs[i]!.digest;
+        if ((await this.has(digest)) || todo.some((t) => t.digest === digest)) continue;
+        const tmp = await this.tempPath();
+        todo.push({ tmp, digest, size: it.data.length });
+        await fsp.writeFile(tmp, it.data, { flag: 'wx' });
+      }
+      await Promise.all(todo.map((t) => syncFile(t.tmp)));
+      for (const t of todo) await this.place(t.tmp, t.digest, t.size);
+    } catch (e) {
+      await Promise.all(todo.map((t) => fsp.rm(t.tmp, { force: true })));
+      throw e;
+    }
+    return descs;
   }
 
   async delete(digest: Digest): Promise<void> {
@@ -215,5 +241,14 @@ export class BlobStore {
       return;
     }
     for (const n of names) if (/^[a-f0-9]{64}$/.test(n)) yield `sha256:${n}` as Digest;
+  }
+}
+
+async function syncFile(file: string): Promise<void> {
+  const fh = await fsp.open(file, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
 }

@@ -64,13 +64,12 @@ export async function writeImage(
     layers: img.layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
   };
   if (opts.annotations && Object.keys(opts.annotations).length > 0) manifest.annotations = opts.annotations;
-  const manifestBytes = canonicalJson(manifest);
-  const descriptor: Descriptor = { mediaType: manifest.mediaType!, digest: sha256(manifestBytes), size: manifestBytes.length };
-  // both looked for at once (a rebuild finds both); a missing config is stored before its manifest
-  const [hasConfig, hasManifest] = await Promise.all([blobs.has(configDesc.digest), blobs.has(descriptor.digest)]);
-  if (!hasConfig) await blobs.putBytes(configBytes, configDesc.mediaType);
-  if (!hasManifest) await blobs.putBytes(manifestBytes, descriptor.mediaType);
-  return { descriptor, manifest, configDigest: configDesc.digest };
+  // one fsync round for both; the config is in place before the manifest that names it
+  const [, descriptor] = await blobs.putBytesInOrder([
+    { data: configBytes, mediaType: configDesc.mediaType },
+    { data: canonicalJson(manifest), mediaType: manifest.mediaType! },
+  ]);
+  return { descriptor: descriptor!, manifest, configDigest: configDesc.digest };
 }
 
 /** A layer blob of an image with the diff_id its config gives it. */

@@ -100,6 +100,41 @@ describe('fsyncs (issue 16: a committed layer paid five)', () => {
     expect(await fsp.readFile(path.join(dir, 'y.json'), 'utf8')).toBe('{}');
   });
 
+  it('putBytesInOrder: every blob fsynced before any rename, renamed in the order given; a stored one costs nothing', async () => {
+    const store = await ImageStore.open(dir);
+    const config = Buffer.from('{"config":1}');
+    const manifest = Buffer.from('{"manifest":1}');
+    const events: string[] = [];
+    const probe = await fsp.open(path.join(dir, 'oci-layout'), 'r');
+    const proto = Object.getPrototypeOf(probe) as { sync: (...a: unknown[]) => Promise<void> };
+    await probe.close();
+    const origSync = proto.sync;
+    const origRename = fsp.rename;
+    proto.sync = function (this: unknown, ...a: unknown[]) {
+      events.push('sync');
+      return origSync.apply(this, a);
+    };
+    (fsp as { rename: typeof fsp.rename }).rename = async (a, b) => {
+      events.push(`rename ${path.basename(String(b))}`);
+      return origRename(a, b);
+    };
+    try {
+      const d = await store.blobs.putBytesInOrder([
+        { data: config, mediaType: 'application/vnd.oci.image.config.v1+json' },
+        { data: manifest, mediaType: 'application/vnd.oci.image.manifest.v1+json' },
+      ]);
+      expect(d.map((x) => x.digest)).toEqual([sha256(config), sha256(manifest)]);
+      expect(d.map((x) => x.size)).toEqual([config.length, manifest.length]);
+    } finally {
+      proto.sync = origSync;
+      (fsp as { rename: typeof fsp.rename }).rename = origRename;
+    }
+    expect(events).toEqual(['sync', 'sync', `rename ${sha256(config).slice(7)}`, `rename ${sha256(manifest).slice(7)}`]);
+    expect(await store.blobs.getBytes({ digest: sha256(manifest), size: manifest.length })).toEqual(manifest);
+    expect(await fsp.readdir(store.blobs.tmpDir).catch(() => [])).toEqual([]);
+    expect(await syncs(() => store.blobs.putBytesInOrder([{ data: config, mediaType: 'x' }, { data: manifest, mediaType: 'y' }]))).toBe(0);
+  });
+
   it('a torn verified-layer note reads as not verified', async () => {
     const store = await ImageStore.open(dir);
     const digest = sha256(Buffer.from('layer'));

@@ -1,7 +1,8 @@
 import { promises as fsp } from 'node:fs';
+import { release } from 'node:os';
 import * as path from 'node:path';
 import { SnapshotError } from './errors.js';
-import { run } from './sys.js';
+import { runTool } from './sys.js';
 
 /**
  * overlayfs mounts through util-linux `mount`. The kernel copies mount data into ONE page, so
@@ -32,6 +33,22 @@ const FIXED: Record<OverlayXattrs, string> = {
   user: 'userxattr,index=off,redirect_dir=nofollow,metacopy=off',
 };
 
+/**
+ * Writable mounts are `volatile` (kernel >= 5.10): overlayfs then skips syncing its upper
+ * filesystem, which it otherwise does at every unmount. That sync is a syncfs(2) of the whole
+ * disk the store is on (10-30 ms per layer, more when other programs have written), and it made
+ * only committed layers durable: layers unpacked from blobs were never synced, and neither is a
+ * page-cache write lost when hoist is killed (-9), the crash the store is built to survive. The
+ * marker volatile leaves (`work/work/incompat/volatile`) is in the mount's own work dir, which
+ * the commit or release removes; the upper dir becomes a lower-only snapshot, which may be.
+ */
+export function volatileSupported(kernel = release()): boolean {
+  const m = /^(\d+)\.(\d+)/.exec(kernel);
+  if (!m) return false;
+  const [major, minor] = [Number(m[1]), Number(m[2])];
+  return major > 5 || (major === 5 && minor >= 10);
+}
+
 export interface OverlaySpec {
   /** Directory the relative paths are relative to (and the mount's cwd). */
   cwd: string;
@@ -42,12 +59,16 @@ export interface OverlaySpec {
   target: string;
   /** Default `trusted`. */
   xattrs?: OverlayXattrs;
+  /** With an upper dir: mount it `volatile` (see volatileSupported). Default: when the kernel has it. */
+  volatile?: boolean;
 }
 
 export function overlayOptions(spec: OverlaySpec): string {
   let o = `lowerdir=${spec.lowers.join(':')}`;
   if (spec.upper) o += `,upperdir=${spec.upper},workdir=${spec.work}`;
-  return `${o},${FIXED[spec.xattrs ?? 'trusted']}`;
+  o += `,${FIXED[spec.xattrs ?? 'trusted']}`;
+  if (spec.upper && (spec.volatile ?? volatileSupported())) o += ',volatile';
+  return o;
 }
 
 export async function mountOverlay(spec: OverlaySpec): Promise<void> {
@@ -57,16 +78,20 @@ export async function mountOverlay(spec: OverlaySpec): Promise<void> {
   }
   if (spec.lowers.length > 500) throw new SnapshotError('TOO_MANY_LAYERS', `overlayfs stacks at most 500 lower layers, not ${spec.lowers.length}`);
   for (const l of spec.lowers) if (/[:,\\]/.test(l)) throw new SnapshotError('MOUNT_FAILED', `lower dir name ${l} cannot be passed to overlayfs`);
-  await run('mount', ['-t', 'overlay', 'overlay', '-o', data, spec.target], { cwd: spec.cwd, code: 'MOUNT_FAILED' });
+  const r = await runTool('mount', ['-t', 'overlay', 'overlay', '-o', data, spec.target], { cwd: spec.cwd, code: 'MOUNT_FAILED', allowFail: true });
+  if (r.status === 0) return;
+  // a kernel (or a backport) without volatile: the same mount without it
+  if (data.endsWith(',volatile')) return mountOverlay({ ...spec, volatile: false });
+  throw new SnapshotError('MOUNT_FAILED', `mount -t overlay overlay -o ${data} ${spec.target} failed (exit ${r.status}): ${r.stderr}`);
 }
 
 export async function unmount(target: string): Promise<void> {
   for (let i = 0; ; i++) {
-    const r = await run('umount', [target], { allowFail: true, code: 'MOUNT_FAILED' });
+    const r = await runTool('umount', [target], { allowFail: true, code: 'MOUNT_FAILED' });
     if (r.status === 0 || /not mounted|no mount point|not found/i.test(r.stderr)) return;
     if (i >= 20) {
       // still busy (a process keeps a file open): detach it so the store stays usable
-      await run('umount', ['-l', target], { code: 'MOUNT_FAILED' });
+      await runTool('umount', ['-l', target], { code: 'MOUNT_FAILED' });
       return;
     }
     await new Promise((r2) => setTimeout(r2, 25 * (i + 1)));

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { SnapshotError } from './errors.js';
+import { ToolShellPool } from './tool-shell.js';
 
 /**
  * System calls Node has no API for (mknod, xattrs, mount) go through small standard tools:
@@ -35,6 +36,29 @@ export function run(
     p.stdin.on('error', () => undefined);
     p.stdin.end(opts.input ?? '');
   });
+}
+
+/** The process's tool shells (see ToolShell). */
+export const toolShells = new ToolShellPool();
+
+/**
+ * `run` for the tools a layer commit needs (mount, umount, getfattr): through a ToolShell, a
+ * fork of a small shell instead of the Node process; started directly where no shell can be had.
+ */
+export async function runTool(
+  cmd: string,
+  args: string[],
+  opts: { cwd?: string; allowFail?: boolean; code?: 'MOUNT_FAILED' | 'HELPER_FAILED' } = {},
+): Promise<RunResult & { status: number }> {
+  let r;
+  try {
+    r = await toolShells.run(cmd, args, opts.cwd);
+  } catch (e) {
+    throw new SnapshotError(opts.code ?? 'HELPER_FAILED', `${cmd} ${args.join(' ')}: ${(e as Error).message}`, { cause: e });
+  }
+  if (!r) return run(cmd, args, opts);
+  if (r.status !== 0 && !opts.allowFail) throw new SnapshotError(opts.code ?? 'HELPER_FAILED', `${cmd} ${args.join(' ')} failed (exit ${r.status}): ${r.stderr}`);
+  return r;
 }
 
 export function shQuote(s: string): string {
@@ -146,7 +170,7 @@ export function parseGetfattr(out: string): XattrMap {
  * One `getfattr` process for the whole tree.
  */
 export async function readXattrsTree(dir: string): Promise<XattrMap> {
-  const r = await run('getfattr', ['-R', '-P', '-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', '--', dir], { allowFail: true });
+  const r = await runTool('getfattr', ['-R', '-P', '-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', '--', dir], { allowFail: true });
   if (r.status !== 0 && r.stdout.length === 0 && r.stderr && !/Operation not supported/.test(r.stderr)) {
     throw new SnapshotError('HELPER_FAILED', `getfattr on ${dir} failed: ${r.stderr}`);
   }

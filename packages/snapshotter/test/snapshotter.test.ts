@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { MediaType, sha256, type Descriptor, type Digest } from '@hoist/oci';
-import { LayerChecker, Snapshotter, SnapshotError, encodeHeader, overlayOptions, type Driver } from '@hoist/snapshotter';
+import { LayerChecker, Snapshotter, SnapshotError, encodeHeader, overlayOptions, volatileSupported, type Driver } from '@hoist/snapshotter';
 import { describeTree, exists, normaliseLinks, openStore, sh, tmpdir, withMount } from './helpers.js';
 import { HAS_ZSTD } from './helpers.js';
 
@@ -120,6 +120,39 @@ describe('Snapshotter (overlay)', () => {
     const { snaps } = await openStore();
     await expect(snaps.mount([sha256('nope')])).rejects.toBeInstanceOf(SnapshotError);
     expect(await fsp.readdir(path.join(snaps.root, 'mounts'))).toEqual([]);
+  });
+
+  test('writable mounts are volatile (no syncfs of the disk at unmount) where the kernel has it; read-only views never', () => {
+    expect(volatileSupported('5.9.16')).toBe(false);
+    expect(volatileSupported('5.10.0-28-amd64')).toBe(true);
+    expect(volatileSupported('6.1.0')).toBe(true);
+    expect(volatileSupported('4.19.0')).toBe(false);
+    expect(volatileSupported('garbage')).toBe(false);
+    const rw = { cwd: '/', lowers: ['a', 'b'], upper: 'u', work: 'w', target: '/x' };
+    expect(overlayOptions({ ...rw, volatile: true }).split(',')).toContain('volatile');
+    expect(overlayOptions({ ...rw, volatile: false }).split(',')).not.toContain('volatile');
+    expect(overlayOptions({ cwd: '/', lowers: ['a', 'b'], target: '/x', volatile: true }).split(',')).not.toContain('volatile');
+    expect(overlayOptions({ ...rw, xattrs: 'user', volatile: true }).split(',')).toEqual(expect.arrayContaining(['userxattr', 'volatile']));
+  });
+
+  test('a volatile mount commits like any other and leaves neither its marker nor a mount behind', async () => {
+    const { snaps } = await openStore();
+    const base = await putLayer(snaps, { keep: 'k' });
+    await snaps.ensureLayer(base);
+    let dir = '';
+    const r = await withMount(snaps, [base.diffId], async (m) => {
+      dir = m.dir;
+      const opts = (await fsp.readFile('/proc/self/mountinfo', 'utf8')).split('\n').find((l) => l.includes(m.root)) ?? '';
+      expect(opts.includes('volatile')).toBe(volatileSupported());
+      await fsp.writeFile(path.join(m.root, 'new'), 'n');
+      return m.commit();
+    });
+    expect(await exists(dir)).toBe(false);
+    expect((await fsp.readFile('/proc/self/mountinfo', 'utf8')).includes(dir)).toBe(false);
+    const snap = path.join(snaps.root, 'snapshots', r.diffId.slice(7));
+    expect((await fsp.readdir(snap)).sort()).toEqual(['diff', 'layer.json']);
+    expect(await fsp.readdir(path.join(snap, 'diff'))).toEqual(['new']);
+    await withMount(snaps, [base.diffId, r.diffId], async (m) => expect((await fsp.readdir(m.root)).sort()).toEqual(['keep', 'new']));
   });
 
   test('an image with 150 layers mounts (short relative lower names keep the options under a page)', async () => {

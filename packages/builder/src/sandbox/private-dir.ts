@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { runTool } from '@hoist/snapshotter';
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
@@ -20,20 +20,23 @@ export interface PrivateDir {
  * below `tmpRoot` so that the next hoist start unmounts and removes it if this process is
  * killed (see reclaim.ts).
  */
+/** A tool's exit status (-1 when it could not start); through the tool shells, without blocking. */
+async function status(cmd: string, args: string[]): Promise<number> {
+  return (await runTool(cmd, args, { allowFail: true }).catch(() => undefined))?.status ?? -1;
+}
+
 export async function createPrivateDir(tmpRoot: string): Promise<PrivateDir> {
   await fsp.mkdir(tmpRoot, { recursive: true });
   const dir = path.join(tmpRoot, `sandbox-${process.pid}-${randomBytes(6).toString('hex')}`);
   await fsp.mkdir(dir, { mode: 0o700 });
-  const m = spawnSync('mount', ['-t', 'tmpfs', '-o', `mode=0700,size=${TMPFS_SIZE},nosuid,nodev,noexec`, 'tmpfs', dir], { stdio: 'ignore' });
-  const tmpfs = m.status === 0;
+  const tmpfs = (await status('mount', ['-t', 'tmpfs', '-o', `mode=0700,size=${TMPFS_SIZE},nosuid,nodev,noexec`, 'tmpfs', dir])) === 0;
   if (!tmpfs) await fsp.chmod(dir, 0o700);
   return {
     path: dir,
     tmpfs,
     release: async () => {
       if (tmpfs) {
-        const u = spawnSync('umount', [dir], { stdio: 'ignore' });
-        if (u.status !== 0) spawnSync('umount', ['-l', dir], { stdio: 'ignore' });
+        if ((await status('umount', [dir])) !== 0) await status('umount', ['-l', dir]);
       }
       await fsp.rm(dir, { recursive: true, force: true });
     },

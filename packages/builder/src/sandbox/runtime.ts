@@ -2,6 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, promises as fsp, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { runTool } from '@hoist/snapshotter';
 import { BuildError } from '../errors.js';
 import { generateSpec, type SandboxOptions } from './spec.js';
 import { forThisNamespace } from './userns-spec.js';
@@ -66,6 +67,30 @@ export function detectRuntime(preferred?: string): RuntimeInfo {
   );
 }
 
+/** The first runtime detectRuntime would try, if it is installed and not refused for the host. */
+function firstCandidate(preferred?: string): RuntimeInfo | undefined {
+  const c = preferred ?? 'runc';
+  const p = findRuntime(c) ?? (preferred ? undefined : findRuntime('crun'));
+  if (!p) return undefined;
+  const name = path.basename(p);
+  if (!preferred && name === 'crun' && hybridCgroups()) return undefined;
+  return { name, path: p };
+}
+
+async function versionWorks(p: string): Promise<boolean> {
+  return (await runTool(p, ['--version'], { allowFail: true }).catch(() => undefined))?.status === 0;
+}
+
+/**
+ * detectRuntime without blocking: the `--version` check runs while the build goes on (it costs a
+ * process start). Where the first candidate fails, detectRuntime gives the answer (and the error).
+ */
+export async function detectRuntimeAsync(preferred?: string): Promise<RuntimeInfo> {
+  const first = firstCandidate(preferred);
+  if (first && (await versionWorks(first.path))) return first;
+  return detectRuntime(preferred);
+}
+
 export interface RunResult {
   exitCode: number;
   signal?: string;
@@ -127,7 +152,21 @@ export async function runInSandbox(rt: RuntimeInfo, sb: SandboxOptions, opts: Ru
     if (e instanceof BuildError) throw e;
     throw new BuildError('RUNTIME_FAILED', `${rt.name} failed: ${(e as Error).message}\n${stderrText}`, { cause: e });
   } finally {
-    spawnSync(rt.path, ['--root', opts.stateDir, 'delete', '--force', id], { stdio: 'ignore' });
+    await deleteContainer(rt, opts.stateDir, id);
     await fsp.rm(bundle, { recursive: true, force: true });
   }
+}
+
+/**
+ * `runc run` (and `crun run`) deletes its container when the process exits, state dir
+ * `<stateDir>/<id>` included: a `delete --force` then only says "container does not exist".
+ * It runs where the state is still there (the runtime was killed, a cancelled build).
+ */
+async function deleteContainer(rt: RuntimeInfo, stateDir: string, id: string): Promise<void> {
+  if (!existsSync(path.join(stateDir, id))) return;
+  await new Promise<void>((resolve) => {
+    const child = spawn(rt.path, ['--root', stateDir, 'delete', '--force', id], { stdio: 'ignore' });
+    child.on('error', () => resolve());
+    child.on('close', () => resolve());
+  });
 }

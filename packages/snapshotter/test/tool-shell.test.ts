@@ -1,0 +1,95 @@
+// The tool shells that run mount, umount and getfattr for layer commits (one fork of a small sh
+// each, not a process start from Node): what a tool gives back, and how many shells there are.
+import { spawnSync } from 'node:child_process';
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { ToolShell, ToolShellPool } from '../src/tool-shell.js';
+import { toolShells } from '../src/sys.js';
+import { REPO_ROOT } from '@hoist/testkit';
+import { openStore, tmpdir, withMount } from './helpers.js';
+
+describe('ToolShell', () => {
+  test("gives a tool's stdout, stderr and exit status apart, run in its cwd", async () => {
+    const sh = new ToolShell();
+    const dir = await tmpdir('ts-');
+    try {
+      const r = await sh.run('sh', ['-c', "pwd; printf 'no newline'; echo oops >&2; exit 3"], dir);
+      expect(r).toEqual({ status: 3, stdout: Buffer.from(`${dir}\nno newline`), stderr: 'oops' });
+      // quoting: arguments reach the tool as they are
+      const q = await sh.run('printf', ['%s|', "it's", 'a b', '$HOME', 'x\ny']);
+      expect(q.stdout.toString()).toBe("it's|a b|$HOME|x\ny|");
+      const big = await sh.run('sh', ['-c', 'yes abcdefg | head -n 100000']);
+      expect(big.stdout.length).toBe(800000);
+      expect((await sh.run('true', [])).status).toBe(0);
+    } finally {
+      sh.close();
+    }
+  });
+
+  test('a tool that is not installed fails with a status, as a failed tool', async () => {
+    const sh = new ToolShell();
+    try {
+      const r = await sh.run('no-such-tool-hoist', ['x']);
+      expect(r.status).toBe(127);
+      expect(r.stderr).toMatch(/not found/);
+    } finally {
+      sh.close();
+    }
+  });
+});
+
+describe('ToolShell and the life of the Node process', () => {
+  test('a command in flight keeps Node running until its output is in; an idle shell does not keep it running', () => {
+    const mod = path.join(REPO_ROOT, 'packages/snapshotter/dist/tool-shell.js');
+    const script = `const { ToolShell } = await import(${JSON.stringify(mod)}); const s = new ToolShell(); const r = await s.run('sh', ['-c', 'sleep 0.2; echo done']); process.stdout.write(r.stdout);`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe('done\n');
+  });
+});
+
+describe('ToolShellPool', () => {
+  /** The pid of the shell that ran a command (the tool's parent). */
+  async function shellPid(pool: ToolShellPool, cmd = 'echo $PPID'): Promise<string> {
+    return (await pool.run('sh', ['-c', cmd]))!.stdout.toString().trim().split('\n').at(-1)!;
+  }
+
+  test('one shell serves commands one after another; two at once get two shells, never more than max', async () => {
+    const pool = new ToolShellPool(2);
+    try {
+      const a = await shellPid(pool);
+      expect(await shellPid(pool)).toBe(a);
+      const three = await Promise.all([shellPid(pool, 'sleep 0.1; echo $PPID'), shellPid(pool, 'sleep 0.1; echo $PPID'), shellPid(pool, 'echo $PPID')]);
+      expect(new Set(three).size).toBe(2);
+      expect(pool.count).toBe(5);
+    } finally {
+      pool.close();
+    }
+  });
+
+  test('a shell that died is replaced by a new one', async () => {
+    const pool = new ToolShellPool(1);
+    try {
+      const a = await shellPid(pool);
+      process.kill(Number(a), 'SIGKILL');
+      await new Promise((r) => setTimeout(r, 50));
+      const b = await shellPid(pool);
+      expect(b).not.toBe(a);
+    } finally {
+      pool.close();
+    }
+  });
+});
+
+describe('a layer commit through the tool shells', () => {
+  test('mount, umount and getfattr: three tools per mounted commit, none started from Node', async () => {
+    const { snaps } = await openStore();
+    if (snaps.driver !== 'overlay') return;
+    const before = toolShells.count;
+    await withMount(snaps, [], async (m) => {
+      await fsp.writeFile(path.join(m.root, 'f'), 'x');
+      await m.commit();
+    });
+    expect(toolShells.count - before).toBe(3);
+  });
+});
