@@ -16,7 +16,7 @@ import { sandboxResolvConf } from './sandbox/network.js';
 import type { StageState } from './state.js';
 import { hostsFileText, hostGatewayAddress } from './run-flags.js';
 import { isLayerStep } from './layer-step.js';
-import { StatCache } from './stat-cache.js';
+import { StatCache, statCacheFile } from './stat-cache.js';
 
 /**
  * The services one build's steps use (cache records, the executor, mounts, sandboxes, base
@@ -54,7 +54,12 @@ export class BuildSession {
     this.limit = pLimit(Math.max(1, opts.jobs ?? availableParallelism()));
     this.cacheMounts = new CacheMounts(opts.root, this.tmpDir, remoteMountSeeder(opts, (ev) => this.emit(ev)));
     this.sandbox = new SandboxSession(opts.root);
-    this.fileDigests = new StatCache({ file: path.join(opts.root, 'cache', 'context-stat.json'), tmpDir: this.tmpDir, roots: [path.resolve(opts.contextDir)] });
+    this.fileDigests = new StatCache({
+      file: statCacheFile(opts.root, opts.contextDir),
+      legacy: path.join(opts.root, 'cache', 'context-stat.json'),
+      tmpDir: this.tmpDir,
+      roots: [path.resolve(opts.contextDir)],
+    });
   }
 
   emit(ev: BuildEvent): void {

@@ -1,6 +1,6 @@
 import { promises as fsp, type Stats } from 'node:fs';
 import * as path from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 
 /**
  * Digests of build-context files, reused while a file's stat is unchanged (issue 16), as
@@ -13,9 +13,11 @@ import { randomBytes } from 'node:crypto';
  * could change again without a new ctime. Such entries (ctime not older than `racyMs` before the
  * read began) are used for this build only and never written down.
  *
- * One file under the store root, read once per build and written once at its end, atomically
- * (temp in the store's tmp/ + rename; no fsync: losing it costs only re-hashing), and only when something is new.
- * Bounded: past `maxEntries`, the least recently used entries go.
+ * One file per build context under the store root (a build reads only its own context's entries,
+ * not those of every context built in the store), read once per build and written once at its
+ * end, atomically (temp in the store's tmp/ + rename; no fsync: losing it costs only re-hashing),
+ * and only when something is new. Bounded: past `maxEntries`, the least recently used entries
+ * go; past `maxFiles` contexts, the files written longest ago.
  */
 export interface StatCacheOptions {
   file: string;
@@ -24,6 +26,10 @@ export interface StatCacheOptions {
   /** Only files below these directories are remembered (the build context). */
   roots: string[];
   maxEntries?: number;
+  /** At most this many files in `file`'s directory (one per context; default 64). */
+  maxFiles?: number;
+  /** A file of an older layout, removed when this one is written. */
+  legacy?: string;
   racyMs?: number;
   /** The clock, for tests. */
   now?: () => number;
@@ -56,6 +62,13 @@ const VERSION = 2;
 const NUMS = 6;
 const HEX = 64;
 const DEFAULT_MAX = 100_000;
+const DEFAULT_MAX_FILES = 64;
+
+/** Where the stat cache of build context `contextDir` lives in the store at `root`. */
+export function statCacheFile(root: string, contextDir: string): string {
+  const id = createHash('sha256').update(path.resolve(contextDir)).digest('hex').slice(0, 32);
+  return path.join(root, 'cache', 'context-stat', `${id}.json`);
+}
 const DEFAULT_RACY_MS = 2000;
 
 /** What digestSources asks for a regular file's content digest. */
@@ -129,6 +142,8 @@ export class StatCache implements FileDigests {
     this.fresh.clear();
     this.saved = fromFile(doc) ?? empty();
     this.loading = Promise.resolve(this.saved);
+    if (this.o.legacy) await fsp.rm(this.o.legacy, { force: true });
+    await keepNewest(path.dirname(this.o.file), this.o.maxFiles ?? DEFAULT_MAX_FILES);
   }
 
   /** The saved entries this build did not replace or remove, then this build's. */
@@ -148,6 +163,15 @@ export class StatCache implements FileDigests {
     this.loading ??= readSaved(this.o.file).then((s) => (this.saved = s));
     return this.loading;
   }
+}
+
+/** Removes all but the `max` most recently written cache files of `dir`. */
+async function keepNewest(dir: string, max: number): Promise<void> {
+  const names = (await fsp.readdir(dir)).filter((n) => n.endsWith('.json'));
+  if (names.length <= max) return;
+  const dated = await Promise.all(names.map(async (n) => ({ p: path.join(dir, n), t: (await fsp.stat(path.join(dir, n)).catch(() => undefined))?.mtimeMs ?? 0 })));
+  dated.sort((a, b) => b.t - a.t);
+  await Promise.all(dated.slice(max).map((d) => fsp.rm(d.p, { force: true })));
 }
 
 function knownFresh(e: Entry | undefined, st: Stats, now: number): string | undefined {

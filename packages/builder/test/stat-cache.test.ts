@@ -9,7 +9,7 @@ import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { collectSources, digestSources } from '@hoist/builder';
-import { StatCache, type StatCacheOptions } from '../src/stat-cache.js';
+import { StatCache, statCacheFile, type StatCacheOptions } from '../src/stat-cache.js';
 
 let dir: string;
 let ctx: string;
@@ -216,4 +216,28 @@ it('answers known files without a hash (known), and not a same-size edit with it
   await digestSources(items, counting);
   await digestSources(items, counting);
   expect(n.reads).toEqual(['known.txt']);
+});
+
+it('keeps one file per context, at most maxFiles of them (the ones written longest ago go), and removes the older layout\'s file', async () => {
+  const root = path.join(dir, 'store');
+  const legacy = path.join(root, 'cache', 'context-stat.json');
+  await fsp.mkdir(path.dirname(legacy), { recursive: true });
+  await fsp.writeFile(legacy, '{"version":1,"entries":{}}');
+  const ctxs = ['c1', 'c2', 'c3'].map((n) => path.join(dir, n));
+  const files = ctxs.map((c) => statCacheFile(root, c));
+  expect(new Set(files).size).toBe(3);
+  expect(statCacheFile(root, `${ctxs[0]}/`)).toBe(files[0]);
+  for (const [i, c] of ctxs.entries()) {
+    await fsp.mkdir(c, { recursive: true });
+    await fsp.writeFile(path.join(c, 'f.txt'), c);
+    const sc = new StatCache({ file: files[i]!, legacy, maxFiles: 2, tmpDir: path.join(dir, 'tmp'), roots: [c], now: () => Date.now() + 3_600_000 });
+    await lookup(sc, path.join(c, 'f.txt'), counter().hash);
+    await sc.save();
+    // distinct mtimes for the bound
+    const t = new Date(Date.now() - (10 - i) * 1000);
+    await fsp.utimes(files[i]!, t, t);
+  }
+  const left = (await fsp.readdir(path.dirname(files[0]!))).sort();
+  expect(left).toEqual([path.basename(files[1]!), path.basename(files[2]!)].sort());
+  await expect(fsp.stat(legacy)).rejects.toThrow();
 });
