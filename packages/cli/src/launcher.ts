@@ -45,8 +45,18 @@ function cacheFile(): CacheFile | undefined {
   const base = process.env.XDG_CACHE_HOME || (os.homedir() ? path.join(os.homedir(), '.cache') : '');
   if (!path.isAbsolute(base)) return undefined;
   const dir = path.join(base, 'hoist', 'code-cache');
-  const key = `${BUNDLE_ID}-${process.version}-${process.arch}`;
+  // V8 rejects a cache made under other V8 flags: Node options get caches of their own, or every
+  // run with them would reject and rewrite the one of the runs without
+  const options = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].join('\0');
+  const key = `${BUNDLE_ID}-${process.version}-${process.arch}${options === '' ? '' : `-o${fnv1a(options)}`}`;
   return { dir, file: path.join(dir, `${commandName(process.argv)}-${key}.bin`) };
+}
+
+/** A short hash of a string (FNV-1a, 32 bits): a name, not a check; node:crypto costs 2.5 ms to load. */
+function fnv1a(s: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193) >>> 0;
+  return h.toString(16).padStart(8, '0');
 }
 
 /** Our own and not writable by others: the only places code is loaded from or written to. */

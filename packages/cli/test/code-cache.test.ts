@@ -69,6 +69,17 @@ describe('code cache of the bundled CLI', () => {
     expect((await fsp.stat(path.join(dir, (await files())[0]!))).mtimeMs).toBe(before.mtimeMs);
   });
 
+  it('Node options (which may change V8 flags) get a cache of their own', async () => {
+    expect((await version()).code).toBe(0);
+    const withOptions = await hoist(['version'], { env: { ...env(), NODE_OPTIONS: '--max-old-space-size=512' } });
+    expect(withOptions.code).toBe(0);
+    expect(withOptions.stderr).toMatch(/code cache: none at .*\/version-[0-9a-f]{16}-v[\d.]+-\w+-o[0-9a-f]{8}\.bin\n/);
+    expect((await hoist(['version'], { env: { ...env(), NODE_OPTIONS: '--max-old-space-size=512' } })).stderr).toMatch(/code cache: used /);
+    // the plain one is still there and used
+    expect((await version()).stderr).toMatch(/code cache: used .*-v[\d.]+-\w+\.bin\n/);
+    expect(await files()).toHaveLength(2);
+  });
+
   it('HOIST_CODE_CACHE=off turns it off', async () => {
     const r = await hoist(['version'], { env: { ...env(), HOIST_CODE_CACHE: 'off' } });
     expect(r.code).toBe(0);
