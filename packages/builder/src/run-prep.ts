@@ -1,14 +1,6 @@
 import type { RunInstruction, Step } from '@hoist/parser';
-import type { BuildSession } from './session.js';
-import { openNetwork, runNetwork, type RunNetwork } from './sandbox/network.js';
-
-/** What a RUN's sandbox needs besides its root, started at once (see prepareSandbox). */
-export interface SandboxPrep {
-  /** The network, once the runtime is found and the sandbox session (watchdog, private dir) is up. */
-  ready(): Promise<RunNetwork>;
-  /** Close the network (idempotent; also when it failed or was never awaited). */
-  close(): Promise<void>;
-}
+import type { BuildSession, SandboxPrep } from './session.js';
+import { openNetwork, runNetwork } from './sandbox/network.js';
 
 /**
  * Start, side by side, what a RUN waits for before its process: its network namespace (a fresh
@@ -30,41 +22,25 @@ export function prepareSandbox(ctx: BuildSession, ins: RunInstruction): SandboxP
   };
 }
 
-/** Preparations started ahead of their RUN, by step id, per build. */
-const ahead = new WeakMap<BuildSession, Map<string, SandboxPrep>>();
-
 /**
  * Prepare the sandbox of a RUN that will execute while the steps before it run (its stage's
  * COPYs, the RUN before it). Once per step; one that is never taken (the step turned out
  * cached, the build failed first) is closed with the build session.
  */
 export function prepareAhead(ctx: BuildSession, step: Step): void {
-  if (step.instruction.kind !== 'run') return;
-  let m = ahead.get(ctx);
-  if (!m) {
-    const preps = new Map<string, SandboxPrep>();
-    ahead.set(ctx, preps);
-    ctx.onCleanup(async () => {
-      await Promise.all([...preps.values()].map((p) => p.close()));
-      preps.clear();
-    });
-    m = preps;
-  }
-  if (!m.has(step.id)) m.set(step.id, prepareSandbox(ctx, step.instruction));
+  if (step.instruction.kind !== 'run' || ctx.preparedRuns.has(step.id)) return;
+  ctx.preparedRuns.set(step.id, prepareSandbox(ctx, step.instruction));
 }
 
 /** The preparation of `step` made ahead (removed from the table: its RUN owns it), else a new one. */
 export function takePrep(ctx: BuildSession, step: Step, ins: RunInstruction): SandboxPrep {
-  const m = ahead.get(ctx);
-  const p = m?.get(step.id);
-  if (p) {
-    m!.delete(step.id);
-    return p;
-  }
-  return prepareSandbox(ctx, ins);
+  const p = ctx.preparedRuns.get(step.id);
+  if (!p) return prepareSandbox(ctx, ins);
+  ctx.preparedRuns.delete(step.id);
+  return p;
 }
 
 /** Whether a preparation for `step` was made ahead and not yet taken (for tests). */
 export function preparedAhead(ctx: BuildSession, step: Step): boolean {
-  return ahead.get(ctx)?.has(step.id) ?? false;
+  return ctx.preparedRuns.has(step.id);
 }

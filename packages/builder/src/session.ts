@@ -12,11 +12,19 @@ import { BuildStats } from './build-stats.js';
 import type { PathFilter } from './sources.js';
 import { CacheMounts } from './cache-mounts.js';
 import { remoteMountSeeder } from './mount-seeder.js';
-import { sandboxResolvConf } from './sandbox/network.js';
+import { sandboxResolvConf, type RunNetwork } from './sandbox/network.js';
 import type { StageState } from './state.js';
 import { hostsFileText, hostGatewayAddress } from './run-flags.js';
 import { isLayerStep } from './layer-step.js';
 import { StatCache, statCacheFile } from './stat-cache.js';
+
+/** What a RUN's sandbox needs besides its root, started ahead (see run-prep.ts). */
+export interface SandboxPrep {
+  /** The network, once the runtime is found and the sandbox session (watchdog, private dir) is up. */
+  ready(): Promise<RunNetwork>;
+  /** Close the network (idempotent; also when it failed or was never awaited). */
+  close(): Promise<void>;
+}
 
 /**
  * The services one build's steps use (cache records, the executor, mounts, sandboxes, base
@@ -39,7 +47,8 @@ export class BuildSession {
   private etcFiles: { hosts: string; resolv: string; sandboxResolv: string } | undefined;
   /** The directory of etcFiles, once this build starts making it. */
   private etcDir: string | undefined;
-  private readonly cleanups: Array<() => Promise<void>> = [];
+  /** RUN sandboxes prepared ahead of their step, by step id (run-prep.ts); closed with the session. */
+  readonly preparedRuns = new Map<string, SandboxPrep>();
   private sandboxesClosed: Promise<void> | undefined;
   contextFilter: PathFilter | undefined;
 
@@ -90,18 +99,15 @@ export class BuildSession {
     return this.etcFiles;
   }
 
-  /** Something to release with the session (before its sandboxes go). */
-  onCleanup(fn: () => Promise<void>): void {
-    this.cleanups.push(fn);
-  }
-
   /**
    * Release what RUN sandboxes use (preparations, the private tmpfs, the watchdog): once nothing
    * runs in one any more. Early (while the image is written), or at the latest by cleanup().
    */
   closeSandboxes(): Promise<void> {
     this.sandboxesClosed ??= (async () => {
-      for (const fn of this.cleanups.splice(0)) await fn().catch(() => undefined);
+      const unused = [...this.preparedRuns.values()];
+      this.preparedRuns.clear();
+      await Promise.all(unused.map((p) => p.close()));
       await this.sandbox.close();
     })();
     return this.sandboxesClosed;
