@@ -1,9 +1,10 @@
 import { spawn } from 'node:child_process';
-import { createWriteStream, promises as fsp, statSync, type Stats } from 'node:fs';
+import { createWriteStream, promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fetchGit, fetchUrl, isUrl, parseGitRef } from '@hoist/builder';
+import { statOrUndefined } from '@hoist/oci';
 import { UsageError } from './errors.js';
 
 /** The build context as a directory, wherever it came from; `cleanup` removes what was unpacked. */
@@ -132,13 +133,4 @@ function tempDir(): Promise<string> {
 
 function rmDir(dir: string): Promise<void> {
   return fsp.rm(dir, { recursive: true, force: true });
-}
-
-/** A path's stat, undefined when it cannot be had (missing, not reachable). */
-function statOrUndefined(p: string): Stats | undefined {
-  try {
-    return statSync(p);
-  } catch {
-    return undefined;
-  }
 }

@@ -103,7 +103,8 @@ export async function ensurePrivateDir(dir: string): Promise<Stats> {
   }
 }
 
-function statOrUndefined(p: string): Stats | undefined {
+/** A path's stat, undefined when it cannot be had (missing, not reachable); synchronous. */
+export function statOrUndefined(p: string): Stats | undefined {
   try {
     return statSync(p);
   } catch {

@@ -19,5 +19,6 @@ export { readXattrsTree, runTool } from './sys.js';
 export { checkLayer, MemberChecker, type CheckLayerOptions, type LayerCheckResult } from './verify.js';
 export { LayerChecker, describeLayerError, type ContentCheck, type DownloadUnpacker } from './layer-checks.js';
 export { cleanupStaleWork, type StaleCleanup } from './stale.js';
+export { listNames } from './store.js';
 export { SnapshotMaintenance, type SnapshotEntry, type ChainEntry } from './maintenance.js';
 export { mountsUnder, unmount } from './overlay.js';

@@ -1,5 +1,7 @@
-import { promises as fsp, readdirSync, statSync } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
+import { statOrUndefined } from '@hoist/oci';
+import { listNames } from '@hoist/snapshotter';
 
 /** Where the cgroup hierarchies are mounted. */
 export const CGROUP_FS = '/sys/fs/cgroup';
@@ -16,33 +18,16 @@ export const CGROUP_FS = '/sys/fs/cgroup';
  * promise and thread-pool round trip, not the kernel's work.
  */
 export function containerCgroups(match: (name: string) => boolean, fsRoot = CGROUP_FS): string[] {
-  const parents = [path.join(fsRoot, 'hoist'), ...listSync(fsRoot).map((h) => path.join(fsRoot, h, 'hoist'))];
+  const parents = [path.join(fsRoot, 'hoist'), ...listNames(fsRoot).map((h) => path.join(fsRoot, h, 'hoist'))];
   const out: string[] = [];
   for (const parent of parents) {
-    for (const name of listSync(parent)) {
+    for (const name of listNames(parent)) {
       if (!match(name)) continue;
       const dir = path.join(parent, name);
-      if (isDirSync(dir)) out.push(dir);
+      if (statOrUndefined(dir)?.isDirectory()) out.push(dir);
     }
   }
   return out;
-}
-
-/** The names in `dir`; none when it is missing or unreadable. */
-export function listSync(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch {
-    return [];
-  }
-}
-
-function isDirSync(p: string): boolean {
-  try {
-    return statSync(p).isDirectory();
-  } catch {
-    return false;
-  }
 }
 
 async function procsOf(dir: string): Promise<number[]> {

@@ -2,8 +2,8 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { pidAlive, storePaths } from '@hoist/oci';
-import { cleanupStaleWork, mountsUnder, unmount } from '@hoist/snapshotter';
-import { CGROUP_FS, containerCgroups, listSync, removeCgroup } from './cgroups.js';
+import { cleanupStaleWork, listNames, mountsUnder, unmount } from '@hoist/snapshotter';
+import { CGROUP_FS, containerCgroups, removeCgroup } from './cgroups.js';
 import { findRuntime } from './runtime.js';
 import { killProotGroups } from './proot-groups.js';
 
@@ -133,8 +133,8 @@ function ownersIn(root: string, cgroupFs: string): Set<number> {
     }
   };
   // synchronous listings, as containerCgroups explains: this runs at every start, finds nothing
-  for (const rt of listSync(path.join(root, 'runtime'))) add(listSync(path.join(root, 'runtime', rt)));
-  for (const d of ['tmp', 'tmp/bundles', 'snapshots/mounts', 'snapshots/tmp', 'oci/tmp', 'active']) add(listSync(path.join(root, d)));
+  for (const rt of listNames(path.join(root, 'runtime'))) add(listNames(path.join(root, 'runtime', rt)));
+  for (const d of ['tmp', 'tmp/bundles', 'snapshots/mounts', 'snapshots/tmp', 'oci/tmp', 'active']) add(listNames(path.join(root, d)));
   add(containerCgroups((n) => n.startsWith('hoist-'), cgroupFs).map((d) => path.basename(d)));
   return pids;
 }

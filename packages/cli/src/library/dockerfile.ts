@@ -1,4 +1,5 @@
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { statOrUndefined } from '@hoist/oci';
 import * as path from 'node:path';
 import { UsageError } from '../errors.js';
 
@@ -43,12 +44,7 @@ async function readStdin(): Promise<string> {
 /** The build context directory, absolute; a UsageError when it is not a directory. */
 export async function contextDirectory(context: string): Promise<string> {
   const dir = path.resolve(context);
-  let st;
-  try {
-    st = statSync(dir); // synchronous: see prepareContext
-  } catch {
-    st = undefined;
-  }
-  if (!st?.isDirectory()) throw new UsageError(`build context ${context} is not a directory`);
+  // synchronous: see prepareContext
+  if (!statOrUndefined(dir)?.isDirectory()) throw new UsageError(`build context ${context} is not a directory`);
   return dir;
 }
