@@ -1,6 +1,8 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { SnapshotError } from './errors.js';
-import { ToolShellPool } from './tool-shell.js';
+import { ToolShellPool, shQuote } from './tool-shell.js';
+
+export { shQuote };
 
 /**
  * System calls Node has no API for (mknod, xattrs, mount) go through small standard tools:
@@ -61,9 +63,6 @@ export async function runTool(
   return r;
 }
 
-export function shQuote(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
 
 /**
  * A long-lived `sh` reading commands from stdin, so that creating many device nodes or setting

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 
-function quote(s: string): string {
+/** `s` as one word of a POSIX shell command line. */
+export function shQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
@@ -88,8 +89,8 @@ export class ToolShell {
   /** Run `cmd args` (in `cwd`), stdin empty. Rejects (ToolShellGone) only when the shell itself fails. */
   run(cmd: string, args: readonly string[], cwd?: string): Promise<ToolResult> {
     if (this.job || this.dead) return Promise.reject(new ToolShellGone(false));
-    const argv = [cmd, ...args].map(quote).join(' ');
-    const inner = cwd ? `cd ${quote(cwd)} && exec ${argv}` : `exec ${argv}`;
+    const argv = [cmd, ...args].map(shQuote).join(' ');
+    const inner = cwd ? `cd ${shQuote(cwd)} && exec ${argv}` : `exec ${argv}`;
     const line = `(${inner}) </dev/null; printf '\\036%d\\n' "$?"; printf '\\036' >&2\n`;
     return new Promise<ToolResult>((resolve, reject) => {
       this.job = { line, resolve, reject };

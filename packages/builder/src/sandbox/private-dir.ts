@@ -13,6 +13,11 @@ export interface PrivateDir {
   release(): Promise<void>;
 }
 
+/** A tool's exit status (-1 when it could not start); through the tool shells, without blocking. */
+async function status(cmd: string, args: string[]): Promise<number> {
+  return (await runTool(cmd, args, { allowFail: true }).catch(() => undefined))?.status ?? -1;
+}
+
 /**
  * A directory only root can enter (0700), on a tmpfs of its own when this process may mount
  * one: what runs a sandbox keeps its bundles (config.json holds the environment, secrets
@@ -20,11 +25,6 @@ export interface PrivateDir {
  * below `tmpRoot` so that the next hoist start unmounts and removes it if this process is
  * killed (see reclaim.ts).
  */
-/** A tool's exit status (-1 when it could not start); through the tool shells, without blocking. */
-async function status(cmd: string, args: string[]): Promise<number> {
-  return (await runTool(cmd, args, { allowFail: true }).catch(() => undefined))?.status ?? -1;
-}
-
 export async function createPrivateDir(tmpRoot: string): Promise<PrivateDir> {
   await fsp.mkdir(tmpRoot, { recursive: true });
   const dir = path.join(tmpRoot, `sandbox-${process.pid}-${randomBytes(6).toString('hex')}`);
