@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { chainIds, type BlobStore, type Descriptor, type Digest } from '@hoist/oci';
 import { SnapshotError, throwIfAborted } from './errors.js';
 import { diffTrees } from './diff.js';
-import { writeLayer, type WriteLayerOptions } from './layer.js';
+import { writeLayer, type WriteLayerOptions, type WrittenLayer } from './layer.js';
 import { withoutBlindOpaques } from './opaque.js';
 import { opaqueXattr, unmount, type OverlayXattrs } from './overlay.js';
 import type { Ownership } from './owners.js';
@@ -37,6 +37,8 @@ export interface MountHost {
   readonly blobs: BlobStore;
   /** Forget a finished mount (for cleanup bookkeeping). */
   forget(m: Mounted): void;
+  /** Remove a finished mount's directory in the background (awaited by the host's settle()). */
+  removeLater(dir: string): void;
   /** No-privilege mode: the ownership record of a chain's tree. */
   chainOwners(lowers: readonly Digest[]): Promise<Ownership>;
 }
@@ -99,17 +101,19 @@ export class Mounted {
   }
 
   private async commitOverlay(opts: CommitOptions): Promise<CommitResult> {
-    const { layout, blobs } = this.host;
-    if (this.mountedNow) {
-      await unmount(this.root);
-      this.mountedNow = false;
+    const { layout } = this.host;
+    // the upper dir is read while the overlay is unmounted (issue 16: the umount, a tool run,
+    // overlaps the walk); nothing writes through the mount any more, and the upper dir is
+    // changed (a blind opaque mark) or moved only once the unmount is done
+    const unmounted = this.startUnmount();
+    unmounted.catch(() => undefined);
+    let r: { empty: boolean; w: WrittenLayer };
+    try {
+      r = await this.captureUpper(opts, () => unmounted);
+    } finally {
+      await unmounted;
     }
-    const empty = (await fsp.readdir(this.upper)).length === 0;
-    const xattrs = empty ? new Map() : await readXattrsTree(this.upper);
-    const lowerDirs = this.lowers.map((d) => path.join(layout.snapshot(d), 'diff')).reverse();
-    const opaque = opaqueXattr(this.host.overlayXattrs);
-    const upperEntries = walkTree(this.upper, xattrs, { overlay: true, opaqueXattr: opaque, ...(opts.signal ? { signal: opts.signal } : {}) });
-    const w = await writeLayer(blobs, withoutBlindOpaques(upperEntries, this.upper, lowerDirs, opaque), opts);
+    const { empty, w } = r;
     if (!(await layout.record(w.diffId))) {
       const tmp = layout.tmpPath('commit');
       await fsp.mkdir(tmp);
@@ -118,8 +122,30 @@ export class Mounted {
     } else if (!(await layout.record(w.diffId))?.descriptor) {
       await layout.recordOnly({ diffId: w.diffId, descriptor: w.descriptor });
     }
-    await this.cleanup();
+    this.cleanupLater();
     return { empty, diffId: w.diffId, descriptor: w.descriptor, size: w.uncompressedSize };
+  }
+
+  /** Unmount the overlay (if mounted); on failure it counts as mounted again, for release(). */
+  private startUnmount(): Promise<void> {
+    if (!this.mountedNow) return Promise.resolve();
+    this.mountedNow = false;
+    return unmount(this.root).catch((e: unknown) => {
+      this.mountedNow = true;
+      throw e;
+    });
+  }
+
+  /** The upper dir as a layer in the blob store. */
+  private async captureUpper(opts: CommitOptions, beforeChange: () => Promise<void>): Promise<{ empty: boolean; w: WrittenLayer }> {
+    const { layout, blobs } = this.host;
+    const empty = (await fsp.readdir(this.upper)).length === 0;
+    const xattrs = empty ? new Map() : await readXattrsTree(this.upper);
+    const lowers = this.lowers.map((d) => path.join(layout.snapshot(d), 'diff')).reverse();
+    const opaque = opaqueXattr(this.host.overlayXattrs);
+    const upperEntries = walkTree(this.upper, xattrs, { overlay: true, opaqueXattr: opaque, ...(opts.signal ? { signal: opts.signal } : {}) });
+    const w = await writeLayer(blobs, withoutBlindOpaques(upperEntries, { upper: this.upper, lowers, opaque, beforeChange }), opts);
+    return { empty, w };
   }
 
   private async commitCopy(opts: CommitOptions): Promise<CommitResult> {
@@ -142,8 +168,14 @@ export class Mounted {
       const code = (e as NodeJS.ErrnoException).code;
       if (code !== 'EEXIST' && code !== 'ENOTEMPTY') throw e;
     }
-    await this.cleanup();
+    this.cleanupLater();
     return { empty: entries.length === 0, diffId: w.diffId, descriptor: w.descriptor, size: w.uncompressedSize };
+  }
+
+  /** cleanup() off the caller's path, after a commit (the host's settle() awaits it). */
+  private cleanupLater(): void {
+    this.host.forget(this);
+    this.host.removeLater(this.dir);
   }
 
   private async cleanup(): Promise<void> {

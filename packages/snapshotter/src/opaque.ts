@@ -11,10 +11,22 @@ import type { LayerEntry } from './tar/writer.js';
  * it from the layer, and from the upper dir, which becomes the snapshot of this layer's diff_id
  * and may later sit on other lowers.
  */
-export async function* withoutBlindOpaques(entries: AsyncIterable<LayerEntry>, upper: string, lowers: string[], opaque: string): AsyncGenerator<LayerEntry> {
+export interface BlindOpaqueOptions {
+  upper: string;
+  /** The overlay lower dirs, top first. */
+  lowers: string[];
+  /** The opaque xattr's name. */
+  opaque: string;
+  /** Awaited before the upper dir is changed (the commit's unmount, which may still be running). */
+  beforeChange?: () => Promise<void>;
+}
+
+export async function* withoutBlindOpaques(entries: AsyncIterable<LayerEntry>, o: BlindOpaqueOptions): AsyncGenerator<LayerEntry> {
   for await (const e of entries) {
-    if (e.kind === 'opaque' && !(await lowersShow(lowers, e.dir, opaque))) {
-      await run('setfattr', ['-x', opaque, '--', path.join(upper, e.dir)]);
+    if (e.kind === 'opaque' && !(await lowersShow(o.lowers, e.dir, o.opaque))) {
+      // the upper dir is changed only once no overlay mount uses it any more
+      await o.beforeChange?.();
+      await run('setfattr', ['-x', o.opaque, '--', path.join(o.upper, e.dir)]);
       continue;
     }
     yield e;

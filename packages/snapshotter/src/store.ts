@@ -48,6 +48,14 @@ export function listNames(dir: string): string[] {
 export const LAYOUT_DIRS = ['snapshots', 'l', 'chains', 'mounts', 'tmp', 'empty'] as const;
 
 export class Layout {
+  /**
+   * Records of layers that are unpacked here and have their blob (link and descriptor): such a
+   * record does not change while the layer lives, and a build reads the records of a chain's
+   * layers at every mount (issue 16), so once read they are kept. A layer removed (prune holds
+   * the store exclusively) is forgotten with it.
+   */
+  private readonly complete = new Map<Digest, SnapshotRecord>();
+
   constructor(readonly root: string) {}
   get links(): string {
     return path.join(this.root, 'l');
@@ -128,8 +136,12 @@ export class Layout {
     return path.join(this.tmp, `${what}-${process.pid}-${randomBytes(6).toString('hex')}`);
   }
   async record(diffId: Digest): Promise<SnapshotRecord | undefined> {
+    const known = this.complete.get(diffId);
+    if (known) return known;
     try {
-      return JSON.parse(await fsp.readFile(path.join(this.snapshot(diffId), 'layer.json'), 'utf8')) as SnapshotRecord;
+      const rec = JSON.parse(await fsp.readFile(path.join(this.snapshot(diffId), 'layer.json'), 'utf8')) as SnapshotRecord;
+      if (rec.link !== undefined && rec.descriptor !== undefined) this.complete.set(diffId, rec);
+      return rec;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw e;
@@ -161,7 +173,9 @@ export class Layout {
    */
   async adoptSnapshot(tmpDir: string, rec: SnapshotRecord): Promise<void> {
     rec.link = await this.ensureLink(rec.diffId);
-    await writeFileAtomic(path.join(tmpDir, 'layer.json'), JSON.stringify(rec));
+    // not fsynced, as the unpacked tree it describes is not (README: after a power loss the
+    // snapshots are deleted and unpacked again from their verified blobs)
+    await writeFileAtomic(path.join(tmpDir, 'layer.json'), JSON.stringify(rec), { sync: false });
     await fsp.mkdir(path.dirname(this.snapshot(rec.diffId)), { recursive: true });
     try {
       await fsp.rename(tmpDir, this.snapshot(rec.diffId));
@@ -172,7 +186,7 @@ export class Layout {
       if (existing && !existing.link) {
         // recorded by the copy driver only: give it its unpacked dir
         await fsp.rename(path.join(tmpDir, 'diff'), path.join(this.snapshot(rec.diffId), 'diff')).catch(() => undefined);
-        await writeFileAtomic(path.join(this.snapshot(rec.diffId), 'layer.json'), JSON.stringify({ ...existing, ...rec }));
+        await writeFileAtomic(path.join(this.snapshot(rec.diffId), 'layer.json'), JSON.stringify({ ...existing, ...rec }), { sync: false });
       }
       await fsp.rm(tmpDir, { recursive: true, force: true });
     }
@@ -184,7 +198,12 @@ export class Layout {
     const existing = await this.record(rec.diffId);
     if (existing?.descriptor || (existing && !rec.descriptor)) return;
     await fsp.mkdir(dir, { recursive: true });
-    await writeFileAtomic(path.join(dir, 'layer.json'), JSON.stringify({ ...existing, ...rec }));
+    await writeFileAtomic(path.join(dir, 'layer.json'), JSON.stringify({ ...existing, ...rec }), { sync: false });
+  }
+
+  /** Forget what record() remembers of a layer (it is being removed). */
+  forget(diffId: Digest): void {
+    this.complete.delete(diffId);
   }
 
   async linkOf(diffId: Digest): Promise<string> {

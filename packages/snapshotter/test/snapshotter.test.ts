@@ -110,6 +110,7 @@ describe('Snapshotter (overlay)', () => {
     expect((await snaps.list()).map((r) => r.diffId)).toEqual([l.diffId]);
     expect(await snaps.remove(l.diffId)).toBe(true);
     expect(await snaps.remove(l.diffId)).toBe(false);
+    expect(await snaps.has(l.diffId)).toBe(false); // forgotten, also by the records kept in memory
     expect(await snaps.list()).toEqual([]);
     expect(await fsp.readdir(path.join(snaps.root, 'l'))).toEqual([]);
     await snaps.ensureLayer(l); // and it can come back
@@ -135,7 +136,7 @@ describe('Snapshotter (overlay)', () => {
     expect(overlayOptions({ ...rw, xattrs: 'user', volatile: true }).split(',')).toEqual(expect.arrayContaining(['userxattr', 'volatile']));
   });
 
-  test('a volatile mount commits like any other and leaves neither its marker nor a mount behind', async () => {
+  test('a volatile mount commits like any other and leaves neither its marker, a mount nor (once settled) its directory behind', async () => {
     const { snaps } = await openStore();
     const base = await putLayer(snaps, { keep: 'k' });
     await snaps.ensureLayer(base);
@@ -147,8 +148,12 @@ describe('Snapshotter (overlay)', () => {
       await fsp.writeFile(path.join(m.root, 'new'), 'n');
       return m.commit();
     });
-    expect(await exists(dir)).toBe(false);
+    // unmounted by the commit; its directory is removed in the background, gone once settled
     expect((await fsp.readFile('/proc/self/mountinfo', 'utf8')).includes(dir)).toBe(false);
+    await snaps.settle();
+    expect(await exists(dir)).toBe(false);
+    expect(await fsp.readdir(path.join(snaps.root, 'mounts'))).toEqual([]);
+    expect(snaps.activeMounts).toBe(0);
     const snap = path.join(snaps.root, 'snapshots', r.diffId.slice(7));
     expect((await fsp.readdir(snap)).sort()).toEqual(['diff', 'layer.json']);
     expect(await fsp.readdir(path.join(snap, 'diff'))).toEqual(['new']);
@@ -195,6 +200,7 @@ describe('Snapshotter (overlay)', () => {
       expect((await live.commit()).empty).toBe(false);
     } finally {
       await live.release();
+      await snaps.settle();
     }
     // a fresh open also cleans up (it calls cleanupStale)
     await fsp.mkdir(path.join(snaps.root, 'mounts', `${dead}-ffffffffffff`));
