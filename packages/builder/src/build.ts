@@ -78,6 +78,7 @@ export async function build(requested: BuildOptions): Promise<BuildResult> {
     const here = await Promise.all(layers.map((l) => opts.store.blobs.has(l.descriptor.digest)));
     const remoteLayers = layers.filter((_, i) => !here[i]).map((l) => l.descriptor);
     const written = await writeImage(opts.store.blobs, withLayerMediaTypes(img, opts.format ?? 'oci'), { format: opts.format ?? 'oci', ...(opts.manifestAnnotations ? { annotations: opts.manifestAnnotations } : {}) });
+    await ctx.recordsWritten();
     const tags: string[] = [];
     // a lazy result is not tagged locally: its blobs are not all here (fsck would flag it)
     for (const t of remoteLayers.length > 0 ? [] : (opts.tags ?? [])) tags.push(await opts.store.tag(formatReference(parseReference(t)), written.descriptor));

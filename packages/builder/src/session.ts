@@ -50,6 +50,8 @@ export class BuildSession {
   /** RUN sandboxes prepared ahead of their step, by step id (run-prep.ts); closed with the session. */
   readonly preparedRuns = new Map<string, SandboxPrep>();
   private sandboxesClosed: Promise<void> | undefined;
+  /** Cache records of steps this build executed whose writes may still run (see record). */
+  private readonly recording = new Map<string, { rec: CacheRecord; written: Promise<void> }>();
   contextFilter: PathFilter | undefined;
 
   constructor(
@@ -113,6 +115,25 @@ export class BuildSession {
     return this.sandboxesClosed;
   }
 
+  /**
+   * Write the cache record of an executed step (and note it as its parent's child) while the
+   * next steps run (issue 16: off the critical path). Until written, lookup finds it here;
+   * recordsWritten() is awaited before the image is tagged, and cleanup() always waits.
+   */
+  record(rec: CacheRecord): void {
+    const written = (async () => {
+      await this.cache.put(rec);
+      if (rec.parent !== undefined) await this.cache.addChild?.(rec.parent, rec);
+    })();
+    written.catch(() => undefined);
+    this.recording.set(rec.key, { rec, written });
+  }
+
+  /** Every record() written; the first failure is thrown. */
+  async recordsWritten(): Promise<void> {
+    await Promise.all([...this.recording.values()].map((r) => r.written));
+  }
+
   async cleanup(): Promise<void> {
     // only a cache: a failed write costs re-hashing next time, never the build
     const saved = this.fileDigests.save().catch(() => undefined);
@@ -121,7 +142,10 @@ export class BuildSession {
       if (this.etcDir) await fsp.rm(this.etcDir, { recursive: true, force: true });
     } finally {
       await saved;
+      await Promise.allSettled([...this.recording.values()].map((r) => r.written));
       await this.closeSandboxes();
+      // committed mounts' directories are removed in the background: none outlives the build
+      await this.opts.snapshotter.settle();
     }
   }
 
@@ -131,7 +155,7 @@ export class BuildSession {
    */
   async lookup(key: string): Promise<CacheRecord | undefined> {
     const usable = async (r: CacheRecord | undefined): Promise<boolean> => !!r && (!r.layer || (await this.layers.find(r.layer.descriptor, r.layer.diffId)) !== undefined);
-    const local = await this.cache.get(key);
+    const local = this.recording.get(key)?.rec ?? (await this.cache.get(key));
     if (await usable(local)) return local;
     for (const rc of this.opts.remoteCaches ?? []) {
       const r = await rc.get(key);

@@ -159,8 +159,7 @@ async function executeStep(s: BuildSession, a: StepArgs, k: { key: string; input
   else if (ins.kind === 'copy') layer = await executeCopy(s, ins, state, k.prepared!);
   else layer = await executeWorkdir(s, ins.kind === 'workdir' ? ins.path : '/', state);
   const rec: CacheRecord = { key: k.key, parent: state.key, created: isoTime(s), inputDigests: digests, layer };
-  await s.cache.put(rec);
-  await s.cache.addChild?.(state.key, rec);
+  s.record(rec);
   s.stats.stepExecuted({ run: ins.kind === 'run' });
   return rec;
 }

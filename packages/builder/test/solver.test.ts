@@ -7,10 +7,10 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { ImageStore, MediaType, StoreLayer, appendLayer, emptyImage, sha256, writeImage, type BlobStore, type Platform } from '@hoist/oci';
+import { ImageStore, MediaType, StoreLayer, appendLayer, emptyImage, sha256, writeImage, type BlobStore, type CacheRecord, type Platform } from '@hoist/oci';
 import { Snapshotter, encodeHeader } from '@hoist/snapshotter';
 import { tempDir } from '@hoist/testkit';
-import { build, type BuildEvent, type BuildResult, type ImageSource } from '@hoist/builder';
+import { build, type BuildEvent, type BuildOptions, type BuildResult, type ImageSource } from '@hoist/builder';
 import { FakeExecutor, FakeImageSource, MemoryCacheStore } from '../src/testing/index.js';
 
 const platform: Platform = { os: 'linux', architecture: 'amd64' };
@@ -270,5 +270,62 @@ describe('base image layers', () => {
     const again = await build({ ...opts, executor: new FakeExecutor() });
     expect(again.stats.executed).toBe(0);
     expect(base.layer()!.fetched).toBe(1);
+  });
+});
+
+/** A cache store whose writes wait for `gate` (or fail), noting when each write finished. */
+class GatedCache extends MemoryCacheStore {
+  readonly order: string[];
+  constructor(
+    private readonly gate: () => Promise<void>,
+    order: string[],
+    private readonly fail = false,
+  ) {
+    super();
+    this.order = order;
+  }
+
+  override async put(rec: CacheRecord): Promise<void> {
+    await this.gate();
+    if (this.fail) throw new Error('disk full (test)');
+    await super.put(rec);
+    this.order.push(`written ${rec.key.slice(0, 8)}`);
+  }
+}
+
+describe('cache records of executed steps (issue 16: written off the critical path)', () => {
+  async function setup(dockerfile: string): Promise<{ opts: Omit<BuildOptions, 'cache' | 'executor'>; store: ImageStore }> {
+    const w = await world(dockerfile, {});
+    const store = await ImageStore.open(path.join(w.root, 'oci'));
+    const snapshotter = await Snapshotter.open({ root: path.join(w.root, 'snapshots'), blobs: store.blobs });
+    return { store, opts: { store, snapshotter, images: w.images, root: w.root, contextDir: w.context, dockerfile: { path: 'Dockerfile', text: dockerfile }, platform, network: 'none', sourceDateEpoch: 0, tags: ['gated:1'] } };
+  }
+
+  it('the next step runs while a record is written; every record is written when the build returns', async () => {
+    const { opts, store } = await setup('FROM scratch\nRUN echo one\nRUN echo two\n');
+    const order: string[] = [];
+    const executor = new FakeExecutor();
+    // a write waits until the second RUN has started (or, were writes awaited in line, a 2 s
+    // fallback so that the test fails on the order below instead of hanging)
+    const secondStarted = async (): Promise<void> => {
+      for (let i = 0; i < 400 && executor.commands.length < 2; i++) await new Promise((r) => setTimeout(r, 5));
+    };
+    const cache = new GatedCache(async () => {
+      await secondStarted();
+      order.push(`gate open, runs started: ${executor.commands.length}`);
+    }, order);
+    const r = await build({ ...opts, cache, executor });
+    expect(executor.commands).toEqual(['echo one', 'echo two']);
+    expect(order[0]).toBe('gate open, runs started: 2');
+    expect(cache.records.size).toBe(2);
+    expect(r.tags).toHaveLength(1);
+    expect(await store.resolve('gated:1')).toBeDefined();
+  });
+
+  it('a record that cannot be written fails the build before the image is tagged', async () => {
+    const { opts, store } = await setup('FROM scratch\nRUN echo one\n');
+    const cache = new GatedCache(async () => undefined, [], true);
+    await expect(build({ ...opts, cache, executor: new FakeExecutor() })).rejects.toThrow('disk full (test)');
+    expect(await store.resolve('gated:1')).toBeUndefined();
   });
 });
