@@ -12,6 +12,15 @@ export interface GzipOptions {
 }
 
 const WINDOW = 32 * 1024;
+
+/**
+ * Load zlib now (the CLI bundle loads Node built-ins on first use: ~2-4 ms the first time a
+ * layer is compressed). A writable mount calls it while its mount command runs in a tool shell,
+ * so that the first commit does not pay it on the critical path (issue 16).
+ */
+export function loadCompression(): void {
+  void zc.Z_DEFAULT_COMPRESSION;
+}
 // gzip header: magic, deflate, no flags, mtime 0, no extra flags, OS 255 (unknown) — as Go writes it.
 const HEADER = Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0x00, 0xff]);
 

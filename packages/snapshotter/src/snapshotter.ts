@@ -10,6 +10,7 @@ import { Mounted, type Driver, type MountHost } from './mounted.js';
 import { mountOverlay, opaqueXattr, unmount, type OverlayXattrs } from './overlay.js';
 import { Ownership } from './owners.js';
 import { storeDriver } from './driver-probe.js';
+import { loadCompression } from './gzip.js';
 import { cleanupStaleWork } from './stale.js';
 import { stampTree } from './stamps.js';
 import { Layout, pidAlive, type SnapshotRecord } from './store.js';
@@ -198,6 +199,8 @@ export class Snapshotter implements MountHost {
         const links = await this.lowerLinks(lowers, false);
         for (const d of ['upper', 'work', 'merged']) await fsp.mkdir(path.join(dir, d));
         const rel = path.relative(this.layout.links, dir);
+        // what is mounted writable is committed: zlib loads while the mount runs in its shell
+        setImmediate(loadCompression);
         await mountOverlay({ cwd: this.layout.links, lowers: links, upper: `${rel}/upper`, work: `${rel}/work`, target: path.join(dir, 'merged'), xattrs: this.overlayXattrs });
         return this.track(new Mounted(this, dir, path.join(dir, 'merged'), lowers, true));
       }
