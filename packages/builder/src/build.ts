@@ -7,7 +7,7 @@ import type { CacheRecord } from './cache.js';
 import { Solver } from './solver.js';
 import { isoTime } from './step.js';
 import { fetchLayers, imageLayers } from './materialize.js';
-import type { BuildOptions, BuildResult, ResolvedImage } from './types.js';
+import type { BuildInput, BuildOptions, BuildResult, ResolvedImage } from './types.js';
 import { checkEntitlements } from './sandbox/entitlements.js';
 import { checkLimitsAllowed, describeIsolation } from './sandbox/isolation.js';
 import { effectiveDefaultNetwork, tunUsable } from './sandbox/network.js';
@@ -28,18 +28,22 @@ function platformString(p: Platform): string {
  * (independent stages in parallel), write the image, tag it. The store only ever gains
  * complete blobs; the image is tagged last, so a failed build leaves no image behind.
  */
-export async function build(requested: BuildOptions): Promise<BuildResult> {
-  checkLimitsAllowed(limitFlags(requested.resources));
+export async function build(input: BuildInput): Promise<BuildResult> {
+  checkLimitsAllowed(limitFlags(input.resources));
+  const platform: Platform = input.platform ?? { os: 'linux', architecture: hostArch() };
+  const buildPlatform = platformString(input.emulationHost?.platform ?? hostPlatform());
+  const df = parse(input.dockerfile.text, { file: input.dockerfile.path });
+  const planArgs = { buildArgs: input.buildArgs ?? {}, platform: platformString(platform), buildPlatform, ...(input.target ? { target: input.target } : {}), ...(input.namedContexts?.length ? { namedContexts: input.namedContexts } : {}) };
+  const o = outline(df, planArgs);
+  // the base images resolve while the snapshotter opens (issue 16: a new store's overlay probe)
+  const resolving = resolveBases(input, { df, platform, outline: o });
+  resolving.catch(() => undefined); // awaited below
+  const requested: BuildOptions = { ...input, snapshotter: await input.snapshotter };
   requested.progress?.({ type: 'info', message: `isolation: ${requested.executor?.describe?.() ?? describeIsolation()}; snapshots: ${requested.snapshotter.describe()}` });
   const net = effectiveDefaultNetwork(requested.network, { rootless: currentUserNamespace() !== undefined, tunUsable: () => tunUsable() });
   if (net.warning) requested.progress?.({ type: 'warning', message: net.warning });
   const opts: BuildOptions = { ...requested, network: net.network };
-  const platform: Platform = opts.platform ?? { os: 'linux', architecture: hostArch() };
-  const buildPlatform = platformString(opts.emulationHost?.platform ?? hostPlatform());
-  const df = parse(opts.dockerfile.text, { file: opts.dockerfile.path });
-  const planArgs = { buildArgs: opts.buildArgs ?? {}, platform: platformString(platform), buildPlatform, ...(opts.target ? { target: opts.target } : {}), ...(opts.namedContexts?.length ? { namedContexts: opts.namedContexts } : {}) };
-  const o = outline(df, planArgs);
-  const resolved = await resolveBases(opts, { df, platform, outline: o });
+  const resolved = await resolving;
   const baseImages: Record<string, BaseImageInfo> = {};
   for (const [key, img] of resolved) baseImages[refOfKey(key)] = baseInfo(img);
   const plan = makePlan(df, { ...planArgs, baseImages });
@@ -90,7 +94,7 @@ export async function build(requested: BuildOptions): Promise<BuildResult> {
 }
 
 /** Resolve every base image the outline names (in parallel); a failure names the FROM line. */
-async function resolveBases(opts: BuildOptions, o: { df: Dockerfile; platform: Platform; outline: ReturnType<typeof outline> }): Promise<Array<readonly [string, ResolvedImage]>> {
+async function resolveBases(opts: Pick<BuildOptions, 'images' | 'signal' | 'dockerfile'>, o: { df: Dockerfile; platform: Platform; outline: ReturnType<typeof outline> }): Promise<Array<readonly [string, ResolvedImage]>> {
   // one per reference and platform: `FROM --platform=$BUILDPLATFORM x` and `FROM x` are two images
   const needed = new Map<string, { ref: string; platform: Platform }>();
   for (const b of o.outline.baseRefs) {

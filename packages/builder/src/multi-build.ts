@@ -10,7 +10,7 @@ import { parse, plan as makePlan, stagesNeeded } from '@hoist/parser';
 import { build } from './build.js';
 import { BuildError } from './errors.js';
 import { checkPlatformsRunnable, configPlatform, formatPlatform } from './platforms.js';
-import type { BuildOptions, BuildResult } from './types.js';
+import type { BuildInput, BuildOptions, BuildResult } from './types.js';
 
 export interface PlatformBuild {
   platform: Platform;
@@ -35,7 +35,7 @@ export interface MultiBuildResult {
  * Every platform is checked (can its RUN steps run here?) before any is built, so that a
  * build for `linux/amd64,linux/s390x` without an s390x emulator builds nothing.
  */
-export function checkTargetPlatforms(opts: BuildOptions, platforms: Platform[]): void {
+export function checkTargetPlatforms(opts: Pick<BuildOptions, 'dockerfile' | 'buildArgs' | 'target' | 'emulationHost'>, platforms: Platform[]): void {
   const df = parse(opts.dockerfile.text, { file: opts.dockerfile.path });
   for (const p of platforms) {
     const plan = makePlan(df, { buildArgs: opts.buildArgs ?? {}, platform: formatPlatform(p), ...(opts.target ? { target: opts.target } : {}) });
@@ -43,7 +43,7 @@ export function checkTargetPlatforms(opts: BuildOptions, platforms: Platform[]):
   }
 }
 
-export async function buildPlatforms(opts: BuildOptions, platforms: Platform[]): Promise<MultiBuildResult> {
+export async function buildPlatforms(opts: BuildInput, platforms: Platform[]): Promise<MultiBuildResult> {
   const seen = new Set(platforms.map(formatPlatform));
   if (seen.size !== platforms.length) throw new BuildError('UNSUPPORTED', `--platform lists a platform twice: ${platforms.map(formatPlatform).join(',')}`);
   checkTargetPlatforms(opts, platforms);

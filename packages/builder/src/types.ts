@@ -68,6 +68,12 @@ export interface SshAgent {
   socket: string;
 }
 
+/**
+ * What build() and buildPlatforms() take: the snapshotter may still be opening (on a new store
+ * it probes overlayfs, a mount and an unmount), so that the base images resolve meanwhile.
+ */
+export type BuildInput = Omit<BuildOptions, 'snapshotter'> & { snapshotter: Snapshotter | Promise<Snapshotter> };
+
 export interface BuildOptions {
   store: ImageStore;
   snapshotter: Snapshotter;

@@ -329,3 +329,32 @@ describe('cache records of executed steps (issue 16: written off the critical pa
     expect(await store.resolve('gated:1')).toBeUndefined();
   });
 });
+
+describe('a snapshotter still opening (issue 16)', () => {
+  it('the base images resolve meanwhile; the build then runs on it as usual', async () => {
+    const w = await world('FROM base:1\nRUN echo on-base\n', {});
+    const base = await remoteBase();
+    const store = await ImageStore.open(path.join(w.root, 'oci'));
+    const order: string[] = [];
+    let resolveStarted: () => void = () => undefined;
+    const started = new Promise<void>((r) => (resolveStarted = r));
+    const images: ImageSource = {
+      resolve: async (ref, o) => {
+        order.push(`resolve ${ref}`);
+        resolveStarted();
+        return base.images.resolve(ref, o);
+      },
+    };
+    // opens once a base is being resolved (or after 2 s, were it awaited first: the order then fails)
+    const snapshotter = Promise.race([started, new Promise((r) => setTimeout(r, 2000))]).then(async () => {
+      const s = await Snapshotter.open({ root: path.join(w.root, 'snapshots'), blobs: store.blobs });
+      order.push('snapshotter open');
+      return s;
+    });
+    const events: BuildEvent[] = [];
+    const r = await build({ store, snapshotter, images, cache: w.cache, executor: new FakeExecutor(), root: w.root, contextDir: w.context, dockerfile: { path: 'Dockerfile', text: 'FROM base:1\nRUN echo on-base\n' }, platform, network: 'none', sourceDateEpoch: 0, progress: (ev) => events.push(ev) });
+    expect(order).toEqual(['resolve base:1', 'snapshotter open']);
+    expect(r.stats.executed).toBe(1);
+    expect(events.find((e) => e.type === 'info')).toMatchObject({ message: expect.stringContaining('snapshots: overlay') });
+  });
+});

@@ -1,6 +1,6 @@
-import { build as solve, buildPlatforms, type BuildEvent, type BuildOptions as BuilderOptions, type BuildResult, type ImageSource, type MultiBuildResult } from '@hoist/builder';
+import { build as solve, buildPlatforms, type BuildEvent, type BuildInput, type BuildOptions as BuilderOptions, type BuildResult, type ImageSource, type MultiBuildResult } from '@hoist/builder';
 import { formatReference, parseReference, storePaths, type Descriptor, type Platform } from '@hoist/oci';
-import { LayerChecker, type Snapshotter } from '@hoist/snapshotter';
+import { LayerChecker, type DownloadUnpacker, type Snapshotter } from '@hoist/snapshotter';
 import type { RegistryClient } from '@hoist/registry-client';
 import { UsageError } from '../errors.js';
 import { openStore, type OpenedStore } from '../store.js';
@@ -89,7 +89,7 @@ export interface BuildSummary {
 
 interface Wired {
   opened: OpenedStore;
-  snapshotter: Snapshotter;
+  snapshotter: Promise<Snapshotter>;
   outputs: BuildOutputs;
   cache: CacheWiring;
   registry: () => Promise<RegistryClient>;
@@ -124,7 +124,7 @@ export async function build(req: BuildRequest): Promise<BuildSummary> {
   const attested = att?.index;
   if (w.outputs.specs.length > 0) {
     const { writeBuildOutputs } = await import('./outputs.js');
-    await writeBuildOutputs(w.outputs, { ...outputContext(req, w, result), ...(attested ? { attested } : {}), ...(att?.local ? { localAttestations: att.images } : {}) });
+    await writeBuildOutputs(w.outputs, { ...(await outputContext(req, w, result)), ...(attested ? { attested } : {}), ...(att?.local ? { localAttestations: att.images } : {}) });
   }
   const pushed = req.push || w.outputs.push ? await pushAll(req, w, result, attested ?? result.descriptor) : [];
   if (w.docker && !('platforms' in result)) {
@@ -198,7 +198,8 @@ async function wire(req: BuildRequest): Promise<Wired> {
   const namedMod = req.buildContexts?.length ? await import('../named-contexts.js') : undefined;
   const named = namedMod ? await namedMod.parseBuildContexts(req.buildContexts ?? []) : [];
   const opened = await openStore(req.root);
-  const snapshotter = await opened.snapshotter();
+  // not awaited here: the builder resolves the base images while it opens (a new store probes overlayfs)
+  const snapshotter = opened.snapshotter();
   const registry = once(req.registry ?? defaultRegistry);
   const log = req.log ?? ((): void => undefined);
   const signal = req.signal ?? new AbortController().signal;
@@ -211,7 +212,7 @@ async function wire(req: BuildRequest): Promise<Wired> {
     pull: req.pull ? 'always' : 'missing',
     mirrors: req.registryMirrors ?? [],
     // a base layer a step waits for is unpacked while it downloads
-    checks: new LayerChecker(opened.store.blobs, {}, snapshotter),
+    checks: new LayerChecker(opened.store.blobs, {}, unpackerOf(snapshotter)),
   });
   // the recorder sees registry and store images (also docker-image:// contexts, by their real
   // reference), not directory or layout contexts: those are no image dependencies
@@ -223,7 +224,17 @@ async function wire(req: BuildRequest): Promise<Wired> {
   return { opened, snapshotter, outputs, cache, registry, log, signal, platforms, images, ...(recorder ? { recorder } : {}), namedContexts: named.map((c) => c.name), ...(docker ? { docker } : {}) };
 }
 
-function builderOptions(req: BuildRequest, w: Wired, src: { contextDir: string; df: DockerfileSource }): BuilderOptions {
+/**
+ * The snapshotter as the download checks' unpacker before it has opened: only a layer that the
+ * snapshotter itself waits for is unpacked while it downloads, so until it is open there is none.
+ */
+function unpackerOf(snapshotter: Promise<Snapshotter>): DownloadUnpacker {
+  let open: Snapshotter | undefined;
+  snapshotter.then((s) => (open = s), () => undefined);
+  return { unpackFrom: (layer, diffId, src) => open?.unpackFrom(layer, diffId, src) };
+}
+
+function builderOptions(req: BuildRequest, w: Wired, src: { contextDir: string; df: DockerfileSource }): BuildInput {
   const { buildArgs, target, noCache, noCacheFilter, format, allow, seccomp, jobs, runtime, sourceDateEpoch, secrets, ssh, resources, explainCache, labels, manifestAnnotations, runHost } = req;
   const isolated = isolationWiring(req.isolation, { network: req.network ?? 'default', resources, root: w.opened.root });
   const executor = isolated.executor ?? req.executor;
@@ -251,10 +262,10 @@ function builderOptions(req: BuildRequest, w: Wired, src: { contextDir: string; 
   };
 }
 
-function outputContext(req: BuildRequest, w: Wired, result: BuildResult | MultiBuildResult): BuildOutputContext {
+async function outputContext(req: BuildRequest, w: Wired, result: BuildResult | MultiBuildResult): Promise<BuildOutputContext> {
   return {
     store: w.opened.store,
-    snapshotter: w.snapshotter,
+    snapshotter: await w.snapshotter,
     descriptor: result.descriptor,
     layers: result.layers,
     tags: result.tags,
