@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { ToolShell, ToolShellPool } from '../src/tool-shell.js';
-import { toolShells } from '../src/sys.js';
+import { readXattrsTree, toolShells } from '../src/sys.js';
 import { REPO_ROOT } from '@hoist/testkit';
 import { openStore, tmpdir, withMount } from './helpers.js';
 
@@ -21,6 +21,21 @@ describe('ToolShell', () => {
       const big = await sh.run('sh', ['-c', 'yes abcdefg | head -n 100000']);
       expect(big.stdout.length).toBe(800000);
       expect((await sh.run('true', [])).status).toBe(0);
+    } finally {
+      sh.close();
+    }
+  });
+
+  test('tools run in the C locale; xattrs of files with non-ASCII names still read back by name', async () => {
+    const sh = new ToolShell();
+    const dir = await tmpdir('ts-');
+    try {
+      expect((await sh.run('sh', ['-c', 'echo "$LC_ALL"'])).stdout.toString()).toBe('C\n');
+      const name = path.join(dir, 'ünï cødé\\x=y');
+      await fsp.writeFile(name, '');
+      expect(spawnSync('setfattr', ['-n', 'user.hoist', '-v', 'v1', '--', name]).status).toBe(0);
+      const xattrs = await readXattrsTree(dir);
+      expect(xattrs.get(name)?.get('user.hoist')).toEqual(Buffer.from('v1'));
     } finally {
       sh.close();
     }
