@@ -1,11 +1,15 @@
-// The work of a RUN between its root's mount and the runtime's start: mount-point checks made
-// once per path, as strict as before. Counts and order, never time.
+// The work of a RUN between its root's mount and the runtime's start, and after the runtime:
+// mount-point checks made once per path (as strict as before), side work awaited before the
+// step ends, and the bundle's removal handed to the caller. Counts and order, never time.
 import { promises as fsp, type Stats } from 'node:fs';
 import { jest } from '@jest/globals';
 import * as path from 'node:path';
+import { BuildError, runInSandbox, type SandboxOptions } from '@hoist/builder';
 import { tempDir } from '@hoist/testkit';
 import { lstatOnce, type Lstat } from '../src/rootfs.js';
 import { missingPaths } from '../src/run-mounts.js';
+import { Pending, withPending } from '../src/pending.js';
+import { prepareRoot } from '../src/run-exec.js';
 
 const SANDBOX_TARGETS = ['/etc/hosts', '/etc/resolv.conf', '/proc', '/sys', '/dev'];
 
@@ -76,5 +80,127 @@ describe('mount points of a RUN: each path lstat-ed once, as strict as before', 
     } finally {
       spy.mockRestore();
     }
+  });
+});
+
+describe('Pending: side work ends before its owner', () => {
+  test('withPending returns only after the work taken in has ended', async () => {
+    const order: string[] = [];
+    const r = await withPending(async (p) => {
+      p.add(new Promise((resolve) => setTimeout(resolve, 20)).then(() => void order.push('side')));
+      order.push('body');
+      return 7;
+    });
+    order.push('returned');
+    expect(r).toBe(7);
+    expect(order).toEqual(['body', 'side', 'returned']);
+  });
+
+  test("a failed piece of side work fails the owner; the owner's own error wins over it", async () => {
+    const side = new BuildError('RUNTIME_FAILED', 'side');
+    await expect(withPending(async (p) => p.add(Promise.reject(side)))).rejects.toBe(side);
+    const own = new BuildError('STEP_FAILED', 'own');
+    await expect(
+      withPending(async (p) => {
+        p.add(Promise.reject(side));
+        throw own;
+      }),
+    ).rejects.toBe(own);
+  });
+
+  test('a piece that fails before settle is not an unhandled rejection', async () => {
+    const unhandled: unknown[] = [];
+    const on = (e: unknown): void => void unhandled.push(e);
+    process.on('unhandledRejection', on);
+    try {
+      const p = new Pending();
+      p.add(Promise.reject(new Error('early')));
+      await new Promise((r) => setTimeout(r, 10));
+      expect(p.size).toBe(1);
+      await expect(p.settle()).rejects.toThrow('early');
+    } finally {
+      process.off('unhandledRejection', on);
+    }
+    expect(unhandled).toEqual([]);
+  });
+});
+
+describe('prepareRoot: user and working directory side by side', () => {
+  test('the user comes from the root; the working directory is made', async () => {
+    const root = path.join(await tempDir('run-setup-'), 'root');
+    await fsp.mkdir(path.join(root, 'etc'), { recursive: true });
+    await fsp.writeFile(path.join(root, 'etc', 'passwd'), 'root:x:0:0::/root:/bin/sh\napp:x:42:43::/home/app:/bin/sh\n');
+    await fsp.writeFile(path.join(root, 'etc', 'group'), 'app:x:43:\nextra:x:44:app\n');
+    const u = await prepareRoot(root, { User: 'app', WorkingDir: '/srv/app' });
+    expect(u).toEqual({ uid: 42, gid: 43, additionalGids: [43, 44], home: '/home/app', name: 'app' });
+    expect((await fsp.stat(path.join(root, 'srv', 'app'))).isDirectory()).toBe(true);
+  });
+
+  test('when both fail, the unknown user is what is reported (as when it was checked first)', async () => {
+    const root = path.join(await tempDir('run-setup-'), 'root');
+    await fsp.mkdir(root, { recursive: true });
+    await fsp.writeFile(path.join(root, 'file'), 'not a directory');
+    const e = await prepareRoot(root, { User: 'nobody-here', WorkingDir: '/file/sub' }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(BuildError);
+    expect((e as BuildError).code).toBe('USER_NOT_FOUND');
+    const w = await prepareRoot(root, { WorkingDir: '/file/sub' }).catch((x: unknown) => x);
+    expect((w as NodeJS.ErrnoException).code).toBe('ENOTDIR');
+  });
+});
+
+/** A fake runtime that records the bundle's modes at `run`; fails to start when `bin` is missing. */
+async function fakeRuntime(dir: string): Promise<{ bin: string; log: string }> {
+  const bin = path.join(dir, 'runc');
+  const log = path.join(dir, 'calls.log');
+  // --root STATE run --bundle B ID
+  const script = ['#!/bin/sh', `echo "$3 $(stat -c %a "$5") $(stat -c %a "$5/config.json")" >> '${log}'`, 'exit 0'].join('\n');
+  await fsp.writeFile(bin, script + '\n', { mode: 0o755 });
+  return { bin, log };
+}
+
+const SB: SandboxOptions = {
+  rootfs: '/nonexistent',
+  hostname: 'h',
+  network: 'none',
+  hostsFile: '/etc/hosts',
+  resolvConf: '/etc/resolv.conf',
+  process: { args: ['true'], env: ['SECRET=x'], cwd: '/', uid: 0, gid: 0 },
+};
+
+describe('runInSandbox: the bundle', () => {
+  test('is private (0700, config.json 0600) while the runtime runs; its removal is handed to defer and leaves nothing', async () => {
+    const dir = await tempDir('rt-');
+    const { bin, log } = await fakeRuntime(dir);
+    const bundles = path.join(dir, 'bundles');
+    const deferred: Array<Promise<unknown>> = [];
+    const r = await runInSandbox({ name: 'runc', path: bin }, SB, { stateDir: path.join(dir, 'state'), bundleParent: bundles, defer: (w) => deferred.push(w) });
+    expect(r.exitCode).toBe(0);
+    expect((await fsp.readFile(log, 'utf8')).trim()).toBe('run 700 600');
+    expect(deferred).toHaveLength(1);
+    await Promise.all(deferred);
+    expect(await fsp.readdir(bundles)).toEqual([]);
+  });
+
+  test('a runtime that cannot start: RUNTIME_FAILED, and the bundle still goes (through defer)', async () => {
+    const dir = await tempDir('rt-');
+    const bundles = path.join(dir, 'bundles');
+    const deferred: Array<Promise<unknown>> = [];
+    const e = await runInSandbox({ name: 'runc', path: path.join(dir, 'absent') }, SB, { stateDir: path.join(dir, 'state'), bundleParent: bundles, defer: (w) => deferred.push(w) }).catch((x: unknown) => x);
+    expect((e as BuildError).code).toBe('RUNTIME_FAILED');
+    expect(deferred).toHaveLength(1);
+    await Promise.all(deferred);
+    expect(await fsp.readdir(bundles)).toEqual([]);
+  });
+
+  test('a bundle that cannot be written is reported as such, not as a runtime failure, and nothing is left', async () => {
+    const dir = await tempDir('rt-');
+    const notDir = path.join(dir, 'file');
+    await fsp.writeFile(notDir, '');
+    const deferred: Array<Promise<unknown>> = [];
+    const e = await runInSandbox({ name: 'runc', path: '/bin/true' }, SB, { stateDir: path.join(dir, 'state'), bundleParent: notDir, defer: (w) => deferred.push(w) }).catch((x: unknown) => x);
+    expect(e).not.toBeInstanceOf(BuildError);
+    expect((e as NodeJS.ErrnoException).code).toBe('ENOTDIR');
+    await Promise.all(deferred);
+    expect(await fsp.readdir(dir)).toEqual(expect.not.arrayContaining(['bundles']));
   });
 });

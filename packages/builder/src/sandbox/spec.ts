@@ -122,7 +122,10 @@ function shmSize(o: SandboxOptions): string {
 /** The RUN's rlimits: the requested ones, and RLIMIT_NOFILE as Docker sets it unless requested. */
 function rlimits(o: SandboxOptions): Array<{ type: string; hard: number; soft: number }> {
   const out = (o.rlimits ?? []).map((r) => ({ type: r.type, hard: r.hard, soft: r.soft }));
-  if (!out.some((r) => r.type === 'RLIMIT_NOFILE')) out.unshift({ type: 'RLIMIT_NOFILE', hard: nofile(), soft: nofile() });
+  if (!out.some((r) => r.type === 'RLIMIT_NOFILE')) {
+    const n = nofile();
+    out.unshift({ type: 'RLIMIT_NOFILE', hard: n, soft: n });
+  }
   return out;
 }
 
