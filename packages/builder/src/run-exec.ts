@@ -116,6 +116,7 @@ async function runProcess(ctx: BuildSession, r: { job: RunJob; m: Mounted; user:
       privileged: ins.security === 'insecure',
       ...(emu.kind === 'private-binfmt' ? { emulation: { emulator: emu.emulator, target: emu.target, register: emu.register, helper: emu.helper } } : {}),
       ...(ctx.opts.seccomp ? { seccomp: ctx.opts.seccomp } : {}),
+      compiledSeccomp: ctx.seccompFilter(),
       ...(ctx.opts.resources ? { resources: ctx.opts.resources } : {}),
       ...(ctx.opts.runHost?.shmSizeBytes ? { shmSizeBytes: ctx.opts.runHost.shmSizeBytes } : {}),
       ...(ctx.opts.runHost?.ulimits?.length ? { rlimits: ctx.opts.runHost.ulimits } : {}),

@@ -1,15 +1,17 @@
 // The work of a RUN between its root's mount and the runtime's start, and after the runtime:
 // mount-point checks made once per path (as strict as before), side work awaited before the
-// step ends, and the bundle's removal handed to the caller. Counts and order, never time.
+// step ends, the bundle's removal handed to the caller, the seccomp filter compiled ahead.
+// Counts, order and content, never time.
 import { promises as fsp, type Stats } from 'node:fs';
 import { jest } from '@jest/globals';
 import * as path from 'node:path';
-import { BuildError, runInSandbox, type SandboxOptions } from '@hoist/builder';
+import { BuildError, DEFAULT_CAPABILITIES, generateSpec, runInSandbox, type SandboxOptions } from '@hoist/builder';
 import { tempDir } from '@hoist/testkit';
 import { lstatOnce, type Lstat } from '../src/rootfs.js';
 import { missingPaths } from '../src/run-mounts.js';
 import { Pending, withPending } from '../src/pending.js';
 import { prepareRoot } from '../src/run-exec.js';
+import { seccompFor, type SeccompProfile } from '../src/sandbox/seccomp.js';
 
 const SANDBOX_TARGETS = ['/etc/hosts', '/etc/resolv.conf', '/proc', '/sys', '/dev'];
 
@@ -202,5 +204,26 @@ describe('runInSandbox: the bundle', () => {
     expect((e as NodeJS.ErrnoException).code).toBe('ENOTDIR');
     await Promise.all(deferred);
     expect(await fsp.readdir(dir)).toEqual(expect.not.arrayContaining(['bundles']));
+  });
+});
+
+describe('the seccomp filter compiled ahead', () => {
+  const linux = (spec: Record<string, unknown>): { seccomp?: unknown } => spec.linux as { seccomp?: unknown };
+
+  test('is the filter generateSpec compiles itself, for the default profile, unconfined and a profile of its own', () => {
+    const own: SeccompProfile = { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['mkdir'], action: 'SCMP_ACT_ERRNO', excludes: { caps: ['CAP_SYS_ADMIN'] } }] };
+    for (const seccomp of [undefined, 'default', 'unconfined', own] as const) {
+      const sb = { ...SB, ...(seccomp ? { seccomp } : {}) };
+      const compiledSeccomp = { filter: seccompFor(seccomp, DEFAULT_CAPABILITIES) };
+      expect(generateSpec({ ...sb, compiledSeccomp })).toEqual(generateSpec(sb));
+    }
+    expect(linux(generateSpec(SB)).seccomp).toBeDefined();
+  });
+
+  test('is what the spec carries, and is ignored by a privileged (insecure) RUN', () => {
+    const filter = seccompFor('default', DEFAULT_CAPABILITIES)!;
+    const marked = { ...filter, defaultErrnoRet: 99 };
+    expect(linux(generateSpec({ ...SB, compiledSeccomp: { filter: marked } })).seccomp).toBe(marked);
+    expect(linux(generateSpec({ ...SB, privileged: true, compiledSeccomp: { filter: marked } })).seccomp).toBeUndefined();
   });
 });
