@@ -17,6 +17,11 @@ export interface ExecOptions {
   owners?: Ownership;
   /** Something the build should know (e.g. what cannot be recorded): a progress warning. */
   warn?: (message: string) => void;
+  /**
+   * Takes clean-up that need not delay the result (removing the bundle): the caller waits for it
+   * before it ends. Without it, run waits itself.
+   */
+  defer?: (work: Promise<unknown>) => void;
 }
 
 /**

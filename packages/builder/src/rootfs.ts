@@ -1,13 +1,43 @@
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import { BuildError } from './errors.js';
+
+/** An lstat that answers undefined where the path cannot be lstat'ed (missing, not a directory on the way). */
+export type Lstat = (p: string) => Promise<Stats | undefined>;
+
+const plainLstat: Lstat = (p) => fsp.lstat(p).catch(() => undefined);
+
+/**
+ * One lstat per path, for a tree that nothing changes while it is used (a RUN's root between
+ * its mount and its process): a path asked again, or by a concurrent caller, gets the answer
+ * of the first call. Symlinks are reported as symlinks, so a check made with it is as strict.
+ */
+export function lstatOnce(): Lstat {
+  const seen = new Map<string, Promise<Stats | undefined>>();
+  return (p) => {
+    let r = seen.get(p);
+    if (!r) {
+      r = plainLstat(p);
+      seen.set(p, r);
+    }
+    return r;
+  };
+}
+
+export interface SecureJoinOptions {
+  /** Follow a symlink in the last component (default true). */
+  followLast?: boolean;
+  /** How paths are lstat'ed (default: every time; see lstatOnce). */
+  lstat?: Lstat;
+}
 
 /**
  * Resolve `p` inside `root` as the sandbox would see it: symlinks (absolute or relative) are
  * followed but never lead out of `root` (an absolute target is re-rooted, `..` stops at the
- * root), like securejoin. The last component is followed only when `followLast` is set.
+ * root), like securejoin. The last component is followed unless `followLast` is false.
  */
-export async function secureJoin(root: string, p: string, followLast = true): Promise<string> {
+export async function secureJoin(root: string, p: string, o: SecureJoinOptions = {}): Promise<string> {
+  const lstat = o.lstat ?? plainLstat;
   const parts = p.split('/').filter((c) => c !== '' && c !== '.');
   const resolved: string[] = [];
   let hops = 0;
@@ -18,18 +48,12 @@ export async function secureJoin(root: string, p: string, followLast = true): Pr
       continue;
     }
     const candidate = path.join(root, ...resolved, c);
-    if (parts.length === 0 && !followLast) {
+    if (parts.length === 0 && o.followLast === false) {
       resolved.push(c);
       break;
     }
-    let st;
-    try {
-      st = await fsp.lstat(candidate);
-    } catch {
-      resolved.push(c);
-      continue;
-    }
-    if (!st.isSymbolicLink()) {
+    const st = await lstat(candidate);
+    if (!st?.isSymbolicLink()) {
       resolved.push(c);
       continue;
     }
@@ -96,7 +120,8 @@ const NUMERIC = /^\d+$/;
  */
 export async function resolveUser(root: string, spec: string): Promise<ResolvedUser> {
   const [userPart = '', groupPart] = spec.split(':', 2);
-  const passwd = await readPasswd(root);
+  // read side by side (neither read fails: a missing file is an empty list)
+  const [passwd, groups] = await Promise.all([readPasswd(root), readGroup(root)]);
   let uid = 0;
   let gid = 0;
   let name: string | undefined;
@@ -113,7 +138,6 @@ export async function resolveUser(root: string, spec: string): Promise<ResolvedU
     uid = Number(userPart);
   }
   let additionalGids: number[] = [];
-  const groups = await readGroup(root);
   if (groupPart !== undefined && groupPart !== '') {
     const g = NUMERIC.test(groupPart) ? groups.find((x) => x.gid === Number(groupPart)) : groups.find((x) => x.name === groupPart);
     if (g) gid = g.gid;

@@ -17,6 +17,7 @@ import { singleIdHint } from './sandbox/isolation.js';
 import { runArgs, runEnv } from './run-step.js';
 import { emulationFor } from './sandbox/emulation.js';
 import { configPlatform } from './platforms.js';
+import { withPending, type Pending } from './pending.js';
 
 const TAIL_LINES = 20;
 
@@ -31,29 +32,43 @@ interface RunJob {
 /** Execute a RUN on its stage's state and commit what it changed as a layer. */
 export async function executeRun(ctx: BuildSession, job: RunJob): Promise<{ descriptor: Descriptor; diffId: Digest }> {
   if (!ctx.executor.prepare) ctx.executor.name(); // find the runtime before anything is mounted
-  return ctx.limit(async () => {
-    const prep = takePrep(ctx, job.step, job.ins);
-    try {
-      return await withMountedImage(ctx, job.state.img, async (m) => {
-        const c = job.state.img.config.config ?? {};
-        const user = await resolveUser(m.root, c.User ?? '').catch((e: unknown) => {
-          throw e instanceof BuildError ? e : new BuildError('USER_NOT_FOUND', String(e));
+  return ctx.limit(() =>
+    // what ends after the process (its bundle's removal, its network) runs on while the layer is committed
+    withPending(async (pending) => {
+      const prep = takePrep(ctx, job.step, job.ins);
+      try {
+        return await withMountedImage(ctx, job.state.img, async (m) => {
+          const user = await prepareRoot(m.root, job.state.img.config.config ?? {});
+          const mounts = await prepareRunMounts(ctx, { ins: job.ins, root: m.root, user, stages: job.stages, platform: configPlatform(job.state.img.config) });
+          try {
+            await runProcess(ctx, { job, m, user, mounts, net: await prep.ready(), pending });
+          } finally {
+            pending.add(prep.close());
+            await mounts.release();
+          }
+          const r = await m.commit(commitOptions(ctx));
+          return { descriptor: r.descriptor, diffId: r.diffId };
         });
-        await fsp.mkdir(await secureJoin(m.root, c.WorkingDir || '/'), { recursive: true });
-        const mounts = await prepareRunMounts(ctx, { ins: job.ins, root: m.root, user, stages: job.stages, platform: configPlatform(job.state.img.config) });
-        try {
-          await runProcess(ctx, { job, m, user, mounts, net: await prep.ready() });
-        } finally {
-          await prep.close();
-          await mounts.release();
-        }
-        const r = await m.commit(commitOptions(ctx));
-        return { descriptor: r.descriptor, diffId: r.diffId };
-      });
-    } finally {
-      await prep.close();
-    }
+      } finally {
+        pending.add(prep.close());
+      }
+    }),
+  );
+}
+
+/**
+ * The RUN's user, resolved from the root's /etc/passwd and /etc/group, and its working directory,
+ * made: side by side (the user's files are only read). A user error is reported first.
+ */
+export async function prepareRoot(root: string, c: { User?: string; WorkingDir?: string }): Promise<ResolvedUser> {
+  const user = resolveUser(root, c.User ?? '').catch((e: unknown) => {
+    throw e instanceof BuildError ? e : new BuildError('USER_NOT_FOUND', String(e));
   });
+  const workdir = secureJoin(root, c.WorkingDir || '/').then((p) => fsp.mkdir(p, { recursive: true }));
+  const [u, w] = await Promise.allSettled([user, workdir]);
+  if (u.status === 'rejected') throw u.reason;
+  if (w.status === 'rejected') throw w.reason;
+  return u.value;
 }
 
 /** The step's output, streamed as log events, with its last lines kept for an error. */
@@ -74,7 +89,7 @@ function outputTail(ctx: BuildSession, id: string): { onData(stream: 'stdout' | 
 }
 
 /** Run the RUN's process in the sandbox (through the executor); a non-zero exit is a STEP_FAILED. */
-async function runProcess(ctx: BuildSession, r: { job: RunJob; m: Mounted; user: ResolvedUser; mounts: PreparedMounts; net: RunNetwork }): Promise<void> {
+async function runProcess(ctx: BuildSession, r: { job: RunJob; m: Mounted; user: ResolvedUser; mounts: PreparedMounts; net: RunNetwork; pending: Pending }): Promise<void> {
   const { ins, state, step } = r.job;
   const c = state.img.config.config ?? {};
   const { args, script } = runArgs(ins, c.Shell);
@@ -101,6 +116,7 @@ async function runProcess(ctx: BuildSession, r: { job: RunJob; m: Mounted; user:
       privileged: ins.security === 'insecure',
       ...(emu.kind === 'private-binfmt' ? { emulation: { emulator: emu.emulator, target: emu.target, register: emu.register, helper: emu.helper } } : {}),
       ...(ctx.opts.seccomp ? { seccomp: ctx.opts.seccomp } : {}),
+      compiledSeccomp: ctx.seccompFilter(),
       ...(ctx.opts.resources ? { resources: ctx.opts.resources } : {}),
       ...(ctx.opts.runHost?.shmSizeBytes ? { shmSizeBytes: ctx.opts.runHost.shmSizeBytes } : {}),
       ...(ctx.opts.runHost?.ulimits?.length ? { rlimits: ctx.opts.runHost.ulimits } : {}),
@@ -108,6 +124,7 @@ async function runProcess(ctx: BuildSession, r: { job: RunJob; m: Mounted; user:
     },
     {
       bundleParent: await ctx.sandbox.bundles(),
+      defer: r.pending.add,
       stdout: out.onData('stdout'),
       stderr: out.onData('stderr'),
       ...(r.m.owners ? { owners: r.m.owners } : {}),

@@ -11,7 +11,7 @@ import type { BuildSession } from './session.js';
 import { materialize, mountLowers } from './materialize.js';
 import { stageInput, type StageInputs } from './state.js';
 import { stageRef } from './stage-ref.js';
-import { secureJoin, type ResolvedUser } from './rootfs.js';
+import { lstatOnce, secureJoin, type Lstat, type ResolvedUser } from './rootfs.js';
 import type { SandboxMount } from './sandbox/spec.js';
 import { cacheMountKey } from './cache-mounts.js';
 import { setOwner } from './owner.js';
@@ -24,7 +24,7 @@ export interface PreparedMounts {
 }
 
 /** Mount points the runtime creates in the root (targets of our mounts) that did not exist before. */
-interface CreatedPath {
+export interface CreatedPath {
   /** First path component that did not exist. */
   abs: string;
   /** The mount target below it (or itself). */
@@ -32,16 +32,19 @@ interface CreatedPath {
   parentMtime?: Date;
 }
 
-async function missingPaths(root: string, target: string): Promise<CreatedPath[]> {
+/**
+ * The first component of `target` (resolved in `root` as the runtime will, symlinks re-rooted)
+ * that does not exist: what the runtime creates for the mount and what is removed afterwards.
+ */
+export async function missingPaths(root: string, target: string, lstat: Lstat): Promise<CreatedPath[]> {
   const out: CreatedPath[] = [];
-  const targetAbs = await secureJoin(root, target);
+  const targetAbs = await secureJoin(root, target, { lstat });
   let cur = '/';
   for (const part of target.split('/').filter(Boolean)) {
-    const parent = await secureJoin(root, cur);
+    const parent = await secureJoin(root, cur, { lstat });
     cur = path.posix.join(cur, part);
-    const abs = await secureJoin(root, cur);
-    const exists = await fsp.lstat(abs).then(() => true, () => false);
-    if (!exists) {
+    const abs = await secureJoin(root, cur, { lstat });
+    if ((await lstat(abs)) === undefined) {
       const pst = await fsp.stat(parent).catch(() => undefined);
       out.push(pst ? { abs, target: targetAbs, parentMtime: pst.mtime } : { abs, target: targetAbs });
       break; // everything below is missing too; removing this one removes them
@@ -61,6 +64,8 @@ interface MountSet {
   cleanup: Array<() => Promise<unknown>>;
   created: CreatedPath[];
   held: Mounted[];
+  /** The root's lstats, each path once: nothing writes to the root while the mounts are prepared. */
+  lstat: Lstat;
 }
 
 export interface RunMountsArgs {
@@ -74,7 +79,15 @@ export interface RunMountsArgs {
 
 /** Note a mount target, to remove what the runtime creates for it afterwards. */
 async function note(set: MountSet, target: string): Promise<void> {
-  set.created.push(...(await missingPaths(set.run.root, target)));
+  set.created.push(...(await missingPaths(set.run.root, target, set.lstat)));
+}
+
+/** The runtime's own mount points in every RUN (spec.ts), noted side by side (in this order). */
+const SANDBOX_TARGETS = ['/etc/hosts', '/etc/resolv.conf', '/proc', '/sys', '/dev'];
+
+async function noteSandboxTargets(set: MountSet): Promise<void> {
+  const found = await Promise.all(SANDBOX_TARGETS.map((t) => missingPaths(set.run.root, t, set.lstat)));
+  set.created.push(...found.flat());
 }
 
 /**
@@ -192,8 +205,8 @@ async function addMount(set: MountSet, m: RunMount): Promise<void> {
  * the root are removed again afterwards, so they never end up in the layer.
  */
 export async function prepareRunMounts(ctx: BuildSession, run: RunMountsArgs): Promise<PreparedMounts> {
-  const set: MountSet = { ctx, run, mounts: [], env: [], cleanup: [], created: [], held: [] };
-  for (const t of ['/etc/hosts', '/etc/resolv.conf', '/proc', '/sys', '/dev']) await note(set, t);
+  const set: MountSet = { ctx, run, mounts: [], env: [], cleanup: [], created: [], held: [], lstat: lstatOnce() };
+  await noteSandboxTargets(set);
   for (const m of run.ins.mounts) await addMount(set, m);
   return {
     mounts: set.mounts,

@@ -5,11 +5,12 @@ import { openNetwork, runNetwork } from './sandbox/network.js';
 /**
  * Start, side by side, what a RUN waits for before its process: its network namespace (a fresh
  * one for each RUN, used by that RUN only), the runtime's `--version` check, the build's sandbox
- * session and /etc files. Each is a process start or a few; one after another they added up.
+ * session and /etc files (each a process start or a few; one after another they added up), then
+ * the build's seccomp filter (CPU work: done here, before the RUN's root is mounted, not after).
  */
 export function prepareSandbox(ctx: BuildSession, ins: RunInstruction): SandboxPrep {
   const net = openNetwork(runNetwork(ins.network, ctx.opts.network), ctx.opts.signal ? { signal: ctx.opts.signal } : {});
-  const rest = Promise.all([ctx.executor.prepare?.(), ctx.sandbox.bundles(), ctx.etc()]);
+  const rest = Promise.all([ctx.executor.prepare?.(), ctx.sandbox.bundles(), ctx.etc()]).then(compileSeccomp(ctx));
   net.catch(() => undefined);
   rest.catch(() => undefined);
   let closed: Promise<void> | undefined;
@@ -19,6 +20,17 @@ export function prepareSandbox(ctx: BuildSession, ins: RunInstruction): SandboxP
       return net;
     },
     close: () => (closed ??= net.then((n) => n.close(), () => undefined)),
+  };
+}
+
+/** Compile the build's seccomp filter; one that fails is compiled again, and reported, by the RUN itself. */
+function compileSeccomp(ctx: BuildSession): () => void {
+  return () => {
+    try {
+      ctx.seccompFilter();
+    } catch {
+      // see above
+    }
   };
 }
 

@@ -17,6 +17,8 @@ import type { StageState } from './state.js';
 import { hostsFileText, hostGatewayAddress } from './run-flags.js';
 import { isLayerStep } from './layer-step.js';
 import { StatCache, statCacheFile } from './stat-cache.js';
+import { seccompFor, type OciSeccomp } from './sandbox/seccomp.js';
+import { DEFAULT_CAPABILITIES } from './sandbox/capabilities.js';
 
 /** What a RUN's sandbox needs besides its root, started ahead (see run-prep.ts). */
 export interface SandboxPrep {
@@ -52,6 +54,7 @@ export class BuildSession {
   private sandboxesClosed: Promise<void> | undefined;
   /** Cache records of steps this build executed whose writes may still run (see record). */
   private readonly recording = new Map<string, { rec: CacheRecord; written: Promise<void> }>();
+  private compiledSeccomp: { filter: OciSeccomp | undefined } | undefined;
   contextFilter: PathFilter | undefined;
 
   constructor(
@@ -99,6 +102,15 @@ export class BuildSession {
     await fsp.writeFile(resolv, text);
     this.etcFiles = { hosts, resolv, sandboxResolv };
     return this.etcFiles;
+  }
+
+  /**
+   * The seccomp filter of every unprivileged RUN of this build (`opts.seccomp` for Docker's
+   * default capabilities), compiled once: by a RUN's preparation, off its critical path.
+   */
+  seccompFilter(): { filter: OciSeccomp | undefined } {
+    this.compiledSeccomp ??= { filter: seccompFor(this.opts.seccomp, DEFAULT_CAPABILITIES) };
+    return this.compiledSeccomp;
   }
 
   /**

@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, promises as fsp, readFileSync } from 'node:fs';
+import { existsSync, promises as fsp, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { runTool } from '@hoist/snapshotter';
@@ -106,6 +106,8 @@ export interface RunOptions {
   /** Inherit the terminal (for `hoist run -it`). */
   inheritStdio?: boolean;
   signal?: AbortSignal;
+  /** Takes the bundle's removal, which then runs on after the result (the caller waits for it); else awaited here. */
+  defer?: (work: Promise<unknown>) => void;
 }
 
 /**
@@ -115,16 +117,29 @@ export interface RunOptions {
 export async function runInSandbox(rt: RuntimeInfo, sb: SandboxOptions, opts: RunOptions): Promise<RunResult> {
   const id = `hoist-${process.pid}-${randomBytes(6).toString('hex')}`;
   const bundle = path.join(opts.bundleParent, id);
-  // config.json holds the process environment (secrets of RUN --mount=type=secret,env=…): root only
-  await fsp.mkdir(bundle, { recursive: true, mode: 0o700 });
-  await fsp.mkdir(opts.stateDir, { recursive: true });
-  const spec = forThisNamespace(generateSpec({ ...sb, cgroupsPath: sb.cgroupsPath ?? `/hoist/${id}` }));
-  await fsp.writeFile(path.join(bundle, 'config.json'), JSON.stringify(spec), { mode: 0o600 });
-  const args = ['--root', opts.stateDir, 'run', '--bundle', bundle, id];
+  // made while the spec is generated (writeBundle); removed afterwards only where it was made
+  const made = fsp.mkdir(bundle, { recursive: true, mode: 0o700 });
+  made.catch(() => undefined);
+  try {
+    await writeBundle({ bundle, made, stateDir: opts.stateDir }, { ...sb, cgroupsPath: sb.cgroupsPath ?? `/hoist/${id}` });
+    return await startContainer(rt, { id, bundle, opts });
+  } finally {
+    // the container goes before the result (its processes could still write to the root);
+    // the bundle (config.json in the private directory) may go while the caller goes on
+    await deleteContainer(rt, opts.stateDir, id);
+    const removed = made.then(() => fsp.rm(bundle, { recursive: true, force: true }), () => undefined);
+    if (opts.defer) opts.defer(removed);
+    else await removed;
+  }
+}
+
+/** `runtime run` the bundle's container and wait for it; its output goes to the options' callbacks. */
+async function startContainer(rt: RuntimeInfo, c: { id: string; bundle: string; opts: RunOptions }): Promise<RunResult> {
+  const { id, opts } = c;
   let stderrText = '';
   try {
     return await new Promise<RunResult>((resolve, reject) => {
-      const child = spawn(rt.path, args, { stdio: opts.inheritStdio ? 'inherit' : ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(rt.path, ['--root', opts.stateDir, 'run', '--bundle', c.bundle, id], { stdio: opts.inheritStdio ? 'inherit' : ['ignore', 'pipe', 'pipe'] });
       child.stdout?.on('data', (d: Buffer) => opts.stdout?.(d));
       child.stderr?.on('data', (d: Buffer) => {
         stderrText += d.toString();
@@ -151,10 +166,28 @@ export async function runInSandbox(rt: RuntimeInfo, sb: SandboxOptions, opts: Ru
   } catch (e) {
     if (e instanceof BuildError) throw e;
     throw new BuildError('RUNTIME_FAILED', `${rt.name} failed: ${(e as Error).message}\n${stderrText}`, { cause: e });
-  } finally {
-    await deleteContainer(rt, opts.stateDir, id);
-    await fsp.rm(bundle, { recursive: true, force: true });
   }
+}
+
+/**
+ * The bundle: config.json written once its directory (`made`, begun by the caller) and the
+ * runtime's state directory exist, the spec generated meanwhile. It holds the process
+ * environment (secrets of RUN --mount=type=secret,env=… included): root only. Written in one
+ * synchronous call: a few KiB in the private directory (a tmpfs where possible), not three
+ * thread-pool round trips.
+ */
+async function writeBundle(b: { bundle: string; made: Promise<unknown>; stateDir: string }, sb: SandboxOptions): Promise<void> {
+  const dirs = Promise.all([b.made, fsp.mkdir(b.stateDir, { recursive: true })]);
+  dirs.catch(() => undefined);
+  let text: string;
+  try {
+    text = JSON.stringify(forThisNamespace(generateSpec(sb)));
+  } catch (e) {
+    await dirs.catch(() => undefined);
+    throw e;
+  }
+  await dirs;
+  writeFileSync(path.join(b.bundle, 'config.json'), text, { mode: 0o600 });
 }
 
 /**
