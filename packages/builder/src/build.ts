@@ -30,19 +30,19 @@ function platformString(p: Platform): string {
  */
 export async function build(input: BuildInput): Promise<BuildResult> {
   checkLimitsAllowed(limitFlags(input.resources));
+  const net = effectiveDefaultNetwork(input.network, { rootless: currentUserNamespace() !== undefined, tunUsable: () => tunUsable() });
   const platform: Platform = input.platform ?? { os: 'linux', architecture: hostArch() };
   const buildPlatform = platformString(input.emulationHost?.platform ?? hostPlatform());
   const df = parse(input.dockerfile.text, { file: input.dockerfile.path });
   const planArgs = { buildArgs: input.buildArgs ?? {}, platform: platformString(platform), buildPlatform, ...(input.target ? { target: input.target } : {}), ...(input.namedContexts?.length ? { namedContexts: input.namedContexts } : {}) };
   const o = outline(df, planArgs);
-  // the base images resolve while the snapshotter opens (issue 16: a new store's overlay probe)
+  // the base images resolve while the snapshotter opens (issue 16: a new store's overlay probe);
+  // nothing that can refuse the build comes between the two
   const resolving = resolveBases(input, { df, platform, outline: o });
   resolving.catch(() => undefined); // awaited below
-  const requested: BuildOptions = { ...input, snapshotter: await input.snapshotter };
-  requested.progress?.({ type: 'info', message: `isolation: ${requested.executor?.describe?.() ?? describeIsolation()}; snapshots: ${requested.snapshotter.describe()}` });
-  const net = effectiveDefaultNetwork(requested.network, { rootless: currentUserNamespace() !== undefined, tunUsable: () => tunUsable() });
-  if (net.warning) requested.progress?.({ type: 'warning', message: net.warning });
-  const opts: BuildOptions = { ...requested, network: net.network };
+  const opts: BuildOptions = { ...input, snapshotter: await input.snapshotter, network: net.network };
+  opts.progress?.({ type: 'info', message: `isolation: ${opts.executor?.describe?.() ?? describeIsolation()}; snapshots: ${opts.snapshotter.describe()}` });
+  if (net.warning) opts.progress?.({ type: 'warning', message: net.warning });
   const resolved = await resolving;
   const baseImages: Record<string, BaseImageInfo> = {};
   for (const [key, img] of resolved) baseImages[refOfKey(key)] = baseInfo(img);

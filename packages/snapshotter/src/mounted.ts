@@ -102,9 +102,9 @@ export class Mounted {
 
   private async commitOverlay(opts: CommitOptions): Promise<CommitResult> {
     const { layout } = this.host;
-    // the upper dir is read while the overlay is unmounted (issue 16: the umount, a tool run,
-    // overlaps the walk); nothing writes through the mount any more, and the upper dir is
-    // changed (a blind opaque mark) or moved only once the unmount is done
+    // the upper dir is read while the overlay is being unmounted (issue 16: the umount, a tool
+    // run, overlaps the walk): nothing writes through the mount any more, and the upper dir is
+    // changed (a blind opaque mark removed) or moved only once the unmount is done
     const unmounted = this.startUnmount();
     unmounted.catch(() => undefined);
     let r: { empty: boolean; w: WrittenLayer };

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
+import { mkdirSync, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import { chainIds, unprivilegedIds, type BlobStore, type Descriptor, type Digest } from '@hoist/oci';
@@ -193,11 +193,12 @@ export class Snapshotter implements MountHost {
     throwIfAborted(opts.signal);
     const lowers = [...lowerDiffIds];
     const dir = path.join(this.layout.mounts, `${process.pid}-${randomBytes(6).toString('hex')}`);
-    await fsp.mkdir(dir, { recursive: true });
+    // four tiny mkdirs, synchronous: awaited, each queued behind the thread pool's other work (issue 16)
+    mkdirSync(dir, { recursive: true });
     try {
       if (this.driver === 'overlay') {
         const links = await this.lowerLinks(lowers, false);
-        for (const d of ['upper', 'work', 'merged']) await fsp.mkdir(path.join(dir, d));
+        for (const d of ['upper', 'work', 'merged']) mkdirSync(path.join(dir, d));
         const rel = path.relative(this.layout.links, dir);
         // what is mounted writable is committed: zlib loads while the mount runs in its shell
         setImmediate(loadCompression);

@@ -139,7 +139,9 @@ export class Layout {
     const known = this.complete.get(diffId);
     if (known) return known;
     try {
-      const rec = JSON.parse(await fsp.readFile(path.join(this.snapshot(diffId), 'layer.json'), 'utf8')) as SnapshotRecord;
+      // synchronous, as a tiny file read before every mount: awaited, it queued behind the thread
+      // pool's other work (a RUN's sandbox made ready meanwhile) for up to 10 ms (issue 16)
+      const rec = JSON.parse(readFileSync(path.join(this.snapshot(diffId), 'layer.json'), 'utf8')) as SnapshotRecord;
       if (rec.link !== undefined && rec.descriptor !== undefined) this.complete.set(diffId, rec);
       return rec;
     } catch (e) {
