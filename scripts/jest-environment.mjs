@@ -28,7 +28,7 @@ export async function removeTempDirs(dirs) {
     if (real === undefined) continue; // already removed by the test
     const under = mounts.filter((m) => m === real || m.startsWith(real + '/'));
     if (under.length > 0) {
-      left.push(`${dir}: mount points below it (${under.join(', ')})`);
+      left.push(`${dir}: mount points at or below it (${under.join(', ')})`);
       continue;
     }
     await fsp.rm(real, { recursive: true, force: true, maxRetries: 3 }).catch((e) => left.push(`${dir}: ${e.message}`));
