@@ -5,7 +5,8 @@ const moduleNameMapper = { '^(\\.{1,2}/.*)\\.js$': '$1' };
 for (const p of pkgs) moduleNameMapper[`^@hoist/${p}$`] = `<rootDir>/packages/${p}/src/index.ts`;
 moduleNameMapper['^@hoist/builder/reclaim$'] = '<rootDir>/packages/builder/src/sandbox/reclaim.ts';
 export default {
-  testEnvironment: 'node',
+  // node, plus removal of the temp dirs the test helpers register (scripts/jest-environment.mjs)
+  testEnvironment: '<rootDir>/scripts/jest-environment.mjs',
   extensionsToTreatAsEsm: ['.ts'],
   moduleNameMapper,
   // a package without tests yet has no test/ folder in git

@@ -6,6 +6,7 @@ import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Ownership } from '@hoist/snapshotter';
+import { registerTempDir } from '@hoist/testkit';
 import { formatFakedDb, inodeKey, parseFakedDb, type FakedEntry } from '../src/sandbox/faked-db.js';
 import { chownCreated, inodeOwners, ownersAfterRun, seedFakedDb, userCreator, walkOwners } from '../src/sandbox/fakeroot-owners.js';
 import { FakedDaemon } from '../src/sandbox/faked.js';
@@ -14,7 +15,7 @@ import { withoutPreloadNotice } from '../src/sandbox/fakeroot.js';
 import { BuildError } from '../src/errors.js';
 
 async function tmp(prefix: string): Promise<string> {
-  return fsp.mkdtemp(path.join(os.tmpdir(), prefix));
+  return registerTempDir(await fsp.mkdtemp(path.join(os.tmpdir(), prefix)));
 }
 
 describe("fakeroot's saved database", () => {

@@ -22,6 +22,7 @@ import {
   type OciSeccomp,
   type SandboxOptions,
 } from '@hoist/builder';
+import { tempDir } from '@hoist/testkit';
 
 /** The syscalls a compiled profile allows without conditions on arguments. */
 function plainlyAllowed(s: OciSeccomp): Set<string> {
@@ -209,7 +210,7 @@ describe("the build's default network, as root and rootless", () => {
   });
 
   it('tunUsable: a device this process cannot open is reported as not usable', async () => {
-    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'tun-'));
+    const dir = await tempDir('tun');
     const missing = path.join(dir, 'tun');
     expect(tunUsable(missing)).toBe(false);
     await fsp.writeFile(missing, '');

@@ -113,18 +113,26 @@ async function isArchive(file: string): Promise<boolean> {
 /** Unpack with GNU tar (it detects the compression, drops leading `/` and refuses `..` members). */
 async function unpack(archive: string): Promise<PreparedContext> {
   const dir = await tempDir();
-  const r = await new Promise<{ code: number; stderr: string }>((resolve, reject) => {
-    const child = spawn('tar', ['-x', '-f', path.resolve(archive), '-C', dir, '--no-same-owner'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? 1, stderr }));
+  // tar that cannot be run (not installed, no PATH) must not leave the temp dir either
+  const r = await untar(archive, dir).catch(async (e: unknown) => {
+    await rmDir(dir);
+    throw e;
   });
   if (r.code !== 0) {
     await rmDir(dir);
     throw new UsageError(`build context ${archive}: cannot unpack the archive: ${r.stderr.trim()}`);
   }
   return { dir, unpacked: true, cleanup: () => rmDir(dir) };
+}
+
+function untar(archive: string, dir: string): Promise<{ code: number; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('tar', ['-x', '-f', path.resolve(archive), '-C', dir, '--no-same-owner'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? 1, stderr }));
+  });
 }
 
 function tempDir(): Promise<string> {

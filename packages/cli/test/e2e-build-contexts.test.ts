@@ -225,6 +225,20 @@ describe('--build-context', () => {
       expect(await fsp.readFile(path.join(out, 'ctx', 'data.txt'), 'utf8')).toBe('from the tar context\n');
     });
 
+    it('a tarball context where tar cannot be run (not on PATH): exit 1, and nothing left in TMPDIR (from a path or from stdin)', async () => {
+      const file = path.join(work, 'ctx-notar.tar');
+      const tar = await tarOf(appCtx, file, []);
+      const tmp = path.join(work, 'tmp-notar');
+      await fsp.mkdir(tmp);
+      const env = { ...process.env, NO_COLOR: '1', PATH: '/nonexistent', TMPDIR: tmp };
+      for (const [arg, input] of [[file, ''], ['-', tar]] as const) {
+        const r = await run(process.execPath, [HOIST_BIN, 'build', '--root', root, '-f', 'docker/Containerfile', arg], { env, input });
+        expect(r.stderr).toMatch(/spawn tar ENOENT/);
+        expect(r.code).toBe(1);
+        expect(await fsp.readdir(tmp)).toEqual([]);
+      }
+    });
+
     it('a git URL with #ref:subdir is cloned (over loopback HTTP) and built', async () => {
       const out = path.join(work, 'out-git');
       const before = server.requests.length;

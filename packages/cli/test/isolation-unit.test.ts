@@ -1,7 +1,7 @@
 /** The isolation decision: --isolation / $HOIST_ISOLATION, and auto's detection (issue 10, modes 1 and 2). */
 import { promises as fsp } from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
+import { tempDir } from '@hoist/testkit';
 import { chooseIsolation, hasCapSysAdmin, isolationFlag, type IsolationFacts } from '../src/isolation.js';
 import { RootlessError, UsageError } from '../src/errors.js';
 
@@ -85,7 +85,7 @@ describe('chooseIsolation', () => {
 
 describe('hasCapSysAdmin', () => {
   it('reads bit 21 of CapEff', async () => {
-    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'hoist-caps-'));
+    const dir = await tempDir('caps');
     const file = path.join(dir, 'status');
     await fsp.writeFile(file, 'Name:\tnode\nCapEff:\t000001ffffffffff\n');
     expect(hasCapSysAdmin(file)).toBe(true);

@@ -6,9 +6,11 @@ import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { ImageStore, MediaType, appendLayer, emptyImage, writeImage, type Descriptor, type Digest, type Image } from '@hoist/oci';
 import { readXattrsTree, walkTree, writeLayer } from '@hoist/snapshotter';
+import { registerTempDir } from '@hoist/testkit';
 
+/** A fresh `$TMPDIR/hoist-exp-<prefix>-XXXXXX`, removed after the test file (testkit's registerTempDir). */
 export async function tmp(prefix: string): Promise<string> {
-  return fsp.mkdtemp(path.join(os.tmpdir(), `hoist-exp-${prefix}-`));
+  return registerTempDir(await fsp.mkdtemp(path.join(os.tmpdir(), `hoist-exp-${prefix}-`)));
 }
 
 export function sh(cmd: string, args: string[], opts: { cwd?: string; input?: Buffer } = {}): Promise<{ code: number; stdout: Buffer; stderr: string }> {

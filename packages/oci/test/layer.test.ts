@@ -1,13 +1,10 @@
 import { promises as fsp } from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { BlobStore, LayerCatalog, MediaType, OciError, StoreLayer, sha256, type Descriptor, type Digest, type Layer, type LayerProvider } from '@hoist/oci';
+import { tmpDir } from './temp.js';
 
-async function tmp(): Promise<string> {
-  return fsp.mkdtemp(path.join(os.tmpdir(), 'hoist-layer-'));
-}
+const tmp = (): Promise<string> => tmpDir('hoist-layer-');
 
 async function readAll(s: Readable): Promise<Buffer> {
   const parts: Buffer[] = [];

@@ -4,7 +4,6 @@
  * the registry's offset; the requests are asserted in order, with the bytes each chunk carried.
  */
 import { promises as fsp } from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { sha256, type Descriptor } from '@hoist/oci';
@@ -14,6 +13,7 @@ import { DEFAULT_RETRY } from '../src/retry.js';
 import type { ClientContext } from '../src/context.js';
 import type { HttpResponse } from '../src/http.js';
 import type { RegistrySession, SessionRequest } from '../src/transport.js';
+import { tmpDir } from './helpers.js';
 
 const BLOB = Buffer.from('0123456789');
 const desc: Descriptor = { mediaType: 'application/octet-stream', digest: sha256(BLOB), size: BLOB.length };
@@ -33,7 +33,7 @@ async function bodyText(r: SessionRequest): Promise<string> {
 
 describe('BlobUpload', () => {
   it('a chunked upload cut off mid-way resumes from the offset the registry reports', async () => {
-    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'hoist-upload-'));
+    const dir = await tmpDir('hoist-upload-');
     const file = path.join(dir, 'blob');
     await fsp.writeFile(file, BLOB);
     const log: string[] = [];

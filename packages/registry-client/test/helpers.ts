@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { encodeHeader } from '@hoist/snapshotter';
+import { registerTempDir } from '@hoist/testkit';
 import { ImageStore, MediaType, appendLayer, emptyImage, writeImage, type Descriptor, type Digest, type Image } from '@hoist/oci';
 
 /** A one-file ustar archive. */
@@ -16,8 +17,9 @@ export function tarOf(name: string, data: Buffer): Buffer {
   return Buffer.concat([h, data, pad, Buffer.alloc(1024)]);
 }
 
+/** A fresh `$TMPDIR/<prefix>XXXXXX`, removed after the test file (testkit's registerTempDir). */
 export async function tmpDir(prefix = 'hoist-rc-'): Promise<string> {
-  return fsp.mkdtemp(path.join(os.tmpdir(), prefix));
+  return registerTempDir(await fsp.mkdtemp(path.join(os.tmpdir(), prefix)));
 }
 
 export interface TestImage {

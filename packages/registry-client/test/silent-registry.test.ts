@@ -6,11 +6,9 @@
 import * as http from 'node:http';
 import * as net from 'node:net';
 import { promises as fsp } from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { RegistryClient, RegistryError } from '@hoist/registry-client';
 import { hoist } from '@hoist/testkit';
-import { newStore } from './helpers.js';
+import { newStore, tmpDir } from './helpers.js';
 
 const quick = { headerTimeoutMs: 100, retry: { attempts: 5, baseMs: 10, maxMs: 20, totalMs: 1_000 } };
 
@@ -105,7 +103,7 @@ describe('a silent registry', () => {
   }, 60_000);
 
   test('hoist pull takes both bounds from the environment and reports the error without a stack', async () => {
-    const [srv, root] = await Promise.all([silentServer(), fsp.mkdtemp(path.join(os.tmpdir(), 'hoist-silent-'))]);
+    const [srv, root] = await Promise.all([silentServer(), tmpDir('hoist-silent-')]);
     try {
       const r = await hoist(['pull', '--root', root, `127.0.0.1:${srv.port}/team/app:1`], {
         env: { HOIST_REGISTRY_HEADER_TIMEOUT: '0.1', HOIST_REGISTRY_DEADLINE: '1' },

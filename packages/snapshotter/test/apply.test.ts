@@ -17,6 +17,12 @@ async function applyFixture(name: string, opts: Parameters<typeof applyLayer>[2]
   }
 }
 
+// the hostile layers aim at these fixed paths (fixtures/layers/make-fixtures.mjs): the tests that
+// check them make /tmp/hoist-evil-dir, and nothing is left there after the file
+afterAll(async () => {
+  await fsp.rm('/tmp/hoist-evil-dir', { recursive: true, force: true });
+  await fsp.rm('/tmp/hoist-evil-absolute', { force: true });
+});
 
 describe('applyLayer on hostile layers', () => {
   beforeAll(async () => {

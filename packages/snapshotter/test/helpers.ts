@@ -5,6 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ImageStore, type Digest } from '@hoist/oci';
 import { Snapshotter, type Driver, type Mounted, type OverlayXattrs, type SnapshotErrorCode } from '@hoist/snapshotter';
+import { registerTempDir } from '@hoist/testkit';
 
 /** The `zstd` binary (Debian package zstd) is optional: zstd tests skip without it. */
 export const HAS_ZSTD = spawnSync('zstd', ['--version']).status === 0;
@@ -29,19 +30,16 @@ export const HOSTILE_LAYERS: Array<[string, SnapshotErrorCode]> = [
   ['truncated.tar', 'LAYER_INVALID'],
 ];
 
-const made: string[] = [];
-// every test file importing this cleans its temp dirs up (HOIST_KEEP_TEST_DIRS=1 keeps them)
-afterAll(async () => {
-  if (process.env.HOIST_KEEP_TEST_DIRS) return;
-  for (const d of made.splice(0)) await fsp.rm(d, { recursive: true, force: true });
-});
+let base: Promise<string> | undefined;
 
+/**
+ * A fresh dir below this test file's `$TMPDIR/hoist-snapshotter-XXXXXX` (one per file: Jest loads
+ * this module once per file), which is removed after the file unless a mount point is left below
+ * it (testkit's registerTempDir; HOIST_KEEP_TEST_DIRS=1 keeps it).
+ */
 export async function tmpdir(prefix = 'snap-'): Promise<string> {
-  const base = path.join(os.tmpdir(), 'hoist-snapshotter-tests');
-  await fsp.mkdir(base, { recursive: true });
-  const d = await fsp.mkdtemp(path.join(base, prefix));
-  made.push(d);
-  return d;
+  base ??= fsp.mkdtemp(path.join(os.tmpdir(), 'hoist-snapshotter-')).then(registerTempDir);
+  return fsp.mkdtemp(path.join(await base, prefix));
 }
 
 export function sh(cmd: string, opts: { cwd?: string } = {}): string {

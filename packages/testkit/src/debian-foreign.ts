@@ -7,7 +7,8 @@
 import { existsSync, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { debianMirror, TEST_CACHE } from './debian.js';
-import { hoist, tempDir } from './hoist.js';
+import { hoist } from './hoist.js';
+import { tempDir } from './temp.js';
 import { run } from './tools.js';
 
 async function must(cmd: string, args: string[], timeoutMs = 1_800_000): Promise<string> {

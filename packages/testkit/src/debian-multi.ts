@@ -9,7 +9,8 @@ import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { debianTarball, TEST_CACHE } from './debian.js';
 import { debianForeignLayout } from './debian-foreign.js';
-import { hoist, tempDir } from './hoist.js';
+import { hoist } from './hoist.js';
+import { tempDir } from './temp.js';
 import { pushIndex, type PushedManifest } from './multiarch.js';
 import { run } from './tools.js';
 

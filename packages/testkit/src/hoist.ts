@@ -1,7 +1,7 @@
 import { promises as fsp } from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { tempDir } from './temp.js';
 import { run } from './tools.js';
 
 /** The repository root (testkit lives at packages/testkit/{src,dist}). */
@@ -13,10 +13,6 @@ export const SHARED_DIR = path.resolve(REPO_ROOT, '..', 'shared');
 /** Run the built `hoist` CLI. */
 export function hoist(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {}) {
   return run(process.execPath, [HOIST_BIN, ...args], { ...opts, env: { ...process.env, NO_COLOR: '1', ...(opts.env ?? {}) } });
-}
-
-export async function tempDir(prefix: string): Promise<string> {
-  return fsp.mkdtemp(path.join(os.tmpdir(), `hoist-${prefix}-`));
 }
 
 /** A fresh store with busybox:latest imported from Debian's busybox-static (offline). */

@@ -1,6 +1,7 @@
 export * from './registry.js';
 export * from './tools.js';
 export * from './hoist.js';
+export * from './temp.js';
 export * from './tls.js';
 export * from './token-issuer.js';
 export * from './proxy.js';

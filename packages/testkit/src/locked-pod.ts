@@ -1,7 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
-import { tempDir } from './hoist.js';
+import { tempDir } from './temp.js';
 import { run } from './tools.js';
 
 type RunResult = Awaited<ReturnType<typeof run>>;

@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import * as net from 'node:net';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { run } from './tools.js';
+import { tempDir } from './temp.js';
 
 export interface RegistryOptions {
   /** Extra YAML appended under the top level of the registry config (auth:, http.tls, ...). */
@@ -53,7 +53,7 @@ export const REGISTRY_BIN = process.env.HOIST_REGISTRY_BIN ?? '/usr/bin/docker-r
  * Resolves when it answers `/v2/`.
  */
 export async function startRegistry(opts: RegistryOptions = {}): Promise<RunningRegistry> {
-  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'hoist-registry-'));
+  const dir = await tempDir('registry');
   const storageDir = path.join(dir, 'storage');
   await fsp.mkdir(storageDir);
   const port = await freePort();

@@ -1,8 +1,8 @@
 import { promises as fsp } from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { tempDir } from './temp.js';
 
 /** stdin is not a pipe here: a tool that exits early cannot fail us with EPIPE. */
 const execFileP = promisify(execFile);
@@ -33,7 +33,7 @@ async function openssl(args: string[], cwd: string): Promise<void> {
  * `hosts` (IP addresses and DNS names; default 127.0.0.1 and localhost). Made with openssl.
  */
 export async function makeTestTls(opts: { hosts?: string[]; dir?: string } = {}): Promise<TestTls> {
-  const dir = opts.dir ?? (await fsp.mkdtemp(path.join(os.tmpdir(), 'hoist-tls-')));
+  const dir = opts.dir ?? (await tempDir('tls'));
   const hosts = opts.hosts ?? ['127.0.0.1', 'localhost'];
   const san = hosts.map((h) => (/^[\d.]+$|:/.test(h) ? `IP:${h}` : `DNS:${h}`)).join(',');
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];

@@ -2,10 +2,10 @@ import { createPrivateKey, generateKeyPairSync, randomBytes, sign, X509Certifica
 import { promises as fsp } from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { tempDir } from './temp.js';
 
 /** stdin is not a pipe here: a tool that exits early cannot fail us with EPIPE. */
 const execFileP = promisify(execFile);
@@ -62,7 +62,7 @@ function parseScope(s: string): { type: string; name: string; actions: string[] 
  * made at start) that docker-registry's `auth: token` accepts through `x5c` + `rootcertbundle`.
  */
 export async function startTokenIssuer(opts: TokenIssuerOptions = {}): Promise<RunningTokenIssuer> {
-  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'hoist-token-'));
+  const dir = await tempDir('token');
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const keyFile = path.join(dir, 'key.pem');
   await fsp.writeFile(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }));
