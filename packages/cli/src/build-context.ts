@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fetchGit, fetchUrl, isUrl, parseGitRef } from '@hoist/builder';
-import { statOrUndefined } from '@hoist/oci';
+import { pidAlive, statOrUndefined } from '@hoist/oci';
 import { UsageError } from './errors.js';
 
 /** The build context as a directory, wherever it came from; `cleanup` removes what was unpacked. */
@@ -32,7 +32,7 @@ export async function prepareContext(context: string, o: { dockerfileFromStdin: 
   }
   const git = /^[a-z][a-z0-9+.-]*:\/\/|^git@/i.test(context) ? parseGitRef(context) : undefined;
   if (git) {
-    const tmp = await tempDir();
+    const tmp = await contextTempDir();
     try {
       const { root, commit } = await fetchGit(git, tmp, o.signal ? { signal: o.signal } : {});
       return { dir: root, unpacked: true, source: { uri: context, digest: { sha1: commit } }, cleanup: () => rmDir(tmp) };
@@ -55,7 +55,7 @@ export async function prepareContext(context: string, o: { dockerfileFromStdin: 
 
 /** A remote tarball (unpacked) or a remote plain-text file (the Dockerfile, with an empty context), as docker build reads a URL. */
 async function fromUrl(url: string, o: { dockerfileFromStdin: boolean; signal?: AbortSignal }): Promise<PreparedContext> {
-  const tmp = await tempDir();
+  const tmp = await contextTempDir();
   try {
     const { name, digest } = await fetchUrl(url, tmp, { label: `build context ${url}`, ...(o.signal ? { signal: o.signal } : {}) });
     const ctx = await fromFile(path.join(tmp, name), tmp, { source: url, dockerfileFromStdin: o.dockerfileFromStdin });
@@ -79,7 +79,7 @@ async function fromFile(file: string, tmp: string, o: { source: string; dockerfi
 }
 
 async function fromStdin(signal?: AbortSignal): Promise<PreparedContext> {
-  const tmp = await tempDir();
+  const tmp = await contextTempDir();
   const file = path.join(tmp, 'stdin');
   try {
     await pipeline(process.stdin, createWriteStream(file), signal ? { signal } : {});
@@ -112,7 +112,7 @@ async function isArchive(file: string): Promise<boolean> {
 
 /** Unpack with GNU tar (it detects the compression, drops leading `/` and refuses `..` members). */
 async function unpack(archive: string): Promise<PreparedContext> {
-  const dir = await tempDir();
+  const dir = await contextTempDir();
   // tar that cannot be run (not installed, no PATH) must not leave the temp dir either
   const r = await untar(archive, dir).catch(async (e: unknown) => {
     await rmDir(dir);
@@ -135,8 +135,24 @@ function untar(archive: string, dir: string): Promise<{ code: number; stderr: st
   });
 }
 
-function tempDir(): Promise<string> {
-  return fsp.mkdtemp(path.join(os.tmpdir(), 'hoist-context-'));
+const CONTEXT_DIR = /^hoist-context-(\d+)-/;
+
+/**
+ * A temp dir for an unpacked or cloned context, named with this process's pid: one that a hoist
+ * killed with SIGKILL left behind is removed by the next hoist that makes one.
+ */
+export async function contextTempDir(tmp = os.tmpdir()): Promise<string> {
+  await removeDeadContexts(tmp);
+  return fsp.mkdtemp(path.join(tmp, `hoist-context-${process.pid}-`));
+}
+
+/** Context dirs of processes that are gone (another user's are not ours to remove: rm fails, quietly). */
+async function removeDeadContexts(tmp: string): Promise<void> {
+  const names = await fsp.readdir(tmp).catch(() => [] as string[]);
+  for (const n of names) {
+    const pid = Number(CONTEXT_DIR.exec(n)?.[1]);
+    if (pid > 0 && !pidAlive(pid)) await rmDir(path.join(tmp, n)).catch(() => undefined);
+  }
 }
 
 function rmDir(dir: string): Promise<void> {
