@@ -1,8 +1,11 @@
 import { createHash } from 'node:crypto';
 import { createWriteStream, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { Readable } from 'node:stream';
+import * as http from 'node:http';
+import * as https from 'node:https';
+import * as tls from 'node:tls';
 import { pipeline } from 'node:stream/promises';
+import { deferredCaCerts } from '@hoist/oci';
 import { BuildError } from './errors.js';
 
 export function isUrl(s: string): boolean {
@@ -25,23 +28,57 @@ export interface FetchUrlOptions {
 export async function fetchUrl(url: string, dir: string, o: FetchUrlOptions = {}): Promise<{ name: string; digest: string }> {
   const { checksum, signal } = o;
   const label = o.label ?? `ADD ${url}`;
-  const res = await fetch(url, signal ? { signal, redirect: 'follow' } : { redirect: 'follow' }).catch((e: unknown) => {
+  const res = await get(new URL(url), signal).catch((e: unknown) => {
     throw new BuildError('COPY_SOURCE_NOT_FOUND', `${label}: ${(e as Error).message}`, { cause: e });
   });
-  if (!res.ok || !res.body) throw new BuildError('COPY_SOURCE_NOT_FOUND', `${label}: HTTP ${res.status} ${res.statusText}`);
-  const name = decodeURIComponent(new URL(res.url || url).pathname.split('/').filter(Boolean).pop() ?? '') || '__unnamed__';
+  if (res.status < 200 || res.status > 299) {
+    res.body.resume();
+    throw new BuildError('COPY_SOURCE_NOT_FOUND', `${label}: HTTP ${res.status} ${res.body.statusMessage ?? ''}`.trimEnd());
+  }
+  const name = decodeURIComponent(res.url.pathname.split('/').filter(Boolean).pop() ?? '') || '__unnamed__';
   const file = path.join(dir, name);
   const hash = createHash('sha256');
-  const src = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
-  src.on('data', (d: Buffer) => hash.update(d));
-  await pipeline(src, createWriteStream(file, { mode: 0o600 }));
+  res.body.on('data', (d: Buffer) => hash.update(d));
+  await pipeline(res.body, createWriteStream(file, { mode: 0o600 }));
   await fsp.chmod(file, 0o600);
   const got = `sha256:${hash.digest('hex')}`;
   if (checksum && checksum !== got) throw new BuildError('COPY_SOURCE_NOT_FOUND', `${label}: checksum mismatch: expected ${checksum}, got ${got}`);
-  const lm = res.headers.get('last-modified');
+  const lm = res.body.headers['last-modified'];
   if (lm) {
     const t = new Date(lm);
     if (!Number.isNaN(t.getTime())) await fsp.utimes(file, t, t);
   }
   return { name, digest: got };
+}
+
+/** As many redirects as fetch() follows. */
+const MAX_REDIRECTS = 20;
+
+/**
+ * GET `url`, following redirects (relative ones too), as fetch() does. node:http(s) and not
+ * fetch(): an https request trusts the certificates NODE_EXTRA_CA_CERTS names, which the hoist
+ * bin defers (see @hoist/oci's extra-ca.ts), and fetch() in Node 20 takes no CA option.
+ */
+async function get(url: URL, signal: AbortSignal | undefined): Promise<{ status: number; url: URL; body: http.IncomingMessage }> {
+  for (let hop = 0; ; hop++) {
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`cannot fetch ${url.protocol} URLs`);
+    const res = await request(url, signal);
+    const location = res.headers.location;
+    if (!REDIRECTS.has(res.statusCode ?? 0) || !location) return { status: res.statusCode ?? 0, url, body: res };
+    res.resume();
+    if (hop >= MAX_REDIRECTS) throw new Error(`more than ${MAX_REDIRECTS} redirects`);
+    url = new URL(location, url);
+  }
+}
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+
+function request(url: URL, signal: AbortSignal | undefined): Promise<http.IncomingMessage> {
+  const extra = url.protocol === 'https:' ? deferredCaCerts() : [];
+  const opts: https.RequestOptions = { method: 'GET', ...(signal ? { signal } : {}), ...(extra.length > 0 ? { ca: [...tls.rootCertificates, ...extra] } : {}) };
+  return new Promise((resolve, reject) => {
+    const req = (url.protocol === 'https:' ? https : http).request(url, opts, resolve);
+    req.on('error', reject);
+    req.end();
+  });
 }

@@ -15,3 +15,4 @@ export * from './store-paths.js';
 export * from './cache-record.js';
 export * from './decompress.js';
 export * from './layer.js';
+export * from './extra-ca.js';

@@ -18,6 +18,7 @@ import * as tls from 'node:tls';
 import { readFileSync, readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
+import { deferredCaCerts } from '@hoist/oci';
 
 /** A request body: bytes (replayable) or a factory of streams (re-opened on retry). */
 export type Body = Buffer | { open: () => Readable; length: number };
@@ -112,6 +113,8 @@ export class AgentPool {
       }
     }
     for (const ca of this.cfg.tlsCa ?? []) extra.push(ca.includes('-----BEGIN') ? ca : readFileSync(ca, 'utf8'));
+    // NODE_EXTRA_CA_CERTS, deferred by the hoist bin (see @hoist/oci's extra-ca.ts)
+    extra.push(...deferredCaCerts());
     // Node's own roots unless more are needed (the default context is free; a custom one is not).
     if (extra.length || withSystem) opts.ca = [...tls.rootCertificates, ...(withSystem ? this.systemBundle() : []), ...extra];
     if (this.cfg.insecure?.(hostPort)) opts.rejectUnauthorized = false;
