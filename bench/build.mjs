@@ -7,8 +7,10 @@
 // The tools take turns within each run (interleaved); the best of BENCH_RUNS (default 5) runs
 // is shown with the machine's load average. BENCH_TOOLS=hoist,buildkit,buildah picks tools;
 // BENCH_CASES=hello,debian,files20k picks cases. `bash bench/setup.sh` installs docker.io.
-// HOIST_BIN=FILE runs another hoist build (its bundle/hoist.js or dist/main.js); HOIST_BIN_BASELINE=FILE
-// adds the tool `hoist-baseline` (another checkout, e.g. before a refactor), interleaved like the others.
+// hoist runs through its bin (packages/cli/bin/hoist), as users start it. HOIST_BIN=FILE runs
+// another hoist build (its bin, or a .js entry run with node: bundle/hoist.js, dist/main.js);
+// HOIST_BIN_BASELINE=FILE adds the tool `hoist-baseline` (another checkout, e.g. before a
+// refactor), interleaved like the others.
 import { existsSync, promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -17,9 +19,14 @@ import { sh, table, fmt } from './lib.mjs';
 import { buildkitAvailable, startBuildkit } from './buildkit.mjs';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const hoistBin = process.env.HOIST_BIN ? path.resolve(process.env.HOIST_BIN) : path.join(repo, 'packages/cli/bundle/hoist.js');
+const hoistBin = process.env.HOIST_BIN ? path.resolve(process.env.HOIST_BIN) : path.join(repo, 'packages/cli/bin/hoist');
 const baselineBin = process.env.HOIST_BIN_BASELINE ? path.resolve(process.env.HOIST_BIN_BASELINE) : undefined;
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+
+/** Run hoist `bin` (a .js entry through node, else the file itself) with `args`. */
+function hoistRun(bin, args) {
+  return bin.endsWith('.js') ? sh(process.execPath, [bin, ...args]) : sh(bin, args);
+}
 const pick = (name, all) => (process.env[name] ?? '').split(',').filter(Boolean).length ? process.env[name].split(',') : all;
 const TOOLS = pick('BENCH_TOOLS', ['hoist', ...(baselineBin ? ['hoist-baseline'] : []), 'buildkit', 'buildah']);
 const CASES = pick('BENCH_CASES', ['hello', 'debian', 'files20k']);
@@ -45,7 +52,7 @@ async function prepareContext(src, refs, work, name) {
 async function pushDebian(seed, ref) {
   if (!existsSync(path.join(DEB_LAYOUT, 'index.json'))) {
     const { debianTarball } = await import(path.join(repo, 'packages/testkit/dist/index.js'));
-    await sh(process.execPath, [hoistBin, 'import', '--root', seed, await debianTarball(), 'debian:bookworm']);
+    await hoistRun(hoistBin, ['import', '--root', seed, await debianTarball(), 'debian:bookworm']);
     const tmp = `${DEB_LAYOUT}.tmp-${process.pid}`;
     await sh('skopeo', ['copy', '-q', `oci:${seed}/oci:docker.io/library/debian:bookworm`, `oci:${tmp}:bookworm`]);
     await fsp.rename(tmp, DEB_LAYOUT);
@@ -55,7 +62,7 @@ async function pushDebian(seed, ref) {
 
 
 function hoistBuild(store, ctx, tag, bin = hoistBin) {
-  return sh(process.execPath, [bin, 'build', '--root', store, '--progress', 'quiet', '-t', tag, ctx]);
+  return hoistRun(bin, ['build', '--root', store, '--progress', 'quiet', '-t', tag, ctx]);
 }
 
 function buildahArgs(store) {
@@ -196,7 +203,7 @@ export async function main() {
     const seed = path.join(work, 'seed');
     await sh('bash', [path.join(repo, 'fixtures/base/busybox.sh'), '--root', seed]);
     const refs = { busybox: `${reg.host}/bench/busybox:latest`, debian: `${reg.host}/bench/debian:bookworm` };
-    await sh(process.execPath, [hoistBin, 'push', '--root', seed, '--progress', 'quiet', 'busybox:latest', refs.busybox]);
+    await hoistRun(hoistBin, ['push', '--root', seed, '--progress', 'quiet', 'busybox:latest', refs.busybox]);
     if (CASES.includes('debian')) await pushDebian(seed, refs.debian);
     const cases = await prepareCases(work, refs);
     const baseline = (store, ctx, tag) => hoistBuild(store, ctx, tag, baselineBin);

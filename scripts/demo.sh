@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-hoist() { node packages/cli/bundle/hoist.js "$@"; }
+hoist() { packages/cli/bin/hoist "$@"; }
 bash fixtures/base/busybox.sh
 hoist build --progress plain -t hello:latest fixtures/hello
 hoist run hello:latest

@@ -45,7 +45,7 @@ describe('a fresh clone: setup.sh, then npx hoist', () => {
 
   it('npx hoist runs this project\'s CLI (the local bin, nothing fetched)', async () => {
     const link = await fsp.readlink(path.join(clone, 'node_modules', '.bin', 'hoist'));
-    expect(link).toBe('../@hoist/cli/bin/hoist.js');
+    expect(link).toBe('../@hoist/cli/bin/hoist');
     // --no: npx must not install anything; it fails unless the local bin exists
     const v = await run('npx', ['--no', 'hoist', 'version'], { cwd: clone, env });
     expect(v.stdout).toBe('hoist 0.1.0\n');
