@@ -2,7 +2,8 @@
 // runtime need not block. A fake runtime (a shell script) logs every call it gets.
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { BuildError, detectRuntimeAsync, runInSandbox, type SandboxOptions } from '@hoist/builder';
+import { BuildError, detectRuntimeAsync, runInSandbox } from '@hoist/builder';
+import { fakeSandbox } from './helpers/sandbox.js';
 import { tempDir } from '@hoist/testkit';
 
 /** A fake OCI runtime: logs its arguments; `run` leaves its state dir behind when LEAVE_STATE is set. */
@@ -22,14 +23,7 @@ async function fakeRuntime(dir: string, opts: { leaveState?: boolean; versionFai
   return { bin, log };
 }
 
-const SB: SandboxOptions = {
-  rootfs: '/nonexistent',
-  hostname: 'h',
-  network: 'none',
-  hostsFile: '/etc/hosts',
-  resolvConf: '/etc/resolv.conf',
-  process: { args: ['true'], env: [], cwd: '/', uid: 0, gid: 0 },
-};
+const SB = fakeSandbox();
 
 async function calls(log: string): Promise<string[]> {
   return (await fsp.readFile(log, 'utf8')).trim().split('\n').map((l) => l.split(' ')[2] ?? l);

@@ -5,7 +5,8 @@
 import { promises as fsp, type Stats } from 'node:fs';
 import { jest } from '@jest/globals';
 import * as path from 'node:path';
-import { BuildError, DEFAULT_CAPABILITIES, generateSpec, runInSandbox, type SandboxOptions } from '@hoist/builder';
+import { BuildError, DEFAULT_CAPABILITIES, generateSpec, runInSandbox } from '@hoist/builder';
+import { fakeSandbox } from './helpers/sandbox.js';
 import { tempDir } from '@hoist/testkit';
 import { lstatOnce, type Lstat } from '../src/rootfs.js';
 import { missingPaths } from '../src/run-mounts.js';
@@ -160,14 +161,7 @@ async function fakeRuntime(dir: string): Promise<{ bin: string; log: string }> {
   return { bin, log };
 }
 
-const SB: SandboxOptions = {
-  rootfs: '/nonexistent',
-  hostname: 'h',
-  network: 'none',
-  hostsFile: '/etc/hosts',
-  resolvConf: '/etc/resolv.conf',
-  process: { args: ['true'], env: ['SECRET=x'], cwd: '/', uid: 0, gid: 0 },
-};
+const SB = fakeSandbox(['SECRET=x']);
 
 describe('runInSandbox: the bundle', () => {
   test('is private (0700, config.json 0600) while the runtime runs; its removal is handed to defer and leaves nothing', async () => {
