@@ -5,7 +5,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { REPO_ROOT, tempDir } from '@hoist/testkit';
+import { REPO_ROOT, mountsUnder, tempDir } from '@hoist/testkit';
 import { build } from '../src/library/build.js';
 import { UsageError } from '../src/errors.js';
 
@@ -42,5 +42,15 @@ describe('build(): BuildRequest wiring', () => {
     const err = await build({ context: HELLO, root, isolation: 'chroot' }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(UsageError);
     expect((err as Error).message).toBe('--isolation must be auto, oci, rootless or proot, not "chroot"');
+  });
+
+  it('a request refused once the store is open returns only after the new store\'s overlay probe ended (nothing left mounting)', async () => {
+    const fresh = await tempDir('library-request-fresh');
+    const err = await build({ context: HELLO, root: fresh, isolation: 'chroot' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UsageError);
+    // the probe (a mount and an unmount in snapshots/tmp) finished before the error came back
+    expect(JSON.parse(await fsp.readFile(path.join(fresh, 'snapshots', 'driver.json'), 'utf8'))).toHaveProperty('driver');
+    expect(await fsp.readdir(path.join(fresh, 'snapshots', 'tmp'))).toEqual([]);
+    expect(await mountsUnder(fresh)).toEqual([]);
   });
 });

@@ -12,6 +12,9 @@ import type { DockerEndpoint, loadIntoDocker } from '../docker-load.js';
 import { checkMultiPlatform, isolationWiring, parsePlatforms } from './wiring.js';
 import type { AttestationPlan } from '../attest-flags.js';
 import type { RecordingImageSource } from './attestations.js';
+import type { NamedContext } from '../named-contexts.js';
+
+type NamedContextsModule = typeof import('../named-contexts.js');
 import type { AttestedImage } from '@hoist/exporter';
 
 /** Builder options a request passes through unchanged. */
@@ -115,6 +118,12 @@ export async function build(req: BuildRequest): Promise<BuildSummary> {
   const contextDir = await contextDirectory(req.context);
   const df = typeof req.dockerfile === 'object' ? req.dockerfile : await readDockerfile(contextDir, req.dockerfile);
   const w = await wire(req);
+  return whileOpening(w.snapshotter, () => buildWired(req, w, { contextDir, df }));
+}
+
+/** build() once wired: the build, its caches, attestations, outputs, pushes and loads. */
+async function buildWired(req: BuildRequest, w: Wired, src: { contextDir: string; df: DockerfileSource }): Promise<BuildSummary> {
+  const { contextDir, df } = src;
   const opts = builderOptions(req, w, { contextDir, df });
   const startedOn = new Date();
   const result = w.platforms.length > 1 ? await buildPlatforms(opts, w.platforms) : await solve(opts);
@@ -200,6 +209,12 @@ async function wire(req: BuildRequest): Promise<Wired> {
   const opened = await openStore(req.root);
   // not awaited here: the builder resolves the base images while it opens (a new store probes overlayfs)
   const snapshotter = opened.snapshotter();
+  return whileOpening(snapshotter, () => wireSources(req, { opened, snapshotter, outputs, platforms, named, namedMod, docker }));
+}
+
+/** The rest of wire(): registry, caches, base image sources (nothing here waits for the snapshotter). */
+async function wireSources(req: BuildRequest, o: Pick<Wired, 'opened' | 'snapshotter' | 'outputs' | 'platforms' | 'docker'> & { named: NamedContext[]; namedMod: NamedContextsModule | undefined }): Promise<Wired> {
+  const { opened, snapshotter, outputs, platforms, named, namedMod, docker } = o;
   const registry = once(req.registry ?? defaultRegistry);
   const log = req.log ?? ((): void => undefined);
   const signal = req.signal ?? new AbortController().signal;
@@ -222,6 +237,23 @@ async function wire(req: BuildRequest): Promise<Wired> {
   const bases = recorder ?? store;
   const images = namedMod ? new namedMod.NamedContextSource(bases, named, { store: opened.store, scratchDir: storePaths(opened.root).tmp }) : bases;
   return { opened, snapshotter, outputs, cache, registry, log, signal, platforms, images, ...(recorder ? { recorder } : {}), namedContexts: named.map((c) => c.name), ...(docker ? { docker } : {}) };
+}
+
+/**
+ * Run `work` while the snapshotter opens (not awaited by wire(): the base images resolve
+ * meanwhile). When `work` fails, the opening is waited for before the error goes up: a new
+ * store's overlay probe mounts and unmounts, and must not run on while the command exits.
+ */
+async function whileOpening<T>(snapshotter: Promise<Snapshotter>, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (e) {
+    await snapshotter.then(
+      () => undefined,
+      () => undefined,
+    );
+    throw e;
+  }
 }
 
 /**
