@@ -40,7 +40,11 @@ export async function build(input: BuildInput): Promise<BuildResult> {
   // nothing that can refuse the build comes between the two
   const resolving = resolveBases(input, { df, platform, outline: o });
   resolving.catch(() => undefined); // awaited below
-  const opts: BuildOptions = { ...input, snapshotter: await input.snapshotter, network: net.network };
+  const snapshotter = await Promise.resolve(input.snapshotter).catch(async (e: unknown) => {
+    await resolving.catch(() => undefined); // nothing of this build runs on after it failed
+    throw e;
+  });
+  const opts: BuildOptions = { ...input, snapshotter, network: net.network };
   opts.progress?.({ type: 'info', message: `isolation: ${opts.executor?.describe?.() ?? describeIsolation()}; snapshots: ${opts.snapshotter.describe()}` });
   if (net.warning) opts.progress?.({ type: 'warning', message: net.warning });
   const resolved = await resolving;
