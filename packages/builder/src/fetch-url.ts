@@ -60,9 +60,11 @@ const MAX_REDIRECTS = 20;
  * bin defers (see @hoist/oci's extra-ca.ts), and fetch() in Node 20 takes no CA option.
  */
 async function get(url: URL, signal: AbortSignal | undefined): Promise<{ status: number; url: URL; body: http.IncomingMessage }> {
+  let ca: string[] | undefined; // read once, at the first https hop
   for (let hop = 0; ; hop++) {
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`cannot fetch ${url.protocol} URLs`);
-    const res = await request(url, signal);
+    if (url.protocol === 'https:') ca ??= deferredCaCerts();
+    const res = await request(url, { signal, ca });
     const location = res.headers.location;
     if (!REDIRECTS.has(res.statusCode ?? 0) || !location) return { status: res.statusCode ?? 0, url, body: res };
     res.resume();
@@ -73,9 +75,10 @@ async function get(url: URL, signal: AbortSignal | undefined): Promise<{ status:
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
-function request(url: URL, signal: AbortSignal | undefined): Promise<http.IncomingMessage> {
-  const extra = url.protocol === 'https:' ? deferredCaCerts() : [];
-  const opts: https.RequestOptions = { method: 'GET', ...(signal ? { signal } : {}), ...(extra.length > 0 ? { ca: [...tls.rootCertificates, ...extra] } : {}) };
+/** One GET; an https one trusts Node's roots and `ca` (the deferred NODE_EXTRA_CA_CERTS) when there are any. */
+function request(url: URL, o: { signal: AbortSignal | undefined; ca: string[] | undefined }): Promise<http.IncomingMessage> {
+  const extra = url.protocol === 'https:' ? (o.ca ?? []) : [];
+  const opts: https.RequestOptions = { method: 'GET', ...(o.signal ? { signal: o.signal } : {}), ...(extra.length > 0 ? { ca: [...tls.rootCertificates, ...extra] } : {}) };
   return new Promise((resolve, reject) => {
     const req = (url.protocol === 'https:' ? https : http).request(url, opts, resolve);
     req.on('error', reject);

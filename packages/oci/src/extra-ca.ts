@@ -8,20 +8,14 @@ import { readFileSync } from 'node:fs';
  * name; hoist adds its certificates to the roots of every TLS connection it makes (registries,
  * ADD and context URLs), which is what NODE_EXTRA_CA_CERTS does, only when one is made.
  */
-export const DEFERRED_CA_ENV = 'HOIST_EXTRA_CA_CERTS';
-
-/** The deferred NODE_EXTRA_CA_CERTS file, if the bin passed one on. */
-export function deferredCaFile(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const f = env[DEFERRED_CA_ENV];
-  return f ? f : undefined;
-}
+const DEFERRED_CA_ENV = 'HOIST_EXTRA_CA_CERTS';
 
 /**
  * The deferred file's PEM text, or none when there is no such file or it cannot be read (as
  * Node ignores an unreadable NODE_EXTRA_CA_CERTS, with a warning at start).
  */
 export function deferredCaCerts(env: NodeJS.ProcessEnv = process.env): string[] {
-  const f = deferredCaFile(env);
+  const f = env[DEFERRED_CA_ENV];
   if (!f) return [];
   try {
     return [readFileSync(f, 'utf8')];

@@ -60,6 +60,7 @@ const SYSTEM_BUNDLES = ['/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/cert
 export class AgentPool {
   private readonly agents = new Map<string, http.Agent>();
   private baseCa: string[] | undefined;
+  private deferredCa: string[] | undefined;
   constructor(private readonly cfg: TlsConfig) {}
 
   private readonly withSystem = new Set<string>();
@@ -113,8 +114,9 @@ export class AgentPool {
       }
     }
     for (const ca of this.cfg.tlsCa ?? []) extra.push(ca.includes('-----BEGIN') ? ca : readFileSync(ca, 'utf8'));
-    // NODE_EXTRA_CA_CERTS, deferred by the hoist bin (see @hoist/oci's extra-ca.ts)
-    extra.push(...deferredCaCerts());
+    // NODE_EXTRA_CA_CERTS, deferred by the hoist bin (see @hoist/oci's extra-ca.ts): read once per pool
+    this.deferredCa ??= deferredCaCerts();
+    extra.push(...this.deferredCa);
     // Node's own roots unless more are needed (the default context is free; a custom one is not).
     if (extra.length || withSystem) opts.ca = [...tls.rootCertificates, ...(withSystem ? this.systemBundle() : []), ...extra];
     if (this.cfg.insecure?.(hostPort)) opts.rejectUnauthorized = false;
