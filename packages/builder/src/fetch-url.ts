@@ -5,7 +5,7 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import * as tls from 'node:tls';
 import { pipeline } from 'node:stream/promises';
-import { deferredCaCerts } from '@hoist/oci';
+import { contextTrusting, deferredCaCerts } from '@hoist/oci';
 import { BuildError } from './errors.js';
 
 export function isUrl(s: string): boolean {
@@ -60,10 +60,10 @@ const MAX_REDIRECTS = 20;
  * bin defers (see @hoist/oci's extra-ca.ts), and fetch() in Node 20 takes no CA option.
  */
 async function get(url: URL, signal: AbortSignal | undefined): Promise<{ status: number; url: URL; body: http.IncomingMessage }> {
-  let ca: string[] | undefined; // read once, at the first https hop
+  let ca: tls.SecureContext | null | undefined; // made once, at the first https hop
   for (let hop = 0; ; hop++) {
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`cannot fetch ${url.protocol} URLs`);
-    if (url.protocol === 'https:') ca ??= deferredCaCerts();
+    if (url.protocol === 'https:' && ca === undefined) ca = trustedContext();
     const res = await request(url, { signal, ca });
     const location = res.headers.location;
     if (!REDIRECTS.has(res.statusCode ?? 0) || !location) return { status: res.statusCode ?? 0, url, body: res };
@@ -75,10 +75,16 @@ async function get(url: URL, signal: AbortSignal | undefined): Promise<{ status:
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
-/** One GET; an https one trusts Node's roots and `ca` (the deferred NODE_EXTRA_CA_CERTS) when there are any. */
-function request(url: URL, o: { signal: AbortSignal | undefined; ca: string[] | undefined }): Promise<http.IncomingMessage> {
-  const extra = url.protocol === 'https:' ? (o.ca ?? []) : [];
-  const opts: https.RequestOptions = { method: 'GET', ...(o.signal ? { signal: o.signal } : {}), ...(extra.length > 0 ? { ca: [...tls.rootCertificates, ...extra] } : {}) };
+/** Node's roots and the deferred NODE_EXTRA_CA_CERTS, or null when there is none (Node's default context). */
+function trustedContext(): tls.SecureContext | null {
+  const extra = deferredCaCerts();
+  return extra.length > 0 ? contextTrusting(extra) : null;
+}
+
+/** One GET; an https one trusts `ca` when given, else Node's roots. */
+function request(url: URL, o: { signal: AbortSignal | undefined; ca: tls.SecureContext | null | undefined }): Promise<http.IncomingMessage> {
+  const ca = url.protocol === 'https:' ? o.ca : undefined;
+  const opts: https.RequestOptions = { method: 'GET', ...(o.signal ? { signal: o.signal } : {}), ...(ca ? { secureContext: ca } : {}) };
   return new Promise((resolve, reject) => {
     const req = (url.protocol === 'https:' ? https : http).request(url, opts, resolve);
     req.on('error', reject);

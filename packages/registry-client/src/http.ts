@@ -18,7 +18,7 @@ import * as tls from 'node:tls';
 import { readFileSync, readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
-import { deferredCaCerts } from '@hoist/oci';
+import { contextTrusting, deferredCaCerts } from '@hoist/oci';
 
 /** A request body: bytes (replayable) or a factory of streams (re-opened on retry). */
 export type Body = Buffer | { open: () => Readable; length: number };
@@ -90,35 +90,16 @@ export class AgentPool {
   }
 
   private tlsOptions(hostPort: string, withSystem: boolean): https.AgentOptions {
-    const opts: https.AgentOptions = {};
+    const client: tls.SecureContextOptions = {};
     const extra: string[] = [];
-    for (const dir of this.cfg.certsDirs ?? DEFAULT_CERTS_DIRS) {
-      const hostDir = path.join(dir, hostPort.replace(/^\[|\]$/g, ''));
-      let names: string[];
-      try {
-        names = readdirSync(hostDir).sort();
-      } catch {
-        continue;
-      }
-      for (const n of names) {
-        if (n.endsWith('.crt')) extra.push(readFileSync(path.join(hostDir, n), 'utf8'));
-        if (n.endsWith('.cert')) {
-          const keyFile = path.join(hostDir, n.replace(/\.cert$/, '.key'));
-          try {
-            opts.key = readFileSync(keyFile, 'utf8');
-            opts.cert = readFileSync(path.join(hostDir, n), 'utf8');
-          } catch {
-            /* a cert without its key is ignored, as Docker does */
-          }
-        }
-      }
-    }
+    for (const dir of this.cfg.certsDirs ?? DEFAULT_CERTS_DIRS) extra.push(...readCertsDir(path.join(dir, hostPort.replace(/^\[|\]$/g, '')), client));
     for (const ca of this.cfg.tlsCa ?? []) extra.push(ca.includes('-----BEGIN') ? ca : readFileSync(ca, 'utf8'));
     // NODE_EXTRA_CA_CERTS, deferred by the hoist bin (see @hoist/oci's extra-ca.ts): read once per pool
     this.deferredCa ??= deferredCaCerts();
     extra.push(...this.deferredCa);
-    // Node's own roots unless more are needed (the default context is free; a custom one is not).
-    if (extra.length || withSystem) opts.ca = [...tls.rootCertificates, ...(withSystem ? this.systemBundle() : []), ...extra];
+    if (withSystem) extra.push(...this.systemBundle());
+    // Node's default context when nothing is added (its roots are parsed once per process)
+    const opts: https.AgentOptions = extra.length || client.key ? { secureContext: contextTrusting(extra, client) } : {};
     if (this.cfg.insecure?.(hostPort)) opts.rejectUnauthorized = false;
     return opts;
   }
@@ -142,6 +123,32 @@ export class AgentPool {
     for (const a of this.agents.values()) a.destroy();
     this.agents.clear();
   }
+}
+
+/**
+ * The CA certificates (`*.crt`) of one Docker certs.d host directory, and its client
+ * certificate (`*.cert` with the `*.key` beside it) put into `client`; none when it is missing.
+ */
+function readCertsDir(hostDir: string, client: tls.SecureContextOptions): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(hostDir).sort();
+  } catch {
+    return [];
+  }
+  const cas: string[] = [];
+  for (const n of names) {
+    if (n.endsWith('.crt')) cas.push(readFileSync(path.join(hostDir, n), 'utf8'));
+    if (n.endsWith('.cert')) {
+      try {
+        client.key = readFileSync(path.join(hostDir, n.replace(/\.cert$/, '.key')), 'utf8');
+        client.cert = readFileSync(path.join(hostDir, n), 'utf8');
+      } catch {
+        /* a cert without its key is ignored, as Docker does */
+      }
+    }
+  }
+  return cas;
 }
 
 /**

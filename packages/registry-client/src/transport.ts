@@ -4,6 +4,7 @@ import { requestToken, type ObtainedToken } from './tokens.js';
 import type { CredentialProvider, Credentials } from './credentials.js';
 import { RegistryError, codeFromOci, parseOciErrors } from './errors.js';
 import { discard, header, isAbortError, isCertificateError, isNoResponse, isRetriableNetworkError, readBody, send, type AgentPool, type Body, type HttpResponse } from './http.js';
+import { speaksTls } from './tls-sniff.js';
 import { RETRIABLE_STATUS, RetryBudget, parseRetryAfter, sleep, timeLeft, type RetryPolicy } from './retry.js';
 
 export interface SessionOptions {
@@ -68,11 +69,10 @@ export class RegistrySession {
   }
 
   private async probe(signal?: AbortSignal): Promise<URL> {
-    const schemes = this.o.plainHttp ? ['https:', 'http:'] : ['https:'];
     const budget = new RetryBudget(this.o.retry);
     const run = async (): Promise<URL> => {
       let lastErr: unknown;
-      for (const scheme of schemes) {
+      for (const scheme of await this.schemes(budget, signal)) {
         const base = new URL(`${scheme}//${this.apiHost}/`);
         try {
           const req = { method: 'GET', url: new URL('/v2/', base), headers: { 'user-agent': this.o.userAgent }, ...(signal ? { signal } : {}) };
@@ -101,6 +101,13 @@ export class RegistrySession {
         });
       }
     }
+  }
+
+  /** https; then http where allowed, and http only where the registry does not speak TLS at all (see speaksTls). */
+  private async schemes(budget: RetryBudget, signal: AbortSignal | undefined): Promise<string[]> {
+    if (!this.o.plainHttp) return ['https:'];
+    const tlsSpoken = await speaksTls(this.apiHost, { timeoutMs: timeLeft(budget.deadline, this.o.headerTimeoutMs), ...(signal ? { signal } : {}) });
+    return tlsSpoken ? ['https:', 'http:'] : ['http:'];
   }
 
   /** NETWORK, or TIMEOUT when the registry accepted connections but never answered. */

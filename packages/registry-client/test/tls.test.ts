@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { makeTestTls, startRegistry, type RunningRegistry, type TestTls } from '@hoist/testkit';
@@ -67,6 +68,45 @@ describe('TLS', () => {
     }
   });
 });
+
+test('a registry that demands a client certificate: the client.cert/client.key pair of its certs.d directory', async () => {
+  const certs = await makeTestTls();
+  const dirs = await tmpDir();
+  const reg = await startRegistry({ httpExtra: `${certs.registryHttpExtra}\n    clientcas:\n      - ${certs.caFile}`, tls: true, caFile: certs.caFile });
+  try {
+    const hostDir = path.join(dirs, reg.host);
+    await fsp.mkdir(hostDir);
+    await fsp.copyFile(certs.caFile, path.join(hostDir, 'ca.crt'));
+    const img = await makeImage();
+    const without = new RegistryClient({ certsDirs: [dirs], retry: { attempts: 1 } });
+    const refused = await without.push(img.store, img.descriptor, `${reg.host}/team/app:1`).catch((x: unknown) => x);
+    without.close();
+    expect(refused).toBeInstanceOf(RegistryError);
+    await makeClientCert(certs, hostDir);
+    const client = new RegistryClient({ certsDirs: [dirs] });
+    try {
+      await client.push(img.store, img.descriptor, `${reg.host}/team/app:1`);
+      expect((await client.session(reg.host).baseUrl()).protocol).toBe('https:');
+    } finally {
+      client.close();
+    }
+  } finally {
+    await reg.stop();
+    await certs.remove();
+  }
+});
+
+/** client.cert and client.key in `dir`: a client certificate the test CA signed. */
+async function makeClientCert(certs: TestTls, dir: string): Promise<void> {
+  const run = (args: string[]): void => {
+    execFileSync('openssl', args, { cwd: certs.dir, stdio: 'pipe' });
+  };
+  const key = path.join(dir, 'client.key');
+  const csr = path.join(certs.dir, 'client.csr');
+  run(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', csr, '-subj', '/CN=hoist test client']);
+  await fsp.writeFile(path.join(certs.dir, 'client.ext'), 'extendedKeyUsage=clientAuth\n');
+  run(['x509', '-req', '-in', csr, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', path.join(dir, 'client.cert'), '-days', '2', '-extfile', 'client.ext']);
+}
 
 test('a loopback registry speaks plain HTTP', async () => {
   const reg = await startRegistry();
