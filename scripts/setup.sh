@@ -19,6 +19,7 @@ need bzip2 bzip2
 need xz xz-utils
 need git git
 need getfattr attr
+need perl perl-base
 need debootstrap debootstrap
 need htpasswd apache2-utils
 need openssl openssl

@@ -1,5 +1,6 @@
 import { emptyImage, sha256, type Image, type ImageConfig } from '@hoist/oci';
 import type { Stage, Step } from '@hoist/parser';
+import { syscalls } from '@hoist/snapshotter';
 import { DEFAULT_PATH, envGet } from './config-ops.js';
 import { BuildError } from './errors.js';
 import type { BuildSession } from './session.js';
@@ -104,6 +105,8 @@ export class Solver {
   private async runStage(index: number): Promise<StageState> {
     const { ops } = await this.keyed(index);
     const stage = this.session.plan.stages[index]!;
+    // a layer will be made: the mount/xattr helper starts while the base is prepared
+    if (ops.some((o) => o.layer && !o.layer.hit)) syscalls.warm();
     let state = withPath(await this.base(stage, false));
     for (const [i, op] of ops.entries()) {
       this.checkCancelled();

@@ -3,9 +3,10 @@ import { release } from 'node:os';
 import * as path from 'node:path';
 import { SnapshotError } from './errors.js';
 import { runTool } from './sys.js';
+import { EBUSY, EINVAL, ENOENT, HelperUnavailable, MNT_DETACH, SyscallError, errnoName, syscalls } from './syscall-helper.js';
 
 /**
- * overlayfs mounts through util-linux `mount`. The kernel copies mount data into ONE page, so
+ * overlayfs mounts through mount(2) in the syscall helper (util-linux `mount` where it cannot run). The kernel copies mount data into ONE page, so
  * like Docker's overlay2 we keep the option string short: every snapshot has a short link
  * name in one directory (`l/`), the mount runs with that directory as its cwd, and every path in
  * the options is relative to it. With 8-character names a lower costs 9 bytes: ~440 layers fit.
@@ -78,20 +79,53 @@ export async function mountOverlay(spec: OverlaySpec): Promise<void> {
   }
   if (spec.lowers.length > 500) throw new SnapshotError('TOO_MANY_LAYERS', `overlayfs stacks at most 500 lower layers, not ${spec.lowers.length}`);
   for (const l of spec.lowers) if (/[:,\\]/.test(l)) throw new SnapshotError('MOUNT_FAILED', `lower dir name ${l} cannot be passed to overlayfs`);
-  const r = await runTool('mount', ['-t', 'overlay', 'overlay', '-o', data, spec.target], { cwd: spec.cwd, code: 'MOUNT_FAILED', allowFail: true });
-  if (r.status === 0) return;
+  const failure = await mountOnce(data, spec);
+  if (failure === undefined) return;
   // a kernel (or a backport) without volatile: the same mount without it
   if (data.endsWith(',volatile')) return mountOverlay({ ...spec, volatile: false });
-  throw new SnapshotError('MOUNT_FAILED', `mount -t overlay overlay -o ${data} ${spec.target} failed (exit ${r.status}): ${r.stderr}`);
+  throw new SnapshotError('MOUNT_FAILED', `mount -t overlay overlay -o ${data} ${spec.target} failed: ${failure}`);
+}
+
+/** One overlay mount attempt: undefined when it is mounted, else why not. */
+async function mountOnce(data: string, spec: OverlaySpec): Promise<string | undefined> {
+  try {
+    await syscalls.mount({ cwd: spec.cwd, source: 'overlay', fstype: 'overlay', data, target: spec.target });
+    return undefined;
+  } catch (e) {
+    if (e instanceof SyscallError) return e.message;
+    if (!(e instanceof HelperUnavailable)) throw e;
+  }
+  const r = await runTool('mount', ['-t', 'overlay', 'overlay', '-o', data, spec.target], { cwd: spec.cwd, code: 'MOUNT_FAILED', allowFail: true });
+  return r.status === 0 ? undefined : `exit ${r.status}: ${r.stderr}`;
+}
+
+type UnmountResult = 'done' | 'busy';
+
+/** One unmount attempt (lazy: detached); 'done' also when `target` is not (or no longer) a mount point. */
+async function unmountOnce(target: string, lazy: boolean): Promise<UnmountResult> {
+  try {
+    await syscalls.umount(target, lazy ? MNT_DETACH : 0);
+    return 'done';
+  } catch (e) {
+    if (e instanceof SyscallError) {
+      if (e.errno === EINVAL || e.errno === ENOENT) return 'done';
+      if (e.errno === EBUSY && !lazy) return 'busy';
+      throw new SnapshotError('MOUNT_FAILED', `umount ${lazy ? '-l ' : ''}${target}: ${errnoName(e.errno)}`);
+    }
+    if (!(e instanceof HelperUnavailable)) throw e;
+  }
+  const r = await runTool('umount', lazy ? ['-l', target] : [target], { allowFail: true, code: 'MOUNT_FAILED' });
+  if (r.status === 0 || /not mounted|no mount point|not found/i.test(r.stderr)) return 'done';
+  if (lazy) throw new SnapshotError('MOUNT_FAILED', `umount -l ${target} failed (exit ${r.status}): ${r.stderr}`);
+  return 'busy';
 }
 
 export async function unmount(target: string): Promise<void> {
   for (let i = 0; ; i++) {
-    const r = await runTool('umount', [target], { allowFail: true, code: 'MOUNT_FAILED' });
-    if (r.status === 0 || /not mounted|no mount point|not found/i.test(r.stderr)) return;
+    if ((await unmountOnce(target, false)) === 'done') return;
     if (i >= 20) {
       // still busy (a process keeps a file open): detach it so the store stays usable
-      await runTool('umount', ['-l', target], { code: 'MOUNT_FAILED' });
+      await unmountOnce(target, true);
       return;
     }
     await new Promise((r2) => setTimeout(r2, 25 * (i + 1)));

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { SnapshotError } from './errors.js';
 import { ToolShellPool, shQuote } from './tool-shell.js';
+import { HelperUnavailable, SyscallError, errnoName, syscalls } from './syscall-helper.js';
 
 export { shQuote };
 
@@ -166,9 +167,15 @@ export function parseGetfattr(out: string): XattrMap {
 
 /**
  * Every xattr under `dir` (recursively, not following symlinks), keyed by absolute path.
- * One `getfattr` process for the whole tree.
+ * Read by the syscall helper; where it cannot run, by one `getfattr` process for the whole tree.
  */
 export async function readXattrsTree(dir: string): Promise<XattrMap> {
+  try {
+    return await syscalls.xattrsTree(dir);
+  } catch (e) {
+    if (e instanceof SyscallError) throw new SnapshotError('HELPER_FAILED', `reading the xattrs under ${dir} failed: ${errnoName(e.errno)}`);
+    if (!(e instanceof HelperUnavailable)) throw e;
+  }
   const r = await runTool('getfattr', ['-R', '-P', '-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', '--', dir], { allowFail: true });
   if (r.status !== 0 && r.stdout.length === 0 && r.stderr && !/Operation not supported/.test(r.stderr)) {
     throw new SnapshotError('HELPER_FAILED', `getfattr on ${dir} failed: ${r.stderr}`);

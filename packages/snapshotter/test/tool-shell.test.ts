@@ -5,6 +5,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { ToolShell, ToolShellPool } from '../src/tool-shell.js';
 import { readXattrsTree, toolShells } from '../src/sys.js';
+import { syscalls } from '../src/syscall-helper.js';
 import { REPO_ROOT } from '@hoist/testkit';
 import { openStore, tmpdir, withMount } from './helpers.js';
 
@@ -96,15 +97,25 @@ describe('ToolShellPool', () => {
   });
 });
 
-describe('a layer commit through the tool shells', () => {
-  test('mount, umount and getfattr: three tools per mounted commit, none started from Node', async () => {
+describe('a layer commit: the syscall helper, the tool shells where it cannot run', () => {
+  async function commitCounts(): Promise<{ helper: number; tools: number }> {
     const { snaps } = await openStore();
-    if (snaps.driver !== 'overlay') return;
-    const before = toolShells.count;
+    expect(snaps.driver).toBe('overlay');
+    const [h, t] = [syscalls.count, toolShells.count];
     await withMount(snaps, [], async (m) => {
       await fsp.writeFile(path.join(m.root, 'f'), 'x');
       await m.commit();
     });
-    expect(toolShells.count - before).toBe(3);
+    return { helper: syscalls.count - h, tools: toolShells.count - t };
+  }
+
+  test('mount, xattr read and unmount: three helper calls per mounted commit, no tool', async () => {
+    expect(await commitCounts()).toEqual({ helper: 3, tools: 0 });
+  });
+
+  test('without the helper (it died, or cannot run here): mount, getfattr and umount through the tool shells', async () => {
+    syscalls.close();
+    expect(syscalls.usable).toBe(false);
+    expect(await commitCounts()).toEqual({ helper: 0, tools: 3 });
   });
 });

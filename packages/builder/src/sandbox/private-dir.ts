@@ -1,4 +1,4 @@
-import { runTool } from '@hoist/snapshotter';
+import { HelperUnavailable, MNT_DETACH, MS_NODEV, MS_NOEXEC, MS_NOSUID, runTool, syscalls } from '@hoist/snapshotter';
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
@@ -18,6 +18,29 @@ async function status(cmd: string, args: string[]): Promise<number> {
   return (await runTool(cmd, args, { allowFail: true }).catch(() => undefined))?.status ?? -1;
 }
 
+/** `call` through the syscall helper: true when it succeeded, false when it failed, undefined where the helper cannot run. */
+async function viaHelper(call: () => Promise<void>): Promise<boolean | undefined> {
+  try {
+    await call();
+    return true;
+  } catch (e) {
+    return e instanceof HelperUnavailable ? undefined : false;
+  }
+}
+
+async function mountTmpfs(dir: string): Promise<boolean> {
+  const data = `mode=0700,size=${TMPFS_SIZE}`;
+  const flags = MS_NOSUID | MS_NODEV | MS_NOEXEC;
+  const done = await viaHelper(() => syscalls.mount({ source: 'tmpfs', fstype: 'tmpfs', flags, data, target: dir }));
+  return done ?? (await status('mount', ['-t', 'tmpfs', '-o', `${data},nosuid,nodev,noexec`, 'tmpfs', dir])) === 0;
+}
+
+async function unmountTmpfs(dir: string): Promise<void> {
+  if (await viaHelper(() => syscalls.umount(dir))) return;
+  if (await viaHelper(() => syscalls.umount(dir, MNT_DETACH))) return;
+  if ((await status('umount', [dir])) !== 0) await status('umount', ['-l', dir]);
+}
+
 /**
  * A directory only root can enter (0700), on a tmpfs of its own when this process may mount
  * one: what runs a sandbox keeps its bundles (config.json holds the environment, secrets
@@ -29,15 +52,13 @@ export async function createPrivateDir(tmpRoot: string): Promise<PrivateDir> {
   await fsp.mkdir(tmpRoot, { recursive: true });
   const dir = path.join(tmpRoot, `sandbox-${process.pid}-${randomBytes(6).toString('hex')}`);
   await fsp.mkdir(dir, { mode: 0o700 });
-  const tmpfs = (await status('mount', ['-t', 'tmpfs', '-o', `mode=0700,size=${TMPFS_SIZE},nosuid,nodev,noexec`, 'tmpfs', dir])) === 0;
+  const tmpfs = await mountTmpfs(dir);
   if (!tmpfs) await fsp.chmod(dir, 0o700);
   return {
     path: dir,
     tmpfs,
     release: async () => {
-      if (tmpfs) {
-        if ((await status('umount', [dir])) !== 0) await status('umount', ['-l', dir]);
-      }
+      if (tmpfs) await unmountTmpfs(dir);
       await fsp.rm(dir, { recursive: true, force: true });
     },
   };
