@@ -1,4 +1,5 @@
 import type { RunInstruction, Step } from '@hoist/parser';
+import { syscalls } from '@hoist/snapshotter';
 import type { BuildSession, SandboxPrep } from './session.js';
 import { openNetwork, runNetwork } from './sandbox/network.js';
 
@@ -10,7 +11,7 @@ import { openNetwork, runNetwork } from './sandbox/network.js';
  */
 export function prepareSandbox(ctx: BuildSession, ins: RunInstruction): SandboxPrep {
   const net = openNetwork(runNetwork(ins.network, ctx.opts.network), ctx.opts.signal ? { signal: ctx.opts.signal } : {});
-  const rest = Promise.all([ctx.executor.prepare?.(), ctx.sandbox.bundles(), ctx.etc()]).then(compileSeccomp(ctx));
+  const rest = Promise.all([syscalls.x32Abi(), ctx.executor.prepare?.(), ctx.sandbox.bundles(), ctx.etc()]).then(([x32]) => compileSeccomp(ctx, x32));
   net.catch(() => undefined);
   rest.catch(() => undefined);
   let closed: Promise<void> | undefined;
@@ -24,14 +25,12 @@ export function prepareSandbox(ctx: BuildSession, ins: RunInstruction): SandboxP
 }
 
 /** Compile the build's seccomp filter; one that fails is compiled again, and reported, by the RUN itself. */
-function compileSeccomp(ctx: BuildSession): () => void {
-  return () => {
-    try {
-      ctx.seccompFilter();
-    } catch {
-      // see above
-    }
-  };
+function compileSeccomp(ctx: BuildSession, x32: boolean): void {
+  try {
+    ctx.seccompFilter(x32);
+  } catch {
+    // see above
+  }
 }
 
 /**

@@ -106,10 +106,11 @@ export class BuildSession {
 
   /**
    * The seccomp filter of every unprivileged RUN of this build (`opts.seccomp` for Docker's
-   * default capabilities), compiled once: by a RUN's preparation, off its critical path.
+   * default capabilities), compiled once: by a RUN's preparation, off its critical path, which
+   * knows whether the kernel runs x32 system calls (`x32`; unknown counts as yes).
    */
-  seccompFilter(): { filter: OciSeccomp | undefined } {
-    this.compiledSeccomp ??= { filter: seccompFor(this.opts.seccomp, DEFAULT_CAPABILITIES) };
+  seccompFilter(x32?: boolean): { filter: OciSeccomp | undefined } {
+    this.compiledSeccomp ??= { filter: seccompFor(this.opts.seccomp, DEFAULT_CAPABILITIES, x32) };
     return this.compiledSeccomp;
   }
 

@@ -86,6 +86,15 @@ describe('default seccomp profile (Docker default equivalent)', () => {
     expect(admin.syscalls.some((r) => r.names.includes('clone3') && r.action !== 'SCMP_ACT_ALLOW')).toBe(false);
   });
 
+  it('leaves x32 out where the kernel runs no x32 system calls; keeps it where unknown, and in profiles that list their architectures', () => {
+    expect(compileSeccomp(defaultSeccompProfile(), { ...AMD64, x32: false }).architectures).toEqual(['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86']);
+    expect(compileSeccomp(defaultSeccompProfile(), { ...AMD64, x32: true }).architectures).toEqual(['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32']);
+    const listed = { ...defaultSeccompProfile(), architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X32'] };
+    expect(compileSeccomp(listed, { ...AMD64, x32: false }).architectures).toEqual(['SCMP_ARCH_X86_64', 'SCMP_ARCH_X32']);
+    // the rules are the same either way
+    expect(compileSeccomp(defaultSeccompProfile(), { ...AMD64, x32: false }).syscalls).toEqual(s.syscalls);
+  });
+
   it('follows the architecture: arm64 runs aarch64 and arm code, has no arch_prctl', () => {
     const arm = compileSeccomp(defaultSeccompProfile(), { ...AMD64, arch: 'arm64' });
     expect(arm.architectures).toEqual(['SCMP_ARCH_AARCH64', 'SCMP_ARCH_ARM']);

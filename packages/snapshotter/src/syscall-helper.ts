@@ -27,6 +27,7 @@ export const EINVAL = 22;
 export const ENOENT = 2;
 export const EBUSY = 16;
 export const ENOTSUP = 95;
+export const ENOSYS = 38;
 export const MNT_DETACH = 2;
 export const MS_NOSUID = 2;
 export const MS_NODEV = 4;
@@ -94,8 +95,9 @@ while (defined(my $line = <STDIN>)) {
   } elsif ($op eq 'X') {
     my $e = walk(uh($a[0]), \$acc);
     out($acc . ($e ? "E$e\n" : "0\n"));
-  } elsif ($op eq 'P') {
-    out("0\n");
+  } elsif ($op eq 'Q') {
+    $r = syscall(0x40000000 + 39);
+    out($r >= 0 ? "0\n" : 'E' . ($! + 0) . "\n");
   } else {
     out("E22\n");
   }
@@ -163,10 +165,13 @@ export class SyscallHelper {
 
   private readonly numbers: readonly number[] | undefined;
   private readonly perl: string;
+  private readonly arch: string;
+  private x32: Promise<boolean> | undefined;
 
   /** `arch` (default: this process's) picks the syscall numbers; `perl` the interpreter. */
   constructor(opts: { arch?: string; perl?: string } = {}) {
-    this.numbers = NUMBERS[opts.arch ?? process.arch];
+    this.arch = opts.arch ?? process.arch;
+    this.numbers = NUMBERS[this.arch];
     this.perl = opts.perl ?? 'perl';
     this.dead = this.numbers === undefined;
   }
@@ -287,6 +292,23 @@ export class SyscallHelper {
       else if (f[0] === 'A' && cur) cur.set(Buffer.from(f[1]!, 'hex').toString('utf8'), Buffer.from(f[2] ?? '', 'hex'));
     }
     return map;
+  }
+
+  /**
+   * Whether this x86_64 kernel runs x32 ABI system calls (an x32 getpid answers): most kernels
+   * build x32 in but leave it off (`syscall.x32=n`), and then a seccomp filter for x32 is
+   * wasted work for the runtime. False on other architectures; true where the helper cannot
+   * tell (the filter then keeps x32, as Docker's does).
+   */
+  x32Abi(): Promise<boolean> {
+    if (this.arch !== 'x64') return Promise.resolve(false);
+    this.x32 ??= this.request('Q', [])
+      .then((l) => SyscallHelper.check('x32 getpid', l))
+      .then(
+        () => true,
+        (e: unknown) => !(e instanceof SyscallError && e.errno === ENOSYS),
+      );
+    return this.x32;
   }
 
   /** End the process (it exits when its stdin closes). */

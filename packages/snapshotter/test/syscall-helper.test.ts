@@ -126,6 +126,25 @@ describe('SyscallHelper.xattrsTree', () => {
   });
 });
 
+describe('SyscallHelper.x32Abi', () => {
+  test('on x86_64: true exactly when an x32 system call answers; false on other architectures', async () => {
+    const h = new SyscallHelper();
+    try {
+      // an x32 getpid (__X32_SYSCALL_BIT | 39) made by a perl of its own: 0 exit when it answers
+      const answers = spawnSync('perl', ['-e', 'exit(syscall(0x40000000 + 39) > 0 ? 0 : 1)']).status === 0;
+      if (process.arch === 'x64') expect(await h.x32Abi()).toBe(answers);
+      else expect(await h.x32Abi()).toBe(false);
+      expect(await new SyscallHelper({ arch: 'arm64' }).x32Abi()).toBe(false);
+    } finally {
+      h.close();
+    }
+  });
+
+  test('where the helper cannot run, x32 counts as possible (the filter keeps it)', async () => {
+    expect(await new SyscallHelper({ arch: 'x64', perl: '/nonexistent/perl' }).x32Abi()).toBe(true);
+  });
+});
+
 describe('where the helper cannot run', () => {
   test('no syscall numbers for the architecture: unusable, every call rejects HelperUnavailable', async () => {
     const h = new SyscallHelper({ arch: 'mips' });

@@ -92,6 +92,12 @@ export interface SeccompHost {
   arch?: string;
   /** Kernel release, e.g. `6.1.0-18-amd64` (default: this host's). */
   kernel?: string;
+  /**
+   * False when the kernel runs no x32 ABI system calls (see SyscallHelper.x32Abi): x32 is then
+   * left out of the filter's architectures (runc's libseccomp compiles it at every RUN, ~7 ms);
+   * an x32 call fails either way. Default true, as Docker's profile.
+   */
+  x32?: boolean;
 }
 
 const GO_ARCH: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: 'x86', s390x: 's390x', ppc64: 'ppc64le', riscv64: 'riscv64' };
@@ -123,7 +129,8 @@ export function compileSeccomp(profile: SeccompProfile, host: SeccompHost): OciS
   const kernel = host.kernel ?? release();
   const native = NATIVE[nodeArch];
   const entry = profile.archMap?.find((a) => a.architecture === native);
-  const architectures = profile.architectures ?? (entry ? [entry.architecture, ...(entry.subArchitectures ?? [])] : []);
+  const fromMap = entry ? [entry.architecture, ...(entry.subArchitectures ?? [])] : [];
+  const architectures = profile.architectures ?? fromMap.filter((a) => a !== 'SCMP_ARCH_X32' || host.x32 !== false);
   const syscalls: OciSeccomp['syscalls'] = [];
   for (const r of profile.syscalls) {
     if (r.includes && !matches(r.includes, host.caps, arch, kernel, true)) continue;
@@ -137,9 +144,9 @@ export function compileSeccomp(profile: SeccompProfile, host: SeccompHost): OciS
 }
 
 /** `linux.seccomp` for a sandbox, or undefined when it runs unconfined. */
-export function seccompFor(setting: SeccompSetting | undefined, caps: readonly string[]): OciSeccomp | undefined {
+export function seccompFor(setting: SeccompSetting | undefined, caps: readonly string[], x32?: boolean): OciSeccomp | undefined {
   if (setting === 'unconfined') return undefined;
-  return compileSeccomp(setting === undefined || setting === 'default' ? defaultSeccompProfile() : setting, { caps });
+  return compileSeccomp(setting === undefined || setting === 'default' ? defaultSeccompProfile() : setting, { caps, ...(x32 !== undefined ? { x32 } : {}) });
 }
 
 function invalid(file: string, why: string): BuildError {
