@@ -47,7 +47,8 @@ export class RuntimeExecutor implements Executor {
 
   prepare(): Promise<void> {
     if (this.rt) return Promise.resolve();
-    this.detecting ??= detectRuntimeAsync(this.o.preferred).then((rt) => {
+    const memo = { file: path.join(this.o.root, 'runtime', 'checked'), tmpDir: path.join(this.o.root, 'tmp') };
+    this.detecting ??= detectRuntimeAsync(this.o.preferred, memo).then((rt) => {
       this.rt ??= rt;
     });
     return this.detecting;

@@ -58,6 +58,31 @@ describe('detectRuntimeAsync', () => {
     expect(await fsp.readFile(log, 'utf8')).toBe('--version\n');
   });
 
+  test('with a memo, a binary that passed is not checked again; a rewritten or replaced one is', async () => {
+    const dir = await tempDir('rt-');
+    const { bin, log } = await fakeRuntime(dir);
+    const memo = { file: path.join(dir, 'store', 'runtime', 'checked'), tmpDir: path.join(dir, 'store', 'tmp') };
+    expect(await detectRuntimeAsync(bin, memo)).toEqual({ name: 'runc', path: bin });
+    expect(await detectRuntimeAsync(bin, memo)).toEqual({ name: 'runc', path: bin });
+    expect(await fsp.readFile(log, 'utf8')).toBe('--version\n');
+    // no temp file stays behind
+    expect(await fsp.readdir(memo.tmpDir)).toEqual([]);
+    // the same size and mtime, other content: the ctime moved, so it is checked again
+    const st = await fsp.stat(bin);
+    const text = await fsp.readFile(bin, 'utf8');
+    const edited = text.replace('then :;', 'then  :');
+    expect(edited.length === text.length && edited !== text).toBe(true);
+    await fsp.writeFile(bin, edited);
+    await fsp.utimes(bin, st.atime, st.mtime);
+    expect(await detectRuntimeAsync(bin, memo)).toEqual({ name: 'runc', path: bin });
+    expect(await fsp.readFile(log, 'utf8')).toBe('--version\n--version\n');
+    // replaced by one whose check fails: refused, not taken from the memo
+    await fsp.rm(bin);
+    await fakeRuntime(dir, { versionFails: true });
+    const e = await detectRuntimeAsync(bin, memo).catch((x: unknown) => x);
+    expect((e as BuildError).code).toBe('RUNTIME_UNAVAILABLE');
+  });
+
   test('a runtime whose --version fails is refused with RUNTIME_UNAVAILABLE, as before', async () => {
     const dir = await tempDir('rt-');
     const { bin } = await fakeRuntime(dir, { versionFails: true });

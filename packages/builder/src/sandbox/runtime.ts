@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, promises as fsp, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, promises as fsp, readFileSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { runTool } from '@hoist/snapshotter';
@@ -81,13 +81,56 @@ async function versionWorks(p: string): Promise<boolean> {
   return (await runTool(p, ['--version'], { allowFail: true }).catch(() => undefined))?.status === 0;
 }
 
+/** Where a passed `--version` check is remembered: `file`, written through a temp file in `tmpDir`. */
+export interface VersionMemo {
+  file: string;
+  tmpDir: string;
+}
+
+/**
+ * The binary file at `p` as it is now (device, inode, size, mtime, ctime, in ns): a binary that
+ * is replaced, rewritten or re-permissioned gets another stamp (a rewrite moves ctime, which no
+ * user can set back).
+ */
+function binaryStamp(p: string): string | undefined {
+  try {
+    const st = statSync(p, { bigint: true });
+    return [p, st.dev, st.ino, st.size, st.mode, st.mtimeNs, st.ctimeNs].join(' ');
+  } catch {
+    return undefined;
+  }
+}
+
+async function checkedBefore(memo: VersionMemo, stamp: string): Promise<boolean> {
+  return (await fsp.readFile(memo.file, 'utf8').catch(() => '')) === stamp;
+}
+
+async function rememberCheck(memo: VersionMemo, stamp: string): Promise<void> {
+  await fsp.mkdir(memo.tmpDir, { recursive: true });
+  const tmp = path.join(memo.tmpDir, `checked-${process.pid}-${randomBytes(6).toString('hex')}`);
+  try {
+    await fsp.writeFile(tmp, stamp, { mode: 0o600 });
+    await fsp.mkdir(path.dirname(memo.file), { recursive: true });
+    await fsp.rename(tmp, memo.file);
+  } catch {
+    await fsp.rm(tmp, { force: true });
+  }
+}
+
 /**
  * detectRuntime without blocking: the `--version` check runs while the build goes on (it costs a
- * process start). Where the first candidate fails, detectRuntime gives the answer (and the error).
+ * process start, and the runtime's own start-up on a busy CPU). With `memo`, a check the same
+ * binary passed before (see binaryStamp) is not made again. Where the first candidate fails,
+ * detectRuntime gives the answer (and the error).
  */
-export async function detectRuntimeAsync(preferred?: string): Promise<RuntimeInfo> {
+export async function detectRuntimeAsync(preferred?: string, memo?: VersionMemo): Promise<RuntimeInfo> {
   const first = firstCandidate(preferred);
-  if (first && (await versionWorks(first.path))) return first;
+  const stamp = first && memo ? binaryStamp(first.path) : undefined;
+  if (first && stamp && (await checkedBefore(memo!, stamp))) return first;
+  if (first && (await versionWorks(first.path))) {
+    if (stamp) await rememberCheck(memo!, stamp);
+    return first;
+  }
   return detectRuntime(preferred);
 }
 
