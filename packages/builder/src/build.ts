@@ -81,6 +81,8 @@ export async function build(input: BuildInput): Promise<BuildResult> {
     const history = final.img.config.history ?? [];
     const created = opts.sourceDateEpoch !== undefined ? isoTime(ctx) : (history.at(-1)?.created ?? final.lastCreated);
     const img = withLabels({ ...final.img, config: { ...final.img.config, created } }, opts.labels);
+    // the layers this build committed are in the blob store (their fsyncs ran off the steps' paths)
+    await opts.snapshotter.blobsStored();
     if (!opts.lazyLayers) await fetchLayers(ctx, img);
     const layers = await imageLayers(ctx, img);
     const here = await Promise.all(layers.map((l) => opts.store.blobs.has(l.descriptor.digest)));

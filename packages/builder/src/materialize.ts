@@ -1,4 +1,4 @@
-import type { Digest, Image, Layer } from '@hoist/oci';
+import type { Descriptor, Digest, Image, Layer } from '@hoist/oci';
 import { BuildError } from './errors.js';
 import type { Mounted } from '@hoist/snapshotter';
 import type { BuildSession } from './session.js';
@@ -11,11 +11,16 @@ import type { BuildSession } from './session.js';
  */
 export async function materialize(ctx: BuildSession, img: Image): Promise<void> {
   const diffIds = img.config.rootfs.diff_ids;
-  const layers = await imageLayers(ctx, img);
   const signal = ctx.opts.signal ? { signal: ctx.opts.signal } : {};
-  const ensured = layers.map((layer, i) =>
-    ctx.opts.snapshotter.ensureLayer({ diffId: diffIds[i]!, descriptor: img.layers[i]!, fetch: () => fetchLayer(ctx, layer), ...signal }),
-  );
+  const snapshotter = ctx.opts.snapshotter;
+  const ensured = img.layers.map(async (d, i) => {
+    const diffId = diffIds[i]!;
+    // a snapshot needs no blob (a layer this build just committed may still be being stored)
+    if (await snapshotter.has(diffId)) return;
+    const layer = await ctx.layers.find(d, diffId);
+    if (!layer) throw missingLayer(d);
+    await snapshotter.ensureLayer({ diffId, descriptor: d, fetch: () => fetchLayer(ctx, layer), ...signal });
+  });
   const results = await Promise.allSettled(ensured);
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;
@@ -48,13 +53,17 @@ export async function withMountedImage<T>(ctx: BuildSession, img: Image, fn: (m:
   }
 }
 
+function missingLayer(d: Descriptor): BuildError {
+  return new BuildError('BASE_IMAGE_NOT_FOUND', `layer ${d.digest} is neither in the store nor in an imported cache`);
+}
+
 /** The layers of an image, wherever each blob is (the store, a base image's registry, an imported cache). */
 export async function imageLayers(ctx: BuildSession, img: Image): Promise<Layer[]> {
   const diffIds = img.config.rootfs.diff_ids;
   // looked for at once; a missing one is reported in layer order
   const found = await Promise.all(img.layers.map((d, i) => ctx.layers.find(d, diffIds[i]!)));
   return found.map((layer, i) => {
-    if (!layer) throw new BuildError('BASE_IMAGE_NOT_FOUND', `layer ${img.layers[i]!.digest} is neither in the store nor in an imported cache`);
+    if (!layer) throw missingLayer(img.layers[i]!);
     return layer;
   });
 }

@@ -135,6 +135,8 @@ export class BuildSession {
    */
   record(rec: CacheRecord): void {
     const written = (async () => {
+      // never a record of a blob that is not stored yet (a commit stores it off its path)
+      if (rec.layer) await this.opts.snapshotter.blobStored(rec.layer.descriptor.digest);
       await this.cache.put(rec);
       if (rec.parent !== undefined) await this.cache.addChild?.(rec.parent, rec);
     })();
@@ -167,7 +169,10 @@ export class BuildSession {
    * an imported cache has it), else an imported one (its blob may stay remote until needed).
    */
   async lookup(key: string): Promise<CacheRecord | undefined> {
-    const usable = async (r: CacheRecord | undefined): Promise<boolean> => !!r && (!r.layer || (await this.layers.find(r.layer.descriptor, r.layer.diffId)) !== undefined);
+    const usable = async (r: CacheRecord | undefined): Promise<boolean> => {
+      if (r?.layer) await this.opts.snapshotter.blobStored(r.layer.descriptor.digest);
+      return !!r && (!r.layer || (await this.layers.find(r.layer.descriptor, r.layer.diffId)) !== undefined);
+    };
     const local = this.recording.get(key)?.rec ?? (await this.cache.get(key));
     if (await usable(local)) return local;
     for (const rc of this.opts.remoteCaches ?? []) {

@@ -118,18 +118,38 @@ export class BlobStore {
    * moves the finished blob into place. A failed `fill` leaves nothing behind.
    */
   async write(fill: (out: Writable) => Promise<void>, opts: PutOptions & { prefix?: string } = {}): Promise<{ digest: Digest; size: number }> {
+    const w = await this.writeThenStore(fill, opts);
+    await w.stored;
+    return { digest: w.digest, size: w.size };
+  }
+
+  /**
+   * write() that answers as soon as the bytes are written and hashed: the fsync and the rename
+   * into place go on meanwhile (`stored`; on failure the temp file is removed). Until `stored`
+   * resolves the blob is not in the store: nothing may refer to it durably (a cache record, a
+   * tagged image) or read it before. A layer commit uses it to take the fsync off the step's path.
+   */
+  async writeThenStore(fill: (out: Writable) => Promise<void>, opts: PutOptions & { prefix?: string } = {}): Promise<{ digest: Digest; size: number; stored: Promise<void> }> {
     const tmp = await this.tempPath(opts.prefix);
     const hasher = new DigestingStream(opts.expected?.size ?? Number.POSITIVE_INFINITY);
-    const stored = pipeline(hasher, createWriteStream(tmp, { flags: 'wx' }));
+    const written = pipeline(hasher, createWriteStream(tmp, { flags: 'wx' }));
     try {
-      await Promise.all([fill(hasher), stored]);
-      return await this.adopt(tmp, hasher.digest, hasher.size, opts);
+      await Promise.all([fill(hasher), written]);
     } catch (e) {
       hasher.destroy();
-      await stored.catch(() => undefined);
+      await written.catch(() => undefined);
       await fsp.rm(tmp, { force: true });
       throw e;
     }
+    const stored = this.adopt(tmp, hasher.digest, hasher.size, opts).then(
+      () => undefined,
+      async (e: unknown) => {
+        await fsp.rm(tmp, { force: true });
+        throw e;
+      },
+    );
+    stored.catch(() => undefined); // handled by whoever awaits it (see above)
+    return { digest: hasher.digest, size: hasher.size, stored };
   }
 
   /**

@@ -61,9 +61,20 @@ async function* insideRoot(entries: AsyncIterable<LayerEntry>): AsyncGenerator<L
  * file (hashing the compressed bytes) -> atomic rename into the blob store.
  */
 export async function writeLayer(blobs: BlobStore, entries: AsyncIterable<LayerEntry>, opts: WriteLayerOptions = {}): Promise<WrittenLayer> {
+  const { layer, stored } = await writeLayerThenStore(blobs, entries, opts);
+  await stored;
+  return layer;
+}
+
+/**
+ * writeLayer that answers once the layer is written and hashed (its diff_id and descriptor
+ * known); the blob's fsync, its rename into place and the note that it was verified go on
+ * meanwhile (`stored`, see BlobStore.writeThenStore): a commit makes the snapshot in the meantime.
+ */
+export async function writeLayerThenStore(blobs: BlobStore, entries: AsyncIterable<LayerEntry>, opts: WriteLayerOptions = {}): Promise<{ layer: WrittenLayer; stored: Promise<void> }> {
   const compression = opts.compression ?? 'gzip';
   const diff = new DigestingStream();
-  const { digest, size } = await blobs.write(
+  const { digest, size, stored: placed } = await blobs.writeThenStore(
     (out) =>
       pipeline(
         Readable.from(tarBytes(insideRoot(entries), opts), { objectMode: false, highWaterMark: 256 * 1024 }),
@@ -75,10 +86,11 @@ export async function writeLayer(blobs: BlobStore, entries: AsyncIterable<LayerE
     { prefix: 'layer' },
   );
   // names checked above, diff_id hashed in the same pass: later pushes need not re-read it
-  await blobs.noteVerifiedLayer(digest, diff.digest);
+  const diffId = diff.digest;
+  const stored = placed.then(() => blobs.noteVerifiedLayer(digest, diffId));
+  stored.catch(() => undefined); // handled by whoever awaits it
   return {
-    diffId: diff.digest,
-    descriptor: { mediaType: opts.mediaType ?? layerMediaType('oci', compression), digest, size },
-    uncompressedSize: diff.size,
+    layer: { diffId, descriptor: { mediaType: opts.mediaType ?? layerMediaType('oci', compression), digest, size }, uncompressedSize: diff.size },
+    stored,
   };
 }

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { chainIds, type BlobStore, type Descriptor, type Digest } from '@hoist/oci';
 import { SnapshotError, throwIfAborted } from './errors.js';
 import { diffTrees } from './diff.js';
-import { writeLayer, type WriteLayerOptions, type WrittenLayer } from './layer.js';
+import { writeLayer, writeLayerThenStore, type WriteLayerOptions, type WrittenLayer } from './layer.js';
 import { withoutBlindOpaques } from './opaque.js';
 import { opaqueXattr, unmount, type OverlayXattrs } from './overlay.js';
 import type { Ownership } from './owners.js';
@@ -17,6 +17,12 @@ export type Driver = 'overlay' | 'copy';
 
 export interface CommitOptions extends Omit<WriteLayerOptions, 'signal'> {
   signal?: AbortSignal;
+  /**
+   * Overlay driver: answer once the layer is written and hashed; its blob's fsync and rename
+   * into place go on meanwhile (issue 16: off the step's path). The caller then awaits
+   * Snapshotter.blobStored(descriptor.digest) before it reads the blob or refers to it durably.
+   */
+  blobLater?: boolean;
 }
 
 export interface CommitResult {
@@ -39,6 +45,8 @@ export interface MountHost {
   forget(m: Mounted): void;
   /** Remove a finished mount's directory in the background (awaited by the host's settle()). */
   removeLater(dir: string): void;
+  /** A committed layer's blob that is still being stored (see Snapshotter.blobStored). */
+  storing(digest: Digest, stored: Promise<void>): void;
   /** No-privilege mode: the ownership record of a chain's tree. */
   chainOwners(lowers: readonly Digest[]): Promise<Ownership>;
 }
@@ -107,13 +115,16 @@ export class Mounted {
     // changed (a blind opaque mark removed) or moved only once the unmount is done
     const unmounted = this.startUnmount();
     unmounted.catch(() => undefined);
-    let r: { empty: boolean; w: WrittenLayer };
+    let r: { empty: boolean; w: WrittenLayer; stored: Promise<void> };
     try {
       r = await this.captureUpper(opts, () => unmounted);
     } finally {
       await unmounted;
     }
     const { empty, w } = r;
+    // the blob's fsync and rename go on while the snapshot is made (and, blobLater, the next step starts)
+    this.host.storing(w.descriptor.digest, r.stored);
+    if (!opts.blobLater) await r.stored;
     if (!(await layout.record(w.diffId))) {
       const tmp = layout.tmpPath('commit');
       await fsp.mkdir(tmp);
@@ -137,15 +148,15 @@ export class Mounted {
   }
 
   /** The upper dir as a layer in the blob store. */
-  private async captureUpper(opts: CommitOptions, beforeChange: () => Promise<void>): Promise<{ empty: boolean; w: WrittenLayer }> {
+  private async captureUpper(opts: CommitOptions, beforeChange: () => Promise<void>): Promise<{ empty: boolean; w: WrittenLayer; stored: Promise<void> }> {
     const { layout, blobs } = this.host;
     const empty = (await fsp.readdir(this.upper)).length === 0;
     const xattrs = empty ? new Map() : await readXattrsTree(this.upper);
     const lowers = this.lowers.map((d) => path.join(layout.snapshot(d), 'diff')).reverse();
     const opaque = opaqueXattr(this.host.overlayXattrs);
     const upperEntries = walkTree(this.upper, xattrs, { overlay: true, opaqueXattr: opaque, ...(opts.signal ? { signal: opts.signal } : {}) });
-    const w = await writeLayer(blobs, withoutBlindOpaques(upperEntries, { upper: this.upper, lowers, opaque, beforeChange }), opts);
-    return { empty, w };
+    const { layer: w, stored } = await writeLayerThenStore(blobs, withoutBlindOpaques(upperEntries, { upper: this.upper, lowers, opaque, beforeChange }), opts);
+    return { empty, w, stored };
   }
 
   private async commitCopy(opts: CommitOptions): Promise<CommitResult> {

@@ -64,6 +64,7 @@ export class Snapshotter implements MountHost {
   private readonly active = new Set<Mounted>();
   /** Removals of committed mounts' directories still running (see settle). */
   private readonly removals = new Set<Promise<void>>();
+  private readonly stores = new Map<Digest, Promise<void>>();
 
   readonly root: string;
   readonly blobs: BlobStore;
@@ -360,8 +361,38 @@ export class Snapshotter implements MountHost {
     this.removals.add(p);
   }
 
-  /** Wait for the work done off the callers' paths (removals of committed mounts' directories). */
+  /**
+   * @internal An overlay commit's layer blob, still being stored (fsync, rename) while the
+   * snapshot is made and the next step runs (issue 16). A failure is kept: blobStored and
+   * blobsStored report it.
+   */
+  storing(digest: Digest, stored: Promise<void>): void {
+    const prev = this.stores.get(digest);
+    const p = prev ? Promise.all([prev, stored]).then(() => undefined) : stored;
+    p.catch(() => undefined);
+    this.stores.set(digest, p);
+    p.then(() => {
+      if (this.stores.get(digest) === p) this.stores.delete(digest);
+    }, () => undefined);
+  }
+
+  /**
+   * Resolves once the blob of a layer this snapshotter committed is in the blob store (at once
+   * for any other); rejects if storing it failed. Await it before anything refers to the blob
+   * durably (a cache record) or reads it.
+   */
+  blobStored(digest: Digest): Promise<void> {
+    return this.stores.get(digest) ?? Promise.resolve();
+  }
+
+  /** Every committed layer's blob stored (before an image is written and tagged); the first failure is thrown. */
+  async blobsStored(): Promise<void> {
+    await Promise.all([...this.stores.values()]);
+  }
+
+  /** Wait for the work done off the callers' paths (removals of committed mounts' directories, blobs being stored). */
   async settle(): Promise<void> {
+    await Promise.allSettled([...this.stores.values()]);
     while (this.removals.size > 0) await Promise.all([...this.removals]);
   }
 

@@ -160,6 +160,42 @@ describe('Snapshotter (overlay)', () => {
     await withMount(snaps, [base.diffId, r.diffId], async (m) => expect((await fsp.readdir(m.root)).sort()).toEqual(['keep', 'new']));
   });
 
+  test('blobLater: commit answers before the blob is stored; blobStored/blobsStored wait for it; the next mount need not', async () => {
+    const { snaps } = await openStore();
+    const r = await withMount(snaps, [], async (m) => {
+      await fsp.writeFile(path.join(m.root, 'f'), 'content');
+      return m.commit({ blobLater: true });
+    });
+    // the snapshot is usable at once
+    await withMount(snaps, [r.diffId], async (m) => expect(await fsp.readFile(path.join(m.root, 'f'), 'utf8')).toBe('content'));
+    await snaps.blobStored(r.descriptor.digest);
+    expect(await snaps.blobs.has(r.descriptor.digest)).toBe(true);
+    expect(await snaps.blobs.verifiedDiffId(r.descriptor.digest)).toBe(r.diffId);
+    await snaps.blobsStored();
+    // without blobLater the blob is there when commit answers
+    const r2 = await withMount(snaps, [], async (m) => {
+      await fsp.writeFile(path.join(m.root, 'g'), 'other');
+      return m.commit();
+    });
+    expect(await snaps.blobs.has(r2.descriptor.digest)).toBe(true);
+  });
+
+  test('blobLater: a blob that cannot be stored fails blobStored and blobsStored, and leaves no temp file', async () => {
+    const { snaps } = await openStore();
+    // the blob directory is a file: the rename into place fails
+    await fsp.rm(snaps.blobs.blobsDir, { recursive: true, force: true });
+    await fsp.writeFile(snaps.blobs.blobsDir, 'in the way');
+    const r = await withMount(snaps, [], async (m) => {
+      await fsp.writeFile(path.join(m.root, 'f'), 'content');
+      return m.commit({ blobLater: true });
+    });
+    await expect(snaps.blobStored(r.descriptor.digest)).rejects.toThrow();
+    await expect(snaps.blobsStored()).rejects.toThrow();
+    await snaps.settle();
+    const tmp = path.join(path.dirname(path.dirname(snaps.blobs.blobsDir)), 'tmp');
+    expect((await fsp.readdir(tmp).catch(() => [])).filter((n) => n.startsWith('layer-'))).toEqual([]);
+  });
+
   test('an image with 150 layers mounts (short relative lower names keep the options under a page)', async () => {
     const { snaps } = await openStore();
     const layers = [];
