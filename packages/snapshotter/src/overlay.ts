@@ -6,7 +6,8 @@ import { runTool } from './sys.js';
 import { EBUSY, EINVAL, ENOENT, HelperUnavailable, MNT_DETACH, SyscallError, errnoName, syscalls } from './syscall-helper.js';
 
 /**
- * overlayfs mounts through mount(2) in the syscall helper (util-linux `mount` where it cannot run). The kernel copies mount data into ONE page, so
+ * overlayfs mounts through mount(2) in the syscall helper (util-linux `mount` where it cannot
+ * run). The kernel copies mount data into ONE page, so
  * like Docker's overlay2 we keep the option string short: every snapshot has a short link
  * name in one directory (`l/`), the mount runs with that directory as its cwd, and every path in
  * the options is relative to it. With 8-character names a lower costs 9 bytes: ~440 layers fit.

@@ -8,7 +8,8 @@ import { constants } from 'node:os';
  * one-file-changed path, where the whole step takes tens of ms). Node has no API for these
  * calls and the project builds no native addon; perl-base is Essential on Debian, so it is on
  * every machine hoist runs on. Where Perl or the architecture's syscall numbers are missing, the
- * helper reports itself unusable and callers use the tools (see overlay.ts, sys.ts).
+ * helper reports itself unusable and callers use the tools (see overlay.ts, sys.ts). It also
+ * answers whether the kernel runs x32 system calls (x32Abi, for the RUN's seccomp filter).
  *
  * Protocol (one request at a time, over pipes): a line `OP hex hex ...`, every argument
  * hex-encoded so that no path or mount option can break the framing; the answer is `0`, or
