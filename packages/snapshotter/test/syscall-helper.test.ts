@@ -140,6 +140,30 @@ describe('SyscallHelper.x32Abi', () => {
     }
   });
 
+  test('under a seccomp filter that kills x32 callers, the answer is false and the helper lives on', async () => {
+    // a perl that installs such a filter (no_new_privs, then seccomp(2)) and execs the real perl;
+    // the filter is a classic BPF program: syscall nr >= __X32_SYSCALL_BIT -> KILL_PROCESS, else ALLOW
+    const dir = await tmpdir('sx32-');
+    const wrapper = path.join(dir, 'perl');
+    const install = [
+      'my $prog = pack("SCCL" x 4, 0x20, 0, 0, 0, 0x35, 0, 1, 0x40000000, 0x06, 0, 0, 0x80000000, 0x06, 0, 0, 0x7fff0000);',
+      'syscall(157, 38, 1, 0, 0, 0) == 0 or die "no_new_privs: $!";',
+      'my $fprog = pack("S x6 P" . length($prog), 4, $prog);',
+      'syscall(317, 1, 0, $fprog) == 0 or die "seccomp: $!";',
+      'exec("perl", @ARGV) or die "exec: $!";',
+    ].join(' ');
+    await fsp.writeFile(wrapper, `#!/bin/sh\nexec perl -e '${install}' -- "$@"\n`, { mode: 0o755 });
+    const h = new SyscallHelper({ arch: 'x64', perl: wrapper });
+    try {
+      expect(await h.x32Abi()).toBe(false);
+      expect(h.usable).toBe(true);
+      // the helper itself still serves
+      await expect(h.xattrsTree(dir)).resolves.toBeInstanceOf(Map);
+    } finally {
+      h.close();
+    }
+  });
+
   test('where the helper cannot run, x32 counts as possible (the filter keeps it)', async () => {
     expect(await new SyscallHelper({ arch: 'x64', perl: '/nonexistent/perl' }).x32Abi()).toBe(true);
   });
