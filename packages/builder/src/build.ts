@@ -81,8 +81,9 @@ export async function build(input: BuildInput): Promise<BuildResult> {
     const history = final.img.config.history ?? [];
     const created = opts.sourceDateEpoch !== undefined ? isoTime(ctx) : (history.at(-1)?.created ?? final.lastCreated);
     const img = withLabels({ ...final.img, config: { ...final.img.config, created } }, opts.labels);
-    // the layers this build committed are in the blob store (their fsyncs ran off the steps' paths)
-    await opts.snapshotter.blobsStored();
+    // the image's layers that this build committed are in the blob store (their fsyncs ran off
+    // the steps' paths; a failure fails the build here, and the records of others before the tag)
+    await Promise.all(img.layers.map((d) => opts.snapshotter.blobStored(d.digest)));
     if (!opts.lazyLayers) await fetchLayers(ctx, img);
     const layers = await imageLayers(ctx, img);
     const here = await Promise.all(layers.map((l) => opts.store.blobs.has(l.descriptor.digest)));

@@ -363,12 +363,12 @@ export class Snapshotter implements MountHost {
 
   /**
    * @internal An overlay commit's layer blob, still being stored (fsync, rename) while the
-   * snapshot is made and the next step runs (issue 16). A failure is kept: blobStored and
-   * blobsStored report it.
+   * snapshot is made and the next step runs (issue 16). A failure is kept (blobStored reports
+   * it while the blob is missing); a later commit of the same blob supersedes it.
    */
   storing(digest: Digest, stored: Promise<void>): void {
     const prev = this.stores.get(digest);
-    const p = prev ? Promise.all([prev, stored]).then(() => undefined) : stored;
+    const p = prev ? prev.then(() => stored, () => stored) : stored;
     p.catch(() => undefined);
     this.stores.set(digest, p);
     p.then(() => {
@@ -382,12 +382,17 @@ export class Snapshotter implements MountHost {
    * durably (a cache record) or reads it.
    */
   blobStored(digest: Digest): Promise<void> {
-    return this.stores.get(digest) ?? Promise.resolve();
+    const p = this.stores.get(digest);
+    if (!p) return Promise.resolve();
+    // a failed store counts only while the blob is missing (it may have come in since, pulled)
+    return p.catch(async (e: unknown) => {
+      if (!(await this.blobs.has(digest))) throw e;
+    });
   }
 
-  /** Every committed layer's blob stored (before an image is written and tagged); the first failure is thrown. */
+  /** blobStored for every blob still being stored, or whose storing failed; the first failure is thrown. */
   async blobsStored(): Promise<void> {
-    await Promise.all([...this.stores.values()]);
+    await Promise.all([...this.stores.keys()].map((d) => this.blobStored(d)));
   }
 
   /** Wait for the work done off the callers' paths (removals of committed mounts' directories, blobs being stored). */
