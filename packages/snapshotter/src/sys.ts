@@ -1,7 +1,7 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { SnapshotError } from './errors.js';
 import { ToolShellPool, shQuote } from './tool-shell.js';
-import { HelperUnavailable, SyscallError, errnoName, syscalls } from './syscall-helper.js';
+import { HelperUnavailable, SyscallError, errnoName, syscalls, type XattrMap } from './syscall-helper.js';
 
 export { shQuote };
 
@@ -126,7 +126,7 @@ export class ShellHelper {
   }
 }
 
-export type XattrMap = Map<string, Map<string, Buffer>>;
+export type { XattrMap };
 
 /** Names of `getfattr` dumps escape bytes as `\ooo`. */
 function unescapeName(s: string): string {

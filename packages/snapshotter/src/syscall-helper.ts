@@ -27,7 +27,6 @@ const NUMBERS: Record<string, readonly [number, number, number, number]> = {
 export const EINVAL = 22;
 export const ENOENT = 2;
 export const EBUSY = 16;
-export const ENOTSUP = 95;
 export const ENOSYS = 38;
 export const MNT_DETACH = 2;
 export const MS_NOSUID = 2;
@@ -151,7 +150,8 @@ interface Refable {
   unref?: () => void;
 }
 
-export type XattrDump = Map<string, Map<string, Buffer>>;
+/** Path -> xattr name -> value. */
+export type XattrMap = Map<string, Map<string, Buffer>>;
 
 export interface MountRequest {
   /** Directory relative paths in `source`/`data` are relative to (the call runs there). */
@@ -298,9 +298,9 @@ export class SyscallHelper {
    * Every xattr at or below `dir`, symlinks not followed, keyed by path (`dir` joined with the
    * names below it, as `getfattr -R --absolute-names` names them). Files without xattrs are left out.
    */
-  async xattrsTree(dir: string): Promise<XattrDump> {
+  async xattrsTree(dir: string): Promise<XattrMap> {
     const lines = SyscallHelper.check('xattrs', await this.request('X', [hex(dir)]));
-    const map: XattrDump = new Map();
+    const map: XattrMap = new Map();
     let cur: Map<string, Buffer> | undefined;
     for (const l of lines) {
       const f = l.split(' ');
