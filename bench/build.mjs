@@ -5,7 +5,8 @@
 //   cold (empty stores, the base pulled from a loopback registry), fully cached (the same build
 //   again on the same store) and one-file-changed (one source file edited, then built again).
 // The tools take turns within each run (interleaved); the best and the median of BENCH_RUNS
-// (default 5) runs are shown with the machine's load average. BENCH_TOOLS=hoist,buildkit,buildah picks tools;
+// (default 5) runs are shown with the machine's load average.
+// BENCH_TOOLS=hoist,buildkit,buildah picks tools;
 // BENCH_CASES=hello,debian,files20k picks cases. `bash bench/setup.sh` installs docker.io.
 // hoist runs through its bin (packages/cli/bin/hoist), as users start it. HOIST_BIN=FILE runs
 // another hoist build (its bin, or a .js entry run with node: bundle/hoist.js, dist/main.js);
@@ -15,7 +16,7 @@ import { existsSync, promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { sh, table, fmt } from './lib.mjs';
+import { sh, median, table, fmt } from './lib.mjs';
 import { buildkitAvailable, startBuildkit } from './buildkit.mjs';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -161,13 +162,9 @@ function report(cases, best, what = `best of ${RUNS}`) {
   table(`build: hoist vs BuildKit (docker.io 20.10) and buildah bud (${what}, interleaved, base from a loopback registry; target hoist/BuildKit <= 1.00)`, ['case', ...TOOLS, 'hoist/BuildKit', 'hoist/buildah', ...extraHead], rows);
 }
 
-/** The median of each tool's runs (the best alone hides how noisy a row is). */
-function medians(cases, runs) {
-  const mid = (xs) => {
-    const s = [...xs].sort((a, b) => a - b);
-    return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-  };
-  return Object.fromEntries(cases.map((c) => [c.name, Object.fromEntries(TOOLS.map((t) => [t, Object.fromEntries(KINDS.map((k) => [k, mid(runs[c.name][t][k])]))]))]));
+/** One figure per case, tool and kind from all runs: the best (min) or the median (the best alone hides how noisy a row is). */
+function summarize(cases, runs, of) {
+  return Object.fromEntries(cases.map((c) => [c.name, Object.fromEntries(TOOLS.map((t) => [t, Object.fromEntries(KINDS.map((k) => [k, of(runs[c.name][t][k])]))]))]));
 }
 
 /** Failed runs, reported with the table (a failed run is redone from an empty store). */
@@ -186,24 +183,19 @@ async function measureRetrying(tool, c, tag) {
 }
 
 async function runCases(cases, tools) {
-  const best = {};
   const runs = {};
   for (const c of cases) {
-    best[c.name] = Object.fromEntries(TOOLS.map((t) => [t, { cold: Infinity, cached: Infinity, changed: Infinity }]));
     runs[c.name] = Object.fromEntries(TOOLS.map((t) => [t, { cold: [], cached: [], changed: [] }]));
     for (let i = 0; i < RUNS; i++) {
       // interleaved, and each tool goes first in turn
       const order = TOOLS.map((_, j) => TOOLS[(i + j) % TOOLS.length]);
       for (const t of order) {
         const r = await measureRetrying(tools[t], c, `${i} ${t}`);
-        for (const k of KINDS) {
-          best[c.name][t][k] = Math.min(best[c.name][t][k], r[k]);
-          runs[c.name][t][k].push(r[k]);
-        }
+        for (const k of KINDS) runs[c.name][t][k].push(r[k]);
       }
     }
   }
-  return { best, runs };
+  return runs;
 }
 
 export async function main() {
@@ -222,9 +214,9 @@ export async function main() {
     const baseline = (store, ctx, tag) => hoistBuild(store, ctx, tag, baselineBin);
     const tools = { hoist: storeTool('hoist', hoistBuild, work), 'hoist-baseline': storeTool('hoist-baseline', baseline, work), buildah: storeTool('buildah', buildahBuild, work), buildkit: buildkitTool(reg.host) };
     const before = load();
-    const { best, runs } = await runCases(cases, tools);
-    report(cases, best);
-    report(cases, medians(cases, runs), `median of ${RUNS}`);
+    const runs = await runCases(cases, tools);
+    report(cases, summarize(cases, runs, (xs) => Math.min(...xs)));
+    report(cases, summarize(cases, runs, median), `median of ${RUNS}`);
     if (baselineBin) console.log(`hoist: ${hoistBin}\nhoist-baseline: ${baselineBin}`);
     console.log(`\nload average (1, 5, 15 min): ${before} before, ${load()} after; ${os.cpus().length} CPUs`);
     if (failures.length) console.log(`\nruns that failed and were redone on an empty store:\n${failures.map((f) => `  ${f}`).join('\n')}`);
