@@ -22,4 +22,4 @@ export { cleanupStaleWork, type StaleCleanup } from './stale.js';
 export { listNames } from './store.js';
 export { SnapshotMaintenance, type SnapshotEntry, type ChainEntry } from './maintenance.js';
 export { mountsUnder, unmount } from './overlay.js';
-export { syscalls, SyscallHelper, SyscallError, HelperUnavailable, errnoName, MNT_DETACH, MS_NOSUID, MS_NODEV, MS_NOEXEC, type MountRequest } from './syscall-helper.js';
+export { syscalls, SyscallHelper, SyscallError, HelperUnavailable, NetnsFailure, errnoName, MNT_DETACH, MS_NOSUID, MS_NODEV, MS_NOEXEC, type MountRequest } from './syscall-helper.js';

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { constants } from 'node:os';
+import { HELPER_SCRIPT } from './helper-script.js';
 
 /**
  * mount(2), umount2(2) and the xattr reads of a layer commit, made by ONE long-lived Perl
@@ -11,16 +12,20 @@ import { constants } from 'node:os';
  * helper reports itself unusable and callers use the tools (see overlay.ts, sys.ts). It also
  * answers whether the kernel runs x32 system calls (x32Abi, for the RUN's seccomp filter).
  *
+ * It starts the processes of a RUN's network (netns) and is the sandboxes' watchdog
+ * (onOrphaned), for the same reason: each process Node starts is a fork of Node itself, ~1-7 ms
+ * of the main thread apiece at hoist's size, while this small process forks in well under one.
+ *
  * Protocol (one request at a time, over pipes): a line `OP hex hex ...`, every argument
  * hex-encoded so that no path or mount option can break the framing; the answer is `0`, or
  * `E<errno>` for a failed call, after any records (`F <hex path>`, `A <hex name> <hex value>`)
- * an xattr dump sends.
+ * an xattr dump sends, `P <id> <pid>` a network sends, `R ...` a network that failed sends).
  */
 
-/** Syscall numbers (mount, umount2, llistxattr, lgetxattr) per Node architecture name. */
-const NUMBERS: Record<string, readonly [number, number, number, number]> = {
-  x64: [165, 166, 195, 192],
-  arm64: [40, 39, 12, 9],
+/** Syscall numbers (mount, umount2, llistxattr, lgetxattr, dup3) per Node architecture name. */
+const NUMBERS: Record<string, readonly [number, number, number, number, number]> = {
+  x64: [165, 166, 195, 192, 292],
+  arm64: [40, 39, 12, 9, 24],
 };
 
 /** errno values the callers look at (Linux, same on x86_64 and arm64). */
@@ -33,91 +38,6 @@ export const MS_NOSUID = 2;
 export const MS_NODEV = 4;
 export const MS_NOEXEC = 8;
 
-// Why Perl and not a C helper: nothing to compile or ship per architecture, and Perl's `syscall`
-// passes strings as NUL-terminated pointers and numbers as integers, all these calls need.
-const SCRIPT = String.raw`
-use strict; use warnings;
-my ($MOUNT, $UMOUNT2, $LLIST, $LGET) = @ARGV;
-binmode STDIN; binmode STDOUT;
-sub out { my $s = shift; while (length $s) { my $n = syswrite(STDOUT, $s); exit 1 unless defined $n; substr($s, 0, $n) = ''; } }
-sub uh { return pack('H*', $_[0] // ''); }
-# one buffer each for names and values, reused for every file (a fresh 64 KiB a file made a tree
-# walk 3x slower than getfattr's)
-my $NAMES = "\0" x 65536;
-my $VALUE = "\0" x 65536;
-sub value {
-  my ($p, $name) = @_;
-  my $m = syscall($LGET, $p, $name, $VALUE, 65536);
-  return (0, substr($VALUE, 0, $m)) if $m >= 0;
-  my $e = $! + 0;
-  return ($e) unless $e == 34;
-  my $big = "\0" x 16777216;
-  $m = syscall($LGET, $p, $name, $big, 16777216);
-  return $m >= 0 ? (0, substr($big, 0, $m)) : ($! + 0);
-}
-sub xattrs {
-  my ($p, $acc) = @_;
-  my $n = syscall($LLIST, $p, $NAMES, 65536);
-  if ($n < 0) { my $e = $! + 0; return ($e == 95 || $e == 61) ? 0 : $e; }
-  return 0 if $n == 0;
-  my $rec = '';
-  for my $name (grep { length } split /\0/, substr($NAMES, 0, $n)) {
-    my ($e, $v) = value($p, $name);
-    next if $e == 61;
-    return $e if $e;
-    $rec .= 'A ' . unpack('H*', $name) . ' ' . unpack('H*', $v) . "\n";
-  }
-  $$acc .= 'F ' . unpack('H*', $p) . "\n" . $rec if length $rec;
-  return 0;
-}
-sub walk {
-  my ($p, $acc) = @_;
-  my $e = xattrs($p, $acc);
-  return $e if $e;
-  opendir(my $d, $p) or return $! + 0;
-  my @kids = readdir($d);
-  closedir($d);
-  for my $k (@kids) {
-    next if $k eq '.' || $k eq '..';
-    my $c = "$p/$k";
-    if (!lstat($c)) { next if $! + 0 == 2; return $! + 0; }
-    if (-d _) { $e = walk($c, $acc); return $e if $e && $e != 2; }
-    else { $e = xattrs($c, $acc); return $e if $e && $e != 2; }
-  }
-  return 0;
-}
-while (defined(my $line = <STDIN>)) {
-  chomp $line;
-  my ($op, @a) = split / /, $line, -1;
-  my $r = -1; my $acc = '';
-  if ($op eq 'M') {
-    my ($cwd, $src, $fs, $flags, $data, $target) = map { uh($_) } @a;
-    if (length($cwd) && !chdir($cwd)) { out('E' . ($! + 0) . "\n"); next; }
-    my $d = length($data) ? $data : 0;
-    $r = syscall($MOUNT, $src, $target, $fs, hex($a[3]) + 0, $d);
-    my $e = $! + 0;
-    chdir('/');
-    out($r == 0 ? "0\n" : "E$e\n");
-  } elsif ($op eq 'U') {
-    my $target = uh($a[0]);
-    $r = syscall($UMOUNT2, $target, hex($a[1]) + 0);
-    out($r == 0 ? "0\n" : 'E' . ($! + 0) . "\n");
-  } elsif ($op eq 'X') {
-    my $top = uh($a[0]);
-    my $e = lstat($top) ? (-d _ ? walk($top, \$acc) : xattrs($top, \$acc)) : $! + 0;
-    out($acc . ($e ? "E$e\n" : "0\n"));
-  } elsif ($op eq 'Q') {
-    # in a child: where a seccomp filter on hoist itself has no x32, the call kills its caller
-    my $pid = fork();
-    if (!defined $pid) { out('E' . ($! + 0) . "\n"); next; }
-    if ($pid == 0) { exit(syscall(0x40000000 + 39) >= 0 ? 0 : 1); }
-    waitpid($pid, 0);
-    out($? == 0 ? "0\n" : "E38\n");
-  } else {
-    out("E22\n");
-  }
-}
-`;
 
 /** `ENOENT (2)` for 2. */
 export function errnoName(errno: number): string {
@@ -129,6 +49,13 @@ export function errnoName(errno: number): string {
 export class SyscallError extends Error {
   constructor(readonly op: string, readonly errno: number) {
     super(`${op} failed: ${errnoName(errno)}`);
+  }
+}
+
+/** A network from netns() that did not come up: which process, whether it ran out of time or exited (and how), its stderr. */
+export class NetnsFailure extends Error {
+  constructor(readonly which: 'holder' | 'slirp', readonly kind: 'timeout' | 'exit', readonly code: number, readonly stderr: string) {
+    super(`the network's ${which} ${kind === 'timeout' ? 'did not start in time' : `exited with code ${code}`}`);
   }
 }
 
@@ -173,6 +100,9 @@ export class SyscallHelper {
   private proc: ChildProcessWithoutNullStreams | undefined;
   private readonly queue: Job[] = [];
   private current: Job | undefined;
+  /** Networks started (op N) whose report has not come yet, and reports no one waits for yet. */
+  private readonly waiters = new Map<string, { resolve: (report: string) => void; reject: (e: Error) => void }>();
+  private readonly reports = new Map<string, string>();
   private buf = '';
   private lines: string[] = [];
   private dead: boolean;
@@ -204,7 +134,7 @@ export class SyscallHelper {
 
   private start(): ChildProcessWithoutNullStreams | undefined {
     if (this.proc || this.dead) return this.proc;
-    const args = ['-e', SCRIPT, ...this.numbers!.map(String)];
+    const args = ['-e', HELPER_SCRIPT, ...this.numbers!.map(String)];
     const p = spawn(this.perl, args, { stdio: ['pipe', 'pipe', 'pipe'], detached: true, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C' } });
     p.stdout.setEncoding('latin1');
     p.stdout.on('data', (d: string) => this.onData(d));
@@ -221,8 +151,9 @@ export class SyscallHelper {
   private fail(): void {
     this.dead = true;
     this.proc = undefined;
-    const jobs = [this.current, ...this.queue.splice(0)];
+    const jobs = [this.current, ...this.queue.splice(0), ...this.waiters.values()];
     this.current = undefined;
+    this.waiters.clear();
     for (const j of jobs) j?.reject(new HelperUnavailable());
   }
 
@@ -236,6 +167,10 @@ export class SyscallHelper {
     const parts = (this.buf + d).split('\n');
     this.buf = parts.pop()!;
     for (const line of parts) {
+      if (line.startsWith('Z ')) {
+        this.report(line);
+        continue;
+      }
       this.lines.push(line);
       if (line === '0' || line.startsWith('E')) this.finish();
     }
@@ -255,7 +190,7 @@ export class SyscallHelper {
     if (this.current) return;
     const j = this.queue.shift();
     if (!j) {
-      this.hold(false);
+      this.hold(this.waiters.size > 0);
       return;
     }
     const p = this.start();
@@ -328,9 +263,71 @@ export class SyscallHelper {
     return this.x32;
   }
 
-  /** End the process (it exits when its stdin closes). */
+  /**
+   * Arm the watchdog: should this process die (the helper's stdin ends) before disarm(), the
+   * helper execs `argv`, its fds on /dev/null and INT, TERM, HUP and QUIT ignored.
+   */
+  async onOrphaned(argv: string[]): Promise<void> {
+    SyscallHelper.check('watchdog', await this.request('W', argv.map(hex)));
+  }
+
+  /** Disarm the watchdog. */
+  async disarm(): Promise<void> {
+    SyscallHelper.check('watchdog', await this.request('W', []));
+  }
+
+  /**
+   * A network namespace held by `holder` (a process that prints `ready` once the namespace is
+   * up and lives until its stdin ends) with `slirp` attached (`%PID%` in it stands for the
+   * holder's pid; it writes `1` to fd 3 when ready and exits when fd 4 ends). Both go when
+   * closeNetns(id) is called or this process dies. Rejects NetnsFailure when either does not
+   * come up within `timeoutSec`.
+   */
+  async netns(o: { holder: string[]; slirp: string[]; timeoutSec: number }): Promise<{ id: string; pid: number }> {
+    const lines = SyscallHelper.check('netns', await this.request('N', [String(o.timeoutSec), ...o.holder.map(hex), '-', ...o.slirp.map(hex)]));
+    const id = lines.find((l) => l.startsWith('P '))!.split(' ')[1]!;
+    const report = await this.netReport(id);
+    const f = report.split(' ');
+    if (f[0] === 'P') return { id, pid: Number(f[1]) };
+    this.closeNetns(id).catch(() => undefined);
+    if (f[0] === 'R') throw new NetnsFailure(f[1] === '1' ? 'slirp' : 'holder', f[2] === 't' ? 'timeout' : 'exit', Number(f[3]), Buffer.from(f[4] ?? '', 'hex').toString('utf8'));
+    throw new SyscallError('netns', Number(report.slice(1)) || 5);
+  }
+
+  /** The report (`P <pid>`, `R ...` or `E<errno>`) of network `id`, which may have come already. */
+  private netReport(id: string): Promise<string> {
+    const early = this.reports.get(id);
+    if (early !== undefined) {
+      this.reports.delete(id);
+      return Promise.resolve(early);
+    }
+    return new Promise((resolve, reject) => {
+      this.waiters.set(id, { resolve, reject });
+      this.hold(true);
+    });
+  }
+
+  /** A `Z <id> <report>` line: comes between answers, whenever a network is up or has failed. */
+  private report(line: string): void {
+    const [, id, ...rest] = line.split(' ');
+    const w = this.waiters.get(id!);
+    if (!w) {
+      this.reports.set(id!, rest.join(' '));
+      return;
+    }
+    this.waiters.delete(id!);
+    w.resolve(rest.join(' '));
+    if (!this.current) this.hold(this.waiters.size > 0);
+  }
+
+  /** End a network from netns(): its holder has exited when this resolves. */
+  async closeNetns(id: string): Promise<void> {
+    SyscallHelper.check('netns close', await this.request('n', [id]));
+  }
+
+  /** End the process (it exits when its stdin closes), disarmed first: a close is no death. */
   close(): void {
-    this.proc?.stdin.end();
+    this.proc?.stdin.end('W\n');
     this.proc = undefined;
     this.dead = true;
   }

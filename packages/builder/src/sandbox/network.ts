@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, existsSync } from 'node:fs';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
+import { HelperUnavailable, NetnsFailure, syscalls, type SyscallHelper } from '@hoist/snapshotter';
 import { BuildError } from '../errors.js';
 
 /**
@@ -19,6 +20,8 @@ import { BuildError } from '../errors.js';
  * The namespace is held by `unshare --net` running `cat` on a pipe from this process (it brings
  * `lo` up first): it goes away with us too. runc joins it by path (`/proc/PID/ns/net`), so the
  * network is up before the RUN's first instruction, without a create/start split of the runtime.
+ * The syscall helper starts both processes and holds their pipes where it runs (a fork of Node
+ * costs its main thread ~1-7 ms a process); Node starts them itself where it does not.
  */
 
 /** The network a sandbox gets. `sandbox` is the default (own namespace, outbound only). */
@@ -83,6 +86,8 @@ export interface OpenNetworkOptions {
   /** Where to look for slirp4netns, unshare and ip (default: $PATH and the sbin directories). */
   searchPath?: string[];
   signal?: AbortSignal;
+  /** Who starts the processes (default: the process's syscall helper, when it is usable). */
+  helper?: SyscallHelper;
 }
 
 function findTool(name: string, searchPath: string[]): string | undefined {
@@ -137,26 +142,81 @@ function exited(child: ChildProcess): Promise<void> {
   return new Promise((resolve) => child.once('close', () => resolve()));
 }
 
-function startHolder(unshare: string, ip: string): ChildProcess {
-  // `cat` reads the pipe from us until it closes: the namespace lives exactly as long as we want it
+const HOLDER_WHAT = 'the network namespace holder (unshare --net)';
+
+/** The holder's argv: `cat` reads the pipe from us until it closes, so the namespace lives exactly as long as we want it. */
+function holderArgv(unshare: string, ip: string): string[] {
   const script = `"$0" link set lo up || exit 1; echo ready; exec cat >/dev/null`;
-  return spawn(unshare, ['--net', '--', '/bin/sh', '-c', script, ip], { stdio: ['pipe', 'pipe', 'pipe'] });
+  return [unshare, '--net', '--', '/bin/sh', '-c', script, ip];
 }
 
-function startSlirp(slirp: string, pid: number): ChildProcess {
-  const args = ['--configure', '--mtu=65520', '--disable-host-loopback', '--enable-sandbox', '--enable-seccomp', '--ready-fd=3', '--exit-fd=4', String(pid), 'tap0'];
-  return spawn(slirp, args, { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'] });
+/** slirp4netns's argv for the namespace of `pid`: ready on fd 3, gone when fd 4 ends. */
+function slirpArgv(slirp: string, pid: string): string[] {
+  return [slirp, '--configure', '--mtu=65520', '--disable-host-loopback', '--enable-sandbox', '--enable-seccomp', '--ready-fd=3', '--exit-fd=4', pid, 'tap0'];
+}
+
+interface NetTools {
+  unshare: string;
+  ip: string;
+  slirp: string;
+}
+
+function findNetTools(search: string[]): NetTools {
+  const slirp = findTool('slirp4netns', search);
+  if (!slirp) throw unavailable('slirp4netns is not installed');
+  const unshare = findTool('unshare', search);
+  const ip = findTool('ip', search);
+  if (!unshare || !ip) throw unavailable(`${!unshare ? 'unshare (util-linux)' : 'ip (iproute2)'} is not installed`);
+  return { unshare, ip, slirp };
 }
 
 /** A fresh network namespace with outbound access (see the module comment); close() removes it. */
 export async function openSandboxNetwork(opts: OpenNetworkOptions = {}): Promise<SandboxNetwork> {
-  const search = opts.searchPath ?? defaultSearchPath();
-  const slirpPath = findTool('slirp4netns', search);
-  if (!slirpPath) throw unavailable('slirp4netns is not installed');
-  const unshare = findTool('unshare', search);
-  const ip = findTool('ip', search);
-  if (!unshare || !ip) throw unavailable(`${!unshare ? 'unshare (util-linux)' : 'ip (iproute2)'} is not installed`);
-  const holder = startHolder(unshare, ip);
+  const tools = findNetTools(opts.searchPath ?? defaultSearchPath());
+  if (opts.signal?.aborted) throw new BuildError('CANCELLED', 'build cancelled');
+  const helper = opts.helper ?? syscalls;
+  if (helper.usable) {
+    try {
+      return await viaHelper(helper, tools, opts.signal);
+    } catch (e) {
+      if (!(e instanceof HelperUnavailable)) throw e;
+    }
+  }
+  return viaNode(tools, opts.signal);
+}
+
+/** The error a NetnsFailure stands for, worded as viaNode words it. */
+function netnsError(f: NetnsFailure): BuildError {
+  const what = f.which === 'holder' ? HOLDER_WHAT : 'slirp4netns';
+  const msg = f.kind === 'timeout' ? `${what} did not start within ${START_TIMEOUT_MS / 1000}s` : `${what} exited with code ${f.code}`;
+  return unavailable(`${msg}${f.stderr.trim() ? `: ${f.stderr.trim()}` : ''}`);
+}
+
+async function viaHelper(helper: SyscallHelper, t: NetTools, signal?: AbortSignal): Promise<SandboxNetwork> {
+  const opening = helper.netns({ holder: holderArgv(t.unshare, t.ip), slirp: slirpArgv(t.slirp, '%PID%'), timeoutSec: START_TIMEOUT_MS / 1000 });
+  try {
+    const { id, pid } = await unlessAborted(opening, signal);
+    return { netns: `/proc/${pid}/ns/net`, close: () => helper.closeNetns(id).catch(() => undefined) };
+  } catch (e) {
+    // a cancelled open still comes up (or fails) in the helper: end it when it does
+    void opening.then((n) => helper.closeNetns(n.id), () => undefined).catch(() => undefined);
+    throw e instanceof NetnsFailure ? netnsError(e) : e;
+  }
+}
+
+/** `p`, unless the build is cancelled first (then CANCELLED at once). */
+function unlessAborted<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return p;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(new BuildError('CANCELLED', 'build cancelled'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+async function viaNode(t: NetTools, signal?: AbortSignal): Promise<SandboxNetwork> {
+  const [h0, ...hargs] = holderArgv(t.unshare, t.ip);
+  const holder = spawn(h0!, hargs, { stdio: ['pipe', 'pipe', 'pipe'] });
   let slirp: ChildProcess | undefined;
   const close = async (): Promise<void> => {
     (slirp?.stdio[4] as Readable | undefined)?.destroy();
@@ -167,9 +227,10 @@ export async function openSandboxNetwork(opts: OpenNetworkOptions = {}): Promise
     await exited(holder);
   };
   try {
-    await waitFor(holder, holder.stdout!, 'ready', 'the network namespace holder (unshare --net)', opts.signal);
-    slirp = startSlirp(slirpPath, holder.pid!);
-    await waitFor(slirp, slirp.stdio[3] as Readable, '1', 'slirp4netns', opts.signal);
+    await waitFor(holder, holder.stdout!, 'ready', HOLDER_WHAT, signal);
+    const [s0, ...sargs] = slirpArgv(t.slirp, String(holder.pid!));
+    slirp = spawn(s0!, sargs, { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'] });
+    await waitFor(slirp, slirp.stdio[3] as Readable, '1', 'slirp4netns', signal);
   } catch (e) {
     holder.kill('SIGKILL');
     slirp?.kill('SIGKILL');

@@ -1,0 +1,264 @@
+/**
+ * The Perl program behind SyscallHelper (see syscall-helper.ts for the protocol).
+ *
+ * Why Perl and not a C helper: nothing to compile or ship per architecture, and Perl's `syscall`
+ * passes strings as NUL-terminated pointers and numbers as integers, all these calls need. Only
+ * built-ins are used (no POSIX or Fcntl module, not even warnings.pm, whose messages would go
+ * to a stderr no one reads): every module loaded adds to the start-up that the first mount of a
+ * build waits for.
+ *
+ * Arguments: the syscall numbers of mount, umount2, llistxattr, lgetxattr and dup3.
+ */
+export const HELPER_SCRIPT = String.raw`
+use strict;
+my ($MOUNT, $UMOUNT2, $LLIST, $LGET, $DUP3) = @ARGV;
+binmode STDIN; binmode STDOUT;
+$SIG{PIPE} = 'IGNORE';
+# what to become when the owner's end of our stdin goes away without disarming us (op W)
+my @ORPHAN;
+sub done {
+  if (@ORPHAN) {
+    $SIG{PIPE} = 'DEFAULT';
+    open(STDIN, '<', '/dev/null'); open(STDOUT, '>', '/dev/null'); open(STDERR, '>', '/dev/null');
+    exec { $ORPHAN[0] } @ORPHAN;
+  }
+  exit 0;
+}
+sub out { my $s = shift; while (length $s) { my $n = syswrite(STDOUT, $s); done() unless defined $n; substr($s, 0, $n) = ''; } }
+sub uh { return pack('H*', $_[0] // ''); }
+sub hx { return unpack('H*', $_[0] // ''); }
+# one buffer each for names and values, reused for every file (a fresh 64 KiB a file made a tree
+# walk 3x slower than getfattr's)
+my $NAMES = "\0" x 65536;
+my $VALUE = "\0" x 65536;
+sub value {
+  my ($p, $name) = @_;
+  my $m = syscall($LGET, $p, $name, $VALUE, 65536);
+  return (0, substr($VALUE, 0, $m)) if $m >= 0;
+  my $e = $! + 0;
+  return ($e) unless $e == 34;
+  # the size in a variable: a literal one makes Perl fold the 16 MiB string into the compiled
+  # program, ~6 ms of every start
+  my $size = 16777216;
+  my $big = "\0" x $size;
+  $m = syscall($LGET, $p, $name, $big, $size);
+  return $m >= 0 ? (0, substr($big, 0, $m)) : ($! + 0);
+}
+sub xattrs {
+  my ($p, $acc) = @_;
+  my $n = syscall($LLIST, $p, $NAMES, 65536);
+  if ($n < 0) { my $e = $! + 0; return ($e == 95 || $e == 61) ? 0 : $e; }
+  return 0 if $n == 0;
+  my $rec = '';
+  for my $name (grep { length } split /\0/, substr($NAMES, 0, $n)) {
+    my ($e, $v) = value($p, $name);
+    next if $e == 61;
+    return $e if $e;
+    $rec .= 'A ' . hx($name) . ' ' . hx($v) . "\n";
+  }
+  $$acc .= 'F ' . hx($p) . "\n" . $rec if length $rec;
+  return 0;
+}
+sub walk {
+  my ($p, $acc) = @_;
+  my $e = xattrs($p, $acc);
+  return $e if $e;
+  opendir(my $d, $p) or return $! + 0;
+  my @kids = readdir($d);
+  closedir($d);
+  for my $k (@kids) {
+    next if $k eq '.' || $k eq '..';
+    my $c = "$p/$k";
+    if (!lstat($c)) { next if $! + 0 == 2; return $! + 0; }
+    if (-d _) { $e = walk($c, $acc); return $e if $e && $e != 2; }
+    else { $e = xattrs($c, $acc); return $e if $e && $e != 2; }
+  }
+  return 0;
+}
+# fork and exec argv with the given handles as its fds 0..4 (undef: /dev/null); perl opens
+# every handle close-on-exec, so the child gets these and nothing else of ours
+sub start {
+  my ($argv, @fds) = @_;
+  my $pid = fork();
+  return undef unless defined $pid;
+  return $pid if $pid;
+  # first out of the way of the targets (F_DUPFD_CLOEXEC, at 100 or above), then onto them
+  my @high = map { defined $_ ? fcntl($_, 1030, 100) : undef } @fds;
+  for my $t (0 .. $#fds) {
+    my $src = $high[$t];
+    if (!defined $src) { open(my $null, '+<', '/dev/null') or exit 127; $src = fileno($null); syscall($DUP3, $src, $t, 0) >= 0 or exit 127; next; }
+    syscall($DUP3, $src + 0, $t, 0) >= 0 or exit 127;
+  }
+  exec { $argv->[0] } @$argv;
+  exit 127;
+}
+# wait (at most $secs) until $fh has yielded $tok; false on end of file or time out
+sub await_token {
+  my ($fh, $tok, $secs) = @_;
+  my ($seen, $end) = ('', time + $secs);
+  while (index($seen, $tok) < 0) {
+    my $left = $end - time;
+    return 0 if $left <= 0;
+    my $rin = ''; vec($rin, fileno($fh), 1) = 1;
+    my $n = select(my $rout = $rin, undef, undef, $left);
+    next if $n < 0 && $! + 0 == 4;
+    return 0 if $n <= 0;
+    my $got = sysread($fh, my $buf, 512);
+    return 0 unless $got;
+    $seen .= $buf;
+  }
+  return 1;
+}
+# what a killed child left in its stderr pipe
+sub leftover {
+  my $fh = shift;
+  my $text = '';
+  my $rin = ''; vec($rin, fileno($fh), 1) = 1;
+  while (length($text) < 4000 && select(my $rout = $rin, undef, undef, 1) > 0) {
+    my $got = sysread($fh, my $buf, 4096);
+    last unless $got;
+    $text .= $buf;
+  }
+  return $text;
+}
+# why a network did not come up: which process, time out or exit (and its code), its stderr
+sub failed {
+  my ($which, $pid, $err, $timedOut) = @_;
+  kill('KILL', $pid);
+  my $text = leftover($err);
+  waitpid($pid, 0);
+  my $code = $? & 127 ? 128 + ($? & 127) : $? >> 8;
+  return "R $which " . ($timedOut ? 't' : 'x') . " $code " . hx($text);
+}
+# (in a child of the helper) a network namespace held by the holder argv (it prints "ready" once
+# the namespace is up), slirp4netns attached to it (the argument %PID% is the holder's pid; it
+# reports "1" on fd 3 and exits when fd 4 ends); "P <holder pid>" or "R ..." on $res, then both
+# are held until $ctl ends (the helper closed it, or died)
+sub net_child {
+  my ($secs, $hold, $slirp, $res, $ctl) = @_;
+  my ($hr, $hw, $or, $ow, $er, $ew, $rr, $rw, $xr, $xw, $sr, $sw);
+  pipe($hr, $hw) && pipe($or, $ow) && pipe($er, $ew) && pipe($rr, $rw) && pipe($xr, $xw) && pipe($sr, $sw) or return 'E' . ($! + 0);
+  my $holder = start($hold, $hr, $ow, $ew);
+  return 'E' . ($! + 0) unless defined $holder;
+  close($_) for ($hr, $ow, $ew);
+  my $t0 = time;
+  return failed(0, $holder, $er, time - $t0 >= $secs) unless await_token($or, 'ready', $secs);
+  my $sp = start([map { $_ eq '%PID%' ? $holder : $_ } @$slirp], undef, undef, $sw, $rw, $xr);
+  if (!defined $sp) { my $e = $! + 0; kill('KILL', $holder); waitpid($holder, 0); return "E$e"; }
+  close($_) for ($rw, $xr, $sw);
+  $t0 = time;
+  if (!await_token($rr, '1', $secs)) { my $r = failed(1, $sp, $sr, time - $t0 >= $secs); kill('KILL', $holder); waitpid($holder, 0); return $r; }
+  syswrite($res, "P $holder\n");
+  sysread($ctl, my $b, 1);
+  close($_) for ($hw, $xw);
+  kill('TERM', $sp);
+  waitpid($holder, 0);
+  # slirp4netns takes ~20 ms to go (the kernel tears its tap device down): not waited for
+  return undef;
+}
+my %NETS; my $NID = 0;
+# start a network in a child (op N answers at once; the network's outcome comes later as a
+# "Z <id> ..." line between answers, so mounts and commits go on while it starts)
+sub net_open {
+  my ($secs, $hold, $slirp) = @_;
+  my ($resr, $resw, $ctlr, $ctlw);
+  pipe($resr, $resw) && pipe($ctlr, $ctlw) or return 'E' . ($! + 0) . "\n";
+  my $pid = fork();
+  return 'E' . ($! + 0) . "\n" unless defined $pid;
+  if ($pid == 0) {
+    # nothing of the helper's stays open here: another network's control pipe held by this
+    # child would keep that network alive after the helper closes it
+    close($resr); close($ctlw);
+    for my $o (values %NETS) { close($o->{ctl}); close($o->{res}) if defined $o->{res}; }
+    %NETS = ();
+    open(STDIN, '<', '/dev/null'); open(STDOUT, '>', '/dev/null');
+    @ORPHAN = ();
+    my $r = net_child($secs, $hold, $slirp, $resw, $ctlr);
+    syswrite($resw, "$r\n") if defined $r;
+    exit 0;
+  }
+  close($resw); close($ctlr);
+  $NETS{++$NID} = { pid => $pid, res => $resr, ctl => $ctlw, buf => '' };
+  return "P $NID\n0\n";
+}
+sub net_close {
+  my $n = delete $NETS{$_[0]};
+  return unless $n;
+  close($n->{ctl});
+  close($n->{res}) if defined $n->{res};
+  waitpid($n->{pid}, 0);
+}
+# report the networks that came up (or failed) since the last look
+sub net_reports {
+  my $rout = shift;
+  for my $id (sort keys %NETS) {
+    my $n = $NETS{$id};
+    next unless defined $n->{res} && vec($rout, fileno($n->{res}), 1);
+    my $got = sysread($n->{res}, $n->{buf}, 4096, length $n->{buf});
+    next if $got && index($n->{buf}, "\n") < 0;
+    my ($line) = split /\n/, $n->{buf};
+    out("Z $id " . ($line // 'E5') . "\n");
+    close($n->{res}); $n->{res} = undef;
+  }
+}
+sub handle {
+  my ($op, @a) = split / /, shift, -1;
+  my $r = -1; my $acc = '';
+  if ($op eq 'M') {
+    my ($cwd, $src, $fs, $flags, $data, $target) = map { uh($_) } @a;
+    if (length($cwd) && !chdir($cwd)) { out('E' . ($! + 0) . "\n"); return; }
+    my $d = length($data) ? $data : 0;
+    $r = syscall($MOUNT, $src, $target, $fs, hex($a[3]) + 0, $d);
+    my $e = $! + 0;
+    chdir('/');
+    out($r == 0 ? "0\n" : "E$e\n");
+  } elsif ($op eq 'U') {
+    my $target = uh($a[0]);
+    $r = syscall($UMOUNT2, $target, hex($a[1]) + 0);
+    out($r == 0 ? "0\n" : 'E' . ($! + 0) . "\n");
+  } elsif ($op eq 'X') {
+    my $top = uh($a[0]);
+    my $e = lstat($top) ? (-d _ ? walk($top, \$acc) : xattrs($top, \$acc)) : $! + 0;
+    out($acc . ($e ? "E$e\n" : "0\n"));
+  } elsif ($op eq 'Q') {
+    # in a child: where a seccomp filter on hoist itself has no x32, the call kills its caller
+    my $pid = fork();
+    if (!defined $pid) { out('E' . ($! + 0) . "\n"); return; }
+    if ($pid == 0) { exit(syscall(0x40000000 + 39) >= 0 ? 0 : 1); }
+    waitpid($pid, 0);
+    out($? == 0 ? "0\n" : "E38\n");
+  } elsif ($op eq 'W') {
+    # arm (with an argv) or disarm (without): the owner's terminal signals must not take us along
+    @ORPHAN = map { uh($_) } @a;
+    $SIG{$_} = @ORPHAN ? 'IGNORE' : 'DEFAULT' for qw(INT TERM HUP QUIT);
+    $0 = join(' ', 'hoist-helper', @ORPHAN > 3 ? @ORPHAN[-3 .. -1] : @ORPHAN) if @ORPHAN;
+    out("0\n");
+  } elsif ($op eq 'N') {
+    my ($secs, @rest) = @a;
+    my ($cut) = grep { $rest[$_] eq '-' } 0 .. $#rest;
+    if (!defined $cut) { out("E22\n"); return; }
+    out(net_open($secs + 0, [map { uh($_) } @rest[0 .. $cut - 1]], [map { uh($_) } @rest[$cut + 1 .. $#rest]]));
+  } elsif ($op eq 'n') {
+    net_close($a[0]);
+    out("0\n");
+  } else {
+    out("E22\n");
+  }
+}
+# requests from stdin, a line each, and the networks' reports, whichever comes first
+my $in = '';
+while (1) {
+  while ((my $i = index($in, "\n")) >= 0) {
+    my $line = substr($in, 0, $i);
+    substr($in, 0, $i + 1) = '';
+    # a mistake of ours in one request must not take the helper (and the watchdog) down
+    eval { handle($line); 1 } or out("E5\n");
+  }
+  my $rin = ''; vec($rin, 0, 1) = 1;
+  vec($rin, fileno($_->{res}), 1) = 1 for grep { defined $_->{res} } values %NETS;
+  my $n = select(my $rout = $rin, undef, undef, undef);
+  if ($n < 0) { next if $! + 0 == 4; done(); }
+  net_reports($rout);
+  if (vec($rout, 0, 1)) { my $got = sysread(STDIN, $in, 65536, length $in); done() unless $got; }
+}
+`;
