@@ -83,12 +83,13 @@ sub start {
   return undef unless defined $pid;
   return $pid if $pid;
   # first out of the way of the targets (F_DUPFD_CLOEXEC, at 100 or above), then onto them
-  my @high = map { defined $_ ? fcntl($_, 1030, 100) : undef } @fds;
-  for my $t (0 .. $#fds) {
-    my $src = $high[$t];
-    if (!defined $src) { open(my $null, '+<', '/dev/null') or exit 127; $src = fileno($null); syscall($DUP3, $src, $t, 0) >= 0 or exit 127; next; }
-    syscall($DUP3, $src + 0, $t, 0) >= 0 or exit 127;
+  my @high;
+  for my $fh (@fds) {
+    my $h = $fh;
+    if (!defined $h) { open($h, '+<', '/dev/null') or exit 127; }
+    push(@high, fcntl($h, 1030, 100) // exit 127);
   }
+  for my $t (0 .. $#high) { syscall($DUP3, $high[$t] + 0, $t, 0) >= 0 or exit 127; }
   exec { $argv->[0] } @$argv;
   exit 127;
 }

@@ -19,7 +19,9 @@ import { HELPER_SCRIPT } from './helper-script.js';
  * Protocol (one request at a time, over pipes): a line `OP hex hex ...`, every argument
  * hex-encoded so that no path or mount option can break the framing; the answer is `0`, or
  * `E<errno>` for a failed call, after any records (`F <hex path>`, `A <hex name> <hex value>`)
- * an xattr dump sends, `P <id> <pid>` a network sends, `R ...` a network that failed sends).
+ * an xattr dump sends, `P <id>` a network start sends). A network comes up in the background;
+ * its outcome, `Z <id> P <holder pid>` or `Z <id> R <which> <t|x> <code> <hex stderr>`, arrives
+ * as a line of its own between answers.
  */
 
 /** Syscall numbers (mount, umount2, llistxattr, lgetxattr, dup3) per Node architecture name. */
@@ -37,7 +39,6 @@ export const MNT_DETACH = 2;
 export const MS_NOSUID = 2;
 export const MS_NODEV = 4;
 export const MS_NOEXEC = 8;
-
 
 /** `ENOENT (2)` for 2. */
 export function errnoName(errno: number): string {
