@@ -1,4 +1,4 @@
-import { createReadStream, createWriteStream, promises as fsp, readFileSync, statSync } from 'node:fs';
+import { chmodSync, createReadStream, createWriteStream, mkdirSync, promises as fsp, readFileSync, statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
@@ -103,7 +103,9 @@ export class BlobStore {
 
   /** A fresh temp path inside the store (same filesystem as the blobs, so rename is atomic). */
   private async tempPath(prefix = 'blob'): Promise<string> {
-    await fsp.mkdir(this.tmpDir, { recursive: true });
+    // synchronous, as are place()'s mkdir and chmod: one metadata call each, where an awaited one
+    // waits a turn of the thread pool, behind a build's background removals (issue 16)
+    mkdirSync(this.tmpDir, { recursive: true });
     return path.join(this.tmpDir, `${prefix}-${process.pid}-${randomBytes(8).toString('hex')}`);
   }
 
@@ -197,8 +199,8 @@ export class BlobStore {
 
   /** Move a temp file that is on disk (fsynced) into place as blob `digest` (of `size` bytes). */
   private async place(tmp: string, digest: Digest, size: number): Promise<void> {
-    await fsp.mkdir(this.blobsDir, { recursive: true });
-    await fsp.chmod(tmp, 0o644);
+    mkdirSync(this.blobsDir, { recursive: true });
+    chmodSync(tmp, 0o644);
     await fsp.rename(tmp, this.path(digest));
     this.found?.set(digest, size);
   }

@@ -1,4 +1,4 @@
-import { promises as fsp, constants as fsc, statSync, type Stats } from 'node:fs';
+import { promises as fsp, constants as fsc, mkdirSync, renameSync, rmSync, statSync, writeFileSync, type Stats } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import { OciError } from './errors.js';
@@ -16,6 +16,7 @@ export interface AtomicWriteOptions {
 
 export async function writeFileAtomic(file: string, data: Uint8Array | string, o: number | AtomicWriteOptions = 0o644): Promise<void> {
   const { mode = 0o644, sync = true } = typeof o === 'number' ? { mode: o } : o;
+  if (!sync && data.length <= SMALL) return writeSmallAtomic(file, data, mode);
   const dir = path.dirname(file);
   await fsp.mkdir(dir, { recursive: true });
   const tmp = path.join(dir, `.tmp-${path.basename(file)}-${randomBytes(6).toString('hex')}`);
@@ -30,6 +31,28 @@ export async function writeFileAtomic(file: string, data: Uint8Array | string, o
     await fsp.rename(tmp, file);
   } catch (e) {
     await fsp.rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+/** Size up to which an unsynced atomic write is made synchronously (the records it serves are well under). */
+const SMALL = 64 * 1024;
+
+/**
+ * An atomic write without fsync, synchronous: a mkdir, an open+write+close and a rename, each
+ * ~10-50 µs, where each awaited call waits its turn in the thread pool and then in the event
+ * loop (~0.1-0.4 ms apiece during a build; a build writes several of these records per step,
+ * issue 16). Nothing here waits on the disk (no fsync).
+ */
+function writeSmallAtomic(file: string, data: Uint8Array | string, mode: number): void {
+  const dir = path.dirname(file);
+  mkdirSync(dir, { recursive: true });
+  const tmp = path.join(dir, `.tmp-${path.basename(file)}-${randomBytes(6).toString('hex')}`);
+  try {
+    writeFileSync(tmp, data, { flag: 'wx', mode });
+    renameSync(tmp, file);
+  } catch (e) {
+    rmSync(tmp, { force: true });
     throw e;
   }
 }

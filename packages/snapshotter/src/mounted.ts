@@ -1,4 +1,4 @@
-import { promises as fsp } from 'node:fs';
+import { mkdirSync, promises as fsp, renameSync } from 'node:fs';
 import * as path from 'node:path';
 import { chainIds, type BlobStore, type Descriptor, type Digest } from '@hoist/oci';
 import { SnapshotError, throwIfAborted } from './errors.js';
@@ -127,8 +127,9 @@ export class Mounted {
     if (!opts.blobLater) await r.stored;
     if (!(await layout.record(w.diffId))) {
       const tmp = layout.tmpPath('commit');
-      await fsp.mkdir(tmp);
-      await fsp.rename(this.upper, path.join(tmp, 'diff'));
+      // two metadata calls, synchronous: awaited, each waits a turn of the thread pool (issue 16)
+      mkdirSync(tmp);
+      renameSync(this.upper, path.join(tmp, 'diff'));
       await layout.adoptSnapshot(tmp, { diffId: w.diffId, descriptor: w.descriptor });
     } else if (!(await layout.record(w.diffId))?.descriptor) {
       await layout.recordOnly({ diffId: w.diffId, descriptor: w.descriptor });

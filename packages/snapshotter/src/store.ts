@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { promises as fsp, readdirSync, readFileSync, statSync, type Stats } from 'node:fs';
+import { mkdirSync, promises as fsp, readdirSync, readFileSync, readlinkSync, renameSync, statSync, symlinkSync, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import { currentUserNamespace, digestHex, ensurePrivateDir, writeFileAtomic, type Descriptor, type Digest } from '@hoist/oci';
 import { SnapshotError } from './errors.js';
@@ -160,11 +160,13 @@ export class Layout {
       const id = shortId(`${diffId}:${n}`);
       const p = path.join(this.links, id);
       try {
-        await fsp.symlink(target, p);
+        // synchronous, as are the record's write and the rename after it (one metadata call
+        // each; awaited, each would wait a turn of the thread pool: issue 16)
+        symlinkSync(target, p);
         return id;
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-        if ((await fsp.readlink(p)) === target) return id;
+        if (readlinkSync(p) === target) return id;
       }
     }
   }
@@ -178,9 +180,9 @@ export class Layout {
     // not fsynced, as the unpacked tree it describes is not (README: after a power loss the
     // snapshots are deleted and unpacked again from their verified blobs)
     await writeFileAtomic(path.join(tmpDir, 'layer.json'), JSON.stringify(rec), { sync: false });
-    await fsp.mkdir(path.dirname(this.snapshot(rec.diffId)), { recursive: true });
+    mkdirSync(path.dirname(this.snapshot(rec.diffId)), { recursive: true });
     try {
-      await fsp.rename(tmpDir, this.snapshot(rec.diffId));
+      renameSync(tmpDir, this.snapshot(rec.diffId));
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code !== 'EEXIST' && code !== 'ENOTEMPTY') throw e;
