@@ -96,6 +96,8 @@ export class Solver {
     for (const step of stage.steps) {
       this.checkCancelled();
       const r = await keyStep(this.session, { stage, step, state, stages: await this.inputs(step), prepared: this.prepared });
+      // a layer will be made: the mount/xattr helper starts while the other steps are keyed
+      if (r.op.layer && !r.op.layer.hit) syscalls.warm();
       ops.push(r.op);
       state = r.state;
     }
@@ -105,8 +107,6 @@ export class Solver {
   private async runStage(index: number): Promise<StageState> {
     const { ops } = await this.keyed(index);
     const stage = this.session.plan.stages[index]!;
-    // a layer will be made: the mount/xattr helper starts while the base is prepared
-    if (ops.some((o) => o.layer && !o.layer.hit)) syscalls.warm();
     let state = withPath(await this.base(stage, false));
     for (const [i, op] of ops.entries()) {
       this.checkCancelled();

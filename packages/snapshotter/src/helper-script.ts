@@ -157,7 +157,7 @@ sub net_child {
   # slirp4netns takes ~20 ms to go (the kernel tears its tap device down): not waited for
   return undef;
 }
-my %NETS; my $NID = 0;
+my %NETS; my %GONE; my $NID = 0;
 # start a network in a child (op N answers at once; the network's outcome comes later as a
 # "Z <id> ..." line between answers, so mounts and commits go on while it starts)
 sub net_open {
@@ -182,13 +182,16 @@ sub net_open {
   $NETS{++$NID} = { pid => $pid, res => $resr, ctl => $ctlw, buf => '' };
   return "P $NID\n0\n";
 }
+# the child ends the network and exits on its own; it is reaped later (reap), not waited for here:
+# the unmount of the RUN's root, say, is queued behind this answer
 sub net_close {
   my $n = delete $NETS{$_[0]};
   return unless $n;
   close($n->{ctl});
   close($n->{res}) if defined $n->{res};
-  waitpid($n->{pid}, 0);
+  $GONE{$n->{pid}} = 1;
 }
+sub reap { for my $pid (keys %GONE) { delete $GONE{$pid} if waitpid($pid, 1) != 0; } }
 # report the networks that came up (or failed) since the last look
 sub net_reports {
   my $rout = shift;
@@ -260,6 +263,7 @@ while (1) {
   my $n = select(my $rout = $rin, undef, undef, undef);
   if ($n < 0) { next if $! + 0 == 4; done(); }
   net_reports($rout);
+  reap();
   if (vec($rout, 0, 1)) { my $got = sysread(STDIN, $in, 65536, length $in); done() unless $got; }
 }
 `;

@@ -16,12 +16,12 @@ import { HELPER_SCRIPT } from './helper-script.js';
  * (onOrphaned), for the same reason: each process Node starts is a fork of Node itself, ~1-7 ms
  * of the main thread apiece at hoist's size, while this small process forks in well under one.
  *
- * Protocol (one request at a time, over pipes): a line `OP hex hex ...`, every argument
- * hex-encoded so that no path or mount option can break the framing; the answer is `0`, or
- * `E<errno>` for a failed call, after any records (`F <hex path>`, `A <hex name> <hex value>`)
- * an xattr dump sends, `P <id>` a network start sends). A network comes up in the background;
- * its outcome, `Z <id> P <holder pid>` or `Z <id> R <which> <t|x> <code> <hex stderr>`, arrives
- * as a line of its own between answers.
+ * Protocol (over pipes; requests written as they come, answered in order): a line `OP hex hex
+ * ...`, every argument hex-encoded so that no path or mount option can break the framing; the
+ * answer is `0`, or `E<errno>` for a failed call, after any records (`F <hex path>`, `A <hex
+ * name> <hex value>` an xattr dump sends, `P <id>` a network start sends). A network comes up in
+ * the background; its outcome, `Z <id> P <holder pid>` or `Z <id> R <which> <t|x> <code> <hex
+ * stderr>`, arrives as a line of its own between answers.
  */
 
 /** Syscall numbers (mount, umount2, llistxattr, lgetxattr, dup3) per Node architecture name. */
@@ -68,7 +68,6 @@ export class HelperUnavailable extends Error {
 }
 
 interface Job {
-  line: string;
   resolve: (lines: string[]) => void;
   reject: (e: Error) => void;
 }
@@ -94,13 +93,13 @@ export interface MountRequest {
 const hex = (s: string): string => Buffer.from(s, 'utf8').toString('hex');
 
 /**
- * The process's syscall helper: started on first use (or by warm()), one request at a time in
+ * The process's syscall helper: started on first use (or by warm()), serving its requests in
  * order. Idle, it does not keep Node running; it exits when its stdin closes, so with Node.
  */
 export class SyscallHelper {
   private proc: ChildProcessWithoutNullStreams | undefined;
-  private readonly queue: Job[] = [];
-  private current: Job | undefined;
+  /** Requests written and not answered yet, oldest first (answers come in order). */
+  private readonly inflight: Job[] = [];
   /** Networks started (op N) whose report has not come yet, and reports no one waits for yet. */
   private readonly waiters = new Map<string, { resolve: (report: string) => void; reject: (e: Error) => void }>();
   private readonly reports = new Map<string, string>();
@@ -152,10 +151,9 @@ export class SyscallHelper {
   private fail(): void {
     this.dead = true;
     this.proc = undefined;
-    const jobs = [this.current, ...this.queue.splice(0), ...this.waiters.values()];
-    this.current = undefined;
+    const jobs = [...this.inflight.splice(0), ...this.waiters.values()];
     this.waiters.clear();
-    for (const j of jobs) j?.reject(new HelperUnavailable());
+    for (const j of jobs) j.reject(new HelperUnavailable());
   }
 
   private hold(on: boolean): void {
@@ -178,38 +176,31 @@ export class SyscallHelper {
   }
 
   private finish(): void {
-    const j = this.current;
+    const j = this.inflight.shift();
     const lines = this.lines;
     this.lines = [];
-    this.current = undefined;
     this.count++;
     j?.resolve(lines);
-    this.next();
+    this.settle();
   }
 
-  private next(): void {
-    if (this.current) return;
-    const j = this.queue.shift();
-    if (!j) {
-      this.hold(this.waiters.size > 0);
-      return;
-    }
-    const p = this.start();
-    if (!p) {
-      j.reject(new HelperUnavailable());
-      this.next();
-      return;
-    }
-    this.current = j;
-    this.hold(true);
-    p.stdin.write(j.line);
+  /** Node is kept running while an answer or a network's report is awaited, not otherwise. */
+  private settle(): void {
+    this.hold(this.inflight.length > 0 || this.waiters.size > 0);
   }
 
+  /**
+   * Write the request at once, whatever is in flight: the helper answers in order. (One at a
+   * time, each request waited for the answer before it to reach Node's event loop, which during
+   * a build is seldom idle: the first mount waited out several such turns, issue 16.)
+   */
   private request(op: string, args: string[]): Promise<string[]> {
-    if (this.dead) return Promise.reject(new HelperUnavailable());
+    const p = this.dead ? undefined : this.start();
+    if (!p) return Promise.reject(new HelperUnavailable());
     return new Promise((resolve, reject) => {
-      this.queue.push({ line: `${op} ${args.join(' ')}\n`, resolve, reject });
-      this.next();
+      this.inflight.push({ resolve, reject });
+      this.hold(true);
+      p.stdin.write(`${op} ${args.join(' ')}\n`);
     });
   }
 
@@ -318,10 +309,10 @@ export class SyscallHelper {
     }
     this.waiters.delete(id!);
     w.resolve(rest.join(' '));
-    if (!this.current) this.hold(this.waiters.size > 0);
+    this.settle();
   }
 
-  /** End a network from netns(): its holder has exited when this resolves. */
+  /** End a network from netns(): its holder and slirp are told to go (they exit on their own, at once). */
   async closeNetns(id: string): Promise<void> {
     SyscallHelper.check('netns close', await this.request('n', [id]));
   }
