@@ -7,11 +7,11 @@
  * to a stderr no one reads): every module loaded adds to the start-up that the first mount of a
  * build waits for.
  *
- * Arguments: the syscall numbers of mount, umount2, llistxattr, lgetxattr and dup3.
+ * Arguments: the syscall numbers of mount, umount2, llistxattr, lgetxattr, dup3 and unshare.
  */
 export const HELPER_SCRIPT = String.raw`
 use strict;
-my ($MOUNT, $UMOUNT2, $LLIST, $LGET, $DUP3) = @ARGV;
+my ($MOUNT, $UMOUNT2, $LLIST, $LGET, $DUP3, $UNSHARE) = @ARGV;
 binmode STDIN; binmode STDOUT;
 $SIG{PIPE} = 'IGNORE';
 # what to become when the owner's end of our stdin goes away without disarming us (op W)
@@ -131,29 +131,35 @@ sub failed {
   my $code = $? & 127 ? 128 + ($? & 127) : $? >> 8;
   return "R $which " . ($timedOut ? 't' : 'x') . " $code " . hx($text);
 }
-# (in a child of the helper) a network namespace held by the holder argv (it prints "ready" once
-# the namespace is up), slirp4netns attached to it (the argument %PID% is the holder's pid; it
-# reports "1" on fd 3 and exits when fd 4 ends); "P <holder pid>" or "R ..." on $res, then both
-# are held until $ctl ends (the helper closed it, or died)
+# (in a child of the helper) this process in a network namespace of its own, lo up (what
+# unshare --net + ip link set lo up did, without starting either): '' or what failed
+sub own_netns {
+  syscall($UNSHARE, 0x40000000) == 0 or return "unshare(CLONE_NEWNET): $!";
+  socket(my $s, 2, 2, 0) or return "socket: $!";
+  # struct ifreq: the name (16 bytes), then the flags (a short) in a 24-byte union
+  my $ifr = pack('Z16 s x22', 'lo', 0);
+  ioctl($s, 0x8913, $ifr) or return "SIOCGIFFLAGS lo: $!";
+  ioctl($s, 0x8914, pack('Z16 s x22', 'lo', unpack('x16 s', $ifr) | 1)) or return "SIOCSIFFLAGS lo: $!";
+  return '';
+}
+# (in a child of the helper) the namespace, held by this very process, with slirp4netns attached
+# (the argument %PID% is this process; it reports "1" on fd 3 and exits when fd 4 ends); "P
+# <pid>" or "R ..." on $res, then it is held until $ctl ends (the helper closed it, or died)
 sub net_child {
-  my ($secs, $hold, $slirp, $res, $ctl) = @_;
-  my ($hr, $hw, $or, $ow, $er, $ew, $rr, $rw, $xr, $xw, $sr, $sw);
-  pipe($hr, $hw) && pipe($or, $ow) && pipe($er, $ew) && pipe($rr, $rw) && pipe($xr, $xw) && pipe($sr, $sw) or return 'E' . ($! + 0);
-  my $holder = start($hold, $hr, $ow, $ew);
-  return 'E' . ($! + 0) unless defined $holder;
-  close($_) for ($hr, $ow, $ew);
-  my $t0 = time;
-  return failed(0, $holder, $er, time - $t0 >= $secs) unless await_token($or, 'ready', $secs);
-  my $sp = start([map { $_ eq '%PID%' ? $holder : $_ } @$slirp], undef, undef, $sw, $rw, $xr);
-  if (!defined $sp) { my $e = $! + 0; kill('KILL', $holder); waitpid($holder, 0); return "E$e"; }
+  my ($secs, $slirp, $res, $ctl) = @_;
+  my $why = own_netns();
+  return "R 0 x 1 " . hx($why) if length $why;
+  my ($rr, $rw, $xr, $xw, $sr, $sw);
+  pipe($rr, $rw) && pipe($xr, $xw) && pipe($sr, $sw) or return 'E' . ($! + 0);
+  my $sp = start([map { $_ eq '%PID%' ? $$ : $_ } @$slirp], undef, undef, $sw, $rw, $xr);
+  return 'E' . ($! + 0) unless defined $sp;
   close($_) for ($rw, $xr, $sw);
-  $t0 = time;
-  if (!await_token($rr, '1', $secs)) { my $r = failed(1, $sp, $sr, time - $t0 >= $secs); kill('KILL', $holder); waitpid($holder, 0); return $r; }
-  syswrite($res, "P $holder\n");
+  my $t0 = time;
+  return failed(1, $sp, $sr, time - $t0 >= $secs) unless await_token($rr, '1', $secs);
+  syswrite($res, "P $$\n");
   sysread($ctl, my $b, 1);
-  close($_) for ($hw, $xw);
+  close($xw);
   kill('TERM', $sp);
-  waitpid($holder, 0);
   # slirp4netns takes ~20 ms to go (the kernel tears its tap device down): not waited for
   return undef;
 }
@@ -161,7 +167,7 @@ my %NETS; my %GONE; my $NID = 0;
 # start a network in a child (op N answers at once; the network's outcome comes later as a
 # "Z <id> ..." line between answers, so mounts and commits go on while it starts)
 sub net_open {
-  my ($secs, $hold, $slirp) = @_;
+  my ($secs, $slirp) = @_;
   my ($resr, $resw, $ctlr, $ctlw);
   pipe($resr, $resw) && pipe($ctlr, $ctlw) or return 'E' . ($! + 0) . "\n";
   my $pid = fork();
@@ -174,7 +180,7 @@ sub net_open {
     %NETS = ();
     open(STDIN, '<', '/dev/null'); open(STDOUT, '>', '/dev/null');
     @ORPHAN = ();
-    my $r = net_child($secs, $hold, $slirp, $resw, $ctlr);
+    my $r = net_child($secs, $slirp, $resw, $ctlr);
     syswrite($resw, "$r\n") if defined $r;
     exit 0;
   }
@@ -238,10 +244,8 @@ sub handle {
     $0 = join(' ', 'hoist-helper', @ORPHAN > 3 ? @ORPHAN[-3 .. -1] : @ORPHAN) if @ORPHAN;
     out("0\n");
   } elsif ($op eq 'N') {
-    my ($secs, @rest) = @a;
-    my ($cut) = grep { $rest[$_] eq '-' } 0 .. $#rest;
-    if (!defined $cut) { out("E22\n"); return; }
-    out(net_open($secs + 0, [map { uh($_) } @rest[0 .. $cut - 1]], [map { uh($_) } @rest[$cut + 1 .. $#rest]]));
+    my ($secs, @slirp) = @a;
+    out(net_open($secs + 0, [map { uh($_) } @slirp]));
   } elsif ($op eq 'n') {
     net_close($a[0]);
     out("0\n");

@@ -24,10 +24,10 @@ import { HELPER_SCRIPT } from './helper-script.js';
  * stderr>`, arrives as a line of its own between answers.
  */
 
-/** Syscall numbers (mount, umount2, llistxattr, lgetxattr, dup3) per Node architecture name. */
-const NUMBERS: Record<string, readonly [number, number, number, number, number]> = {
-  x64: [165, 166, 195, 192, 292],
-  arm64: [40, 39, 12, 9, 24],
+/** Syscall numbers (mount, umount2, llistxattr, lgetxattr, dup3, unshare) per Node architecture name. */
+const NUMBERS: Record<string, readonly [number, number, number, number, number, number]> = {
+  x64: [165, 166, 195, 192, 292, 272],
+  arm64: [40, 39, 12, 9, 24, 97],
 };
 
 /** errno values the callers look at (Linux, same on x86_64 and arm64). */
@@ -269,14 +269,13 @@ export class SyscallHelper {
   }
 
   /**
-   * A network namespace held by `holder` (a process that prints `ready` once the namespace is
-   * up and lives until its stdin ends) with `slirp` attached (`%PID%` in it stands for the
-   * holder's pid; it writes `1` to fd 3 when ready and exits when fd 4 ends). Both go when
-   * closeNetns(id) is called or this process dies. Rejects NetnsFailure when either does not
-   * come up within `timeoutSec`.
+   * A network namespace with lo up, held by a child of the helper (`pid`), with `slirp` attached
+   * (`%PID%` in it stands for the holder's pid; it writes `1` to fd 3 when ready and exits when
+   * fd 4 ends). Both go when closeNetns(id) is called or this process dies. Rejects NetnsFailure
+   * when the namespace cannot be made or slirp does not come up within `timeoutSec`.
    */
-  async netns(o: { holder: string[]; slirp: string[]; timeoutSec: number }): Promise<{ id: string; pid: number }> {
-    const lines = SyscallHelper.check('netns', await this.request('N', [String(o.timeoutSec), ...o.holder.map(hex), '-', ...o.slirp.map(hex)]));
+  async netns(o: { slirp: string[]; timeoutSec: number }): Promise<{ id: string; pid: number }> {
+    const lines = SyscallHelper.check('netns', await this.request('N', [String(o.timeoutSec), ...o.slirp.map(hex)]));
     const id = lines.find((l) => l.startsWith('P '))!.split(' ')[1]!;
     const report = await this.netReport(id);
     const f = report.split(' ');

@@ -2,7 +2,7 @@
 // stand-ins made of sh, so that the order of events can be held at will) and the watchdog it
 // becomes when its owner dies without disarming it.
 import { spawn, spawnSync } from 'node:child_process';
-import { promises as fsp, readFileSync } from 'node:fs';
+import { promises as fsp, readFileSync, readlinkSync } from 'node:fs';
 import * as path from 'node:path';
 import { NetnsFailure, SyscallHelper } from '../src/syscall-helper.js';
 import { tmpdir } from './helpers.js';
@@ -31,27 +31,29 @@ async function until(cond: () => boolean, limitMs = 10_000): Promise<boolean> {
   return cond();
 }
 
-/** A slirp stand-in: writes its pid argument to `file`, reports ready on fd 3, lives until fd 4 ends. */
-function fakeSlirp(file: string): string[] {
-  return ['/bin/sh', '-c', 'echo "$1" > "$0"; echo $$ >> "$0"; echo 1 >&3; exec cat <&4 >/dev/null', file, '%PID%'];
+/** A slirp stand-in: writes its pid argument and its own pid to `file`, reports ready on fd 3 (once `gate`, a FIFO, has been opened and closed by a writer, if given), lives until fd 4 ends. */
+function fakeSlirp(file: string, gate = ''): string[] {
+  return ['/bin/sh', '-c', 'echo "$1" > "$0"; echo $$ >> "$0"; [ -n "$2" ] && cat "$2" >/dev/null; echo 1 >&3; exec cat <&4 >/dev/null', file, '%PID%', gate];
 }
 
-/** A holder stand-in: ready once `gate` (a FIFO) has been opened and closed by a writer, then holds until its stdin ends. */
-function gatedHolder(gate: string): string[] {
-  return ['/bin/sh', '-c', 'cat "$0" >/dev/null; echo ready; exec cat >/dev/null', gate];
+/** `ip` inside the network namespace of `pid`. */
+function ipIn(pid: number, args: string[]): string {
+  const r = spawnSync('nsenter', [`--net=/proc/${pid}/ns/net`, 'ip', ...args]);
+  expect(r.status).toBe(0);
+  return r.stdout.toString();
 }
 
 describe('SyscallHelper.netns', () => {
   const h = new SyscallHelper();
   afterAll(() => h.close());
 
-  test('starts in the background: calls made while it comes up are answered first; the slirp gets the holder pid; close ends both', async () => {
+  test('starts in the background: calls made while it comes up are answered first; a namespace of its own with lo up; the slirp gets its pid; close ends both', async () => {
     const dir = await tmpdir('hn-');
     const gate = path.join(dir, 'gate');
     expect(spawnSync('mkfifo', [gate]).status).toBe(0);
     const seen = path.join(dir, 'slirp-saw');
     const events: string[] = [];
-    const net = h.netns({ holder: gatedHolder(gate), slirp: fakeSlirp(seen), timeoutSec: 60 }).then((n) => {
+    const net = h.netns({ slirp: fakeSlirp(seen, gate), timeoutSec: 60 }).then((n) => {
       events.push('network up');
       return n;
     });
@@ -60,37 +62,49 @@ describe('SyscallHelper.netns', () => {
     await (await fsp.open(gate, 'w')).close();
     const { id, pid } = await net;
     expect(events).toEqual(['xattrs answered', 'network up']);
-    expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0]).toBe('cat');
+    expect(readlinkSync(`/proc/${pid}/ns/net`)).not.toBe(readlinkSync('/proc/self/ns/net'));
+    expect(ipIn(pid, ['-o', 'link', 'show', 'lo'])).toMatch(/<LOOPBACK,UP,LOWER_UP>/);
     const [arg, slirpPid] = readFileSync(seen, 'utf8').trim().split('\n').map(Number);
     expect(arg).toBe(pid);
     expect(alive(slirpPid!)).toBe(true);
     await h.closeNetns(id);
-    expect(await until(() => !alive(pid) && !alive(slirpPid!))).toBe(true);
+    expect(await until(() => gone(pid) && gone(slirpPid!))).toBe(true);
   });
 
   test('networks are independent: closing one leaves the other up', async () => {
     const dir = await tmpdir('hn-');
-    const hold = ['/bin/sh', '-c', 'echo ready; exec cat >/dev/null'];
-    const a = await h.netns({ holder: hold, slirp: fakeSlirp(path.join(dir, 'a')), timeoutSec: 60 });
-    const b = await h.netns({ holder: hold, slirp: fakeSlirp(path.join(dir, 'b')), timeoutSec: 60 });
+    const a = await h.netns({ slirp: fakeSlirp(path.join(dir, 'a')), timeoutSec: 60 });
+    const b = await h.netns({ slirp: fakeSlirp(path.join(dir, 'b')), timeoutSec: 60 });
+    expect(readlinkSync(`/proc/${a.pid}/ns/net`)).not.toBe(readlinkSync(`/proc/${b.pid}/ns/net`));
     await h.closeNetns(a.id);
-    expect(await until(() => !alive(a.pid))).toBe(true);
-    expect(alive(b.pid)).toBe(true);
+    expect(await until(() => gone(a.pid))).toBe(true);
+    expect(gone(b.pid)).toBe(false);
     await h.closeNetns(b.id);
-    expect(await until(() => !alive(b.pid))).toBe(true);
+    expect(await until(() => gone(b.pid))).toBe(true);
   });
 
-  test('a holder or slirp that exits, or a holder that never gets ready, is reported with its stderr', async () => {
+  test('a slirp that exits or never gets ready is reported with its stderr', async () => {
     const dir = await tmpdir('hn-');
-    const ok = ['/bin/sh', '-c', 'echo ready; exec cat >/dev/null'];
-    const holderDies = h.netns({ holder: ['/bin/sh', '-c', 'echo no lo here >&2; exit 3'], slirp: fakeSlirp(path.join(dir, 's')), timeoutSec: 60 });
-    await expect(holderDies).rejects.toEqual(new NetnsFailure('holder', 'exit', 3, 'no lo here\n'));
-    const slirpDies = h.netns({ holder: ok, slirp: ['/bin/sh', '-c', 'echo no tap >&2; exit 4'], timeoutSec: 60 });
-    await expect(slirpDies).rejects.toMatchObject({ which: 'slirp', kind: 'exit', code: 4, stderr: 'no tap\n' });
-    const never = h.netns({ holder: ['/bin/sh', '-c', 'echo stuck >&2; exec sleep 60'], slirp: fakeSlirp(path.join(dir, 't')), timeoutSec: 1 });
-    await expect(never).rejects.toMatchObject({ which: 'holder', kind: 'timeout', stderr: 'stuck\n' });
+    const slirpDies = h.netns({ slirp: ['/bin/sh', '-c', 'echo no tap >&2; exit 4'], timeoutSec: 60 });
+    await expect(slirpDies).rejects.toEqual(new NetnsFailure('slirp', 'exit', 4, 'no tap\n'));
+    const never = h.netns({ slirp: ['/bin/sh', '-c', 'echo stuck >&2; exec sleep 60'], timeoutSec: 1 });
+    await expect(never).rejects.toMatchObject({ which: 'slirp', kind: 'timeout', stderr: 'stuck\n' });
     // and the helper goes on serving
     await expect(h.xattrsTree(dir)).resolves.toBeInstanceOf(Map);
+  });
+
+  test('where no namespace can be made (no CAP_SYS_ADMIN), that is reported with why', async () => {
+    const dir = await tmpdir('hn-');
+    const perl = path.join(dir, 'perl');
+    await fsp.writeFile(perl, '#!/bin/sh\nexec setpriv --bounding-set=-all --inh-caps=-all perl "$@"\n', { mode: 0o755 });
+    const weak = new SyscallHelper({ perl });
+    try {
+      await expect(weak.netns({ slirp: fakeSlirp(path.join(dir, 's')), timeoutSec: 60 })).rejects.toEqual(
+        new NetnsFailure('holder', 'exit', 1, 'unshare(CLONE_NEWNET): Operation not permitted'),
+      );
+    } finally {
+      weak.close();
+    }
   });
 });
 

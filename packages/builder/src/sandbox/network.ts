@@ -20,8 +20,10 @@ import { BuildError } from '../errors.js';
  * The namespace is held by `unshare --net` running `cat` on a pipe from this process (it brings
  * `lo` up first): it goes away with us too. runc joins it by path (`/proc/PID/ns/net`), so the
  * network is up before the RUN's first instruction, without a create/start split of the runtime.
- * The syscall helper starts both processes and holds their pipes where it runs (a fork of Node
- * costs its main thread ~1-7 ms a process); Node starts them itself where it does not.
+ * Where the syscall helper runs, a child of it makes the namespace itself (unshare(2), lo up
+ * by ioctl: no unshare, sh, ip or cat to start), holds it and starts slirp4netns: a fork of Node
+ * costs its main thread ~1-7 ms a process, and each exec more CPU while the steps before the RUN
+ * need it. Node starts the processes itself where the helper does not run.
  */
 
 /** The network a sandbox gets. `sandbox` is the default (own namespace, outbound only). */
@@ -187,13 +189,13 @@ export async function openSandboxNetwork(opts: OpenNetworkOptions = {}): Promise
 
 /** The error a NetnsFailure stands for, worded as viaNode words it. */
 function netnsError(f: NetnsFailure): BuildError {
-  const what = f.which === 'holder' ? HOLDER_WHAT : 'slirp4netns';
-  const msg = f.kind === 'timeout' ? `${what} did not start within ${START_TIMEOUT_MS / 1000}s` : `${what} exited with code ${f.code}`;
+  if (f.which === 'holder') return unavailable(`the network namespace could not be made: ${f.stderr.trim()}`);
+  const msg = f.kind === 'timeout' ? `slirp4netns did not start within ${START_TIMEOUT_MS / 1000}s` : `slirp4netns exited with code ${f.code}`;
   return unavailable(`${msg}${f.stderr.trim() ? `: ${f.stderr.trim()}` : ''}`);
 }
 
 async function viaHelper(helper: SyscallHelper, t: NetTools, signal?: AbortSignal): Promise<SandboxNetwork> {
-  const opening = helper.netns({ holder: holderArgv(t.unshare, t.ip), slirp: slirpArgv(t.slirp, '%PID%'), timeoutSec: START_TIMEOUT_MS / 1000 });
+  const opening = helper.netns({ slirp: slirpArgv(t.slirp, '%PID%'), timeoutSec: START_TIMEOUT_MS / 1000 });
   try {
     const { id, pid } = await unlessAborted(opening, signal);
     return { netns: `/proc/${pid}/ns/net`, close: () => helper.closeNetns(id).catch(() => undefined) };
