@@ -45,6 +45,8 @@ export interface MountHost {
   forget(m: Mounted): void;
   /** Remove a finished mount's directory in the background (awaited by the host's settle()). */
   removeLater(dir: string): void;
+  /** Remove a directory that holds next to nothing, now (in the background should that fail). */
+  removeSmall(dir: string): void;
   /** A committed layer's blob that is still being stored (see Snapshotter.blobStored). */
   storing(digest: Digest, stored: Promise<void>): void;
   /** No-privilege mode: the ownership record of a chain's tree. */
@@ -131,10 +133,14 @@ export class Mounted {
       mkdirSync(tmp);
       renameSync(this.upper, path.join(tmp, 'diff'));
       await layout.adoptSnapshot(tmp, { diffId: w.diffId, descriptor: w.descriptor });
-    } else if (!(await layout.record(w.diffId))?.descriptor) {
-      await layout.recordOnly({ diffId: w.diffId, descriptor: w.descriptor });
+      // what is left is two empty directories (merged/, work/work/): a few calls, made now; in
+      // the background they were a dozen thread pool turns in the way of the next step's
+      this.host.forget(this);
+      this.host.removeSmall(this.dir);
+    } else {
+      if (!(await layout.record(w.diffId))?.descriptor) await layout.recordOnly({ diffId: w.diffId, descriptor: w.descriptor });
+      this.cleanupLater();
     }
-    this.cleanupLater();
     return { empty, diffId: w.diffId, descriptor: w.descriptor, size: w.uncompressedSize };
   }
 

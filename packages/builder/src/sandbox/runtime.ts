@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, promises as fsp, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, promises as fsp, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { runTool } from '@hoist/snapshotter';
@@ -170,7 +170,8 @@ export async function runInSandbox(rt: RuntimeInfo, sb: SandboxOptions, opts: Ru
     // the container goes before the result (its processes could still write to the root);
     // the bundle (config.json in the private directory) may go while the caller goes on
     await deleteContainer(rt, opts.stateDir, id);
-    const removed = made.then(() => fsp.rm(bundle, { recursive: true, force: true }), () => undefined);
+    // a config.json (and a secret or two) in memory: removed at once, not a few thread pool turns later
+    const removed = made.then(() => rmSync(bundle, { recursive: true, force: true }), () => undefined);
     if (opts.defer) opts.defer(removed);
     else await removed;
   }
