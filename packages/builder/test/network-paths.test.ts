@@ -4,8 +4,10 @@
  * thing: a namespace of its own with lo up and slirp's tap0, gone after close; a watchdog
  * that a test (or an operator) finds by the store and the owner's pid.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { SyscallHelper } from '@hoist/snapshotter';
 import { openSandboxNetwork } from '@hoist/builder';
 import { startWatchdog } from '../src/sandbox/watchdog.js';
@@ -24,6 +26,42 @@ function ipIn(netns: string, args: string[]): string {
   const r = spawnSync('nsenter', [`--net=${netns}`, 'ip', ...args]);
   expect(r.status).toBe(0);
   return r.stdout.toString();
+}
+
+/** This machine's first address that is not loopback (what a RUN reaches through slirp4netns). */
+function hostAddress(): string {
+  const a = Object.values(networkInterfaces())
+    .flat()
+    .find((i) => i && i.family === 'IPv4' && !i.internal);
+  if (!a) throw new Error('this test needs a network interface other than lo');
+  return a.address;
+}
+
+/** What a TCP server on the host's address receives from a client in the namespace at `netns`. */
+async function sentFromInside(netns: string): Promise<string> {
+  const got = new Promise<string>((resolve) => {
+    const server = createServer((c) => {
+      let text = '';
+      c.on('data', (d: Buffer) => (text += d.toString()));
+      c.on('end', () => {
+        server.close();
+        resolve(text);
+      });
+    });
+    server.listen(0, hostAddress(), () => {
+      const { port } = server.address() as AddressInfo;
+      const script = `exec 3<>/dev/tcp/$0/$1 && echo hello from the namespace >&3`;
+      const client = spawn('nsenter', [`--net=${netns}`, 'bash', '-c', script, hostAddress(), String(port)], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 20_000 });
+      let err = '';
+      client.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      client.on('close', (code) => {
+        if (code === 0) return;
+        server.close();
+        resolve(`client failed (${code}): ${err}`);
+      });
+    });
+  });
+  return got;
 }
 
 /** The command names of every process below `pid`. */
@@ -56,7 +94,7 @@ describe.each([
   const helper = make();
   afterAll(() => helper.close());
 
-  it('is a namespace of its own with lo up and slirp4netns on tap0 (10.0.2.100); close ends its holder', async () => {
+  it('is a namespace of its own with lo up and slirp4netns on tap0 (10.0.2.100), through which it reaches the host network; close ends its holder', async () => {
     const net = await openSandboxNetwork({ helper });
     const pid = Number(/^\/proc\/(\d+)\/ns\/net$/.exec(net.netns)![1]);
     try {
@@ -64,6 +102,7 @@ describe.each([
       expect(ipIn(net.netns, ['-o', 'link', 'show', 'lo'])).toMatch(/<LOOPBACK,UP,LOWER_UP>/);
       expect(ipIn(net.netns, ['-o', '-4', 'addr', 'show', 'tap0'])).toMatch(/inet 10\.0\.2\.100\/24/);
       expect(ipIn(net.netns, ['route', 'show', 'default'])).toMatch(/^default via 10\.0\.2\.2 dev tap0/);
+      expect(await sentFromInside(net.netns)).toBe('hello from the namespace\n');
     } finally {
       await net.close();
     }

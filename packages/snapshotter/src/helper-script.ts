@@ -90,6 +90,8 @@ sub start {
     push(@high, fcntl($h, 1030, 100) // exit 127);
   }
   for my $t (0 .. $#high) { syscall($DUP3, $high[$t] + 0, $t, 0) >= 0 or exit 127; }
+  # an ignored signal stays ignored across exec: the child gets the defaults, not ours
+  $SIG{$_} = 'DEFAULT' for qw(PIPE INT TERM HUP QUIT);
   exec { $argv->[0] } @$argv;
   exit 127;
 }
@@ -131,7 +133,7 @@ sub failed {
   my $code = $? & 127 ? 128 + ($? & 127) : $? >> 8;
   return "R $which " . ($timedOut ? 't' : 'x') . " $code " . hx($text);
 }
-# (in a child of the helper) this process in a network namespace of its own, lo up (what
+# (in the holder) this process in a network namespace of its own, lo up (what
 # unshare --net + ip link set lo up did, without starting either): '' or what failed
 sub own_netns {
   syscall($UNSHARE, 0x40000000) == 0 or return "unshare(CLONE_NEWNET): $!";
@@ -142,24 +144,40 @@ sub own_netns {
   ioctl($s, 0x8914, pack('Z16 s x22', 'lo', unpack('x16 s', $ifr) | 1)) or return "SIOCSIFFLAGS lo: $!";
   return '';
 }
-# (in a child of the helper) the namespace, held by this very process, with slirp4netns attached
-# (the argument %PID% is this process; it reports "1" on fd 3 and exits when fd 4 ends); "P
-# <pid>" or "R ..." on $res, then it is held until $ctl ends (the helper closed it, or died)
+# (in a child of the helper) the holder, a child of this one that moves into a namespace of its
+# own and stays until the pipe from here ends; then slirp4netns, started from here so that it
+# stays in the host's namespace (its sockets are the RUN's way out), attached to the holder's
+# (the argument %PID%; it reports "1" on fd 3 and exits when fd 4 ends). "P <holder pid>" or
+# "R ..." on $res; then both are kept until $ctl ends (the helper closed it, or died).
 sub net_child {
   my ($secs, $slirp, $res, $ctl) = @_;
-  my $why = own_netns();
-  return "R 0 x 1 " . hx($why) if length $why;
+  my ($hr, $hw, $ur, $uw);
+  pipe($hr, $hw) && pipe($ur, $uw) or return 'E' . ($! + 0);
+  my $holder = fork();
+  return 'E' . ($! + 0) unless defined $holder;
+  if ($holder == 0) {
+    close($_) for ($hw, $ur, $res, $ctl);
+    my $why = own_netns();
+    syswrite($uw, length $why ? "F $why\n" : "ok\n");
+    exit 1 if length $why;
+    sysread($hr, my $b, 1);
+    exit 0;
+  }
+  close($_) for ($hr, $uw);
+  my $up = readline($ur) // "F the namespace holder died\n";
+  if ($up !~ /^ok/) { waitpid($holder, 0); chomp $up; return "R 0 x 1 " . hx(substr($up, 2)); }
   my ($rr, $rw, $xr, $xw, $sr, $sw);
   pipe($rr, $rw) && pipe($xr, $xw) && pipe($sr, $sw) or return 'E' . ($! + 0);
-  my $sp = start([map { $_ eq '%PID%' ? $$ : $_ } @$slirp], undef, undef, $sw, $rw, $xr);
+  my $sp = start([map { $_ eq '%PID%' ? $holder : $_ } @$slirp], undef, undef, $sw, $rw, $xr);
   return 'E' . ($! + 0) unless defined $sp;
   close($_) for ($rw, $xr, $sw);
   my $t0 = time;
   return failed(1, $sp, $sr, time - $t0 >= $secs) unless await_token($rr, '1', $secs);
-  syswrite($res, "P $$\n");
+  syswrite($res, "P $holder\n");
   sysread($ctl, my $b, 1);
-  close($xw);
+  close($_) for ($xw, $hw);
   kill('TERM', $sp);
+  waitpid($holder, 0);
   # slirp4netns takes ~20 ms to go (the kernel tears its tap device down): not waited for
   return undef;
 }

@@ -93,6 +93,23 @@ describe('SyscallHelper.netns', () => {
     await expect(h.xattrsTree(dir)).resolves.toBeInstanceOf(Map);
   });
 
+  test("a slirp started while the helper is armed as the watchdog (signals ignored) gets the default dispositions, not the helper's", async () => {
+    const dir = await tmpdir('hn-');
+    const armed = new SyscallHelper();
+    try {
+      await armed.onOrphaned(['/bin/true']);
+      const out = path.join(dir, 'sigign');
+      const slirp = ['/bin/sh', '-c', 'grep SigIgn /proc/$$/status > "$0"; echo 1 >&3; exec cat <&4 >/dev/null', out, '%PID%'];
+      const n = await armed.netns({ slirp, timeoutSec: 60 });
+      // SigIgn is a hex mask, bit (signal - 1): TERM 15, INT 2, HUP 1, QUIT 3, PIPE 13
+      const mask = BigInt(`0x${readFileSync(out, 'utf8').split(/\s+/)[1]}`);
+      expect([15, 2, 1, 3, 13].filter((sig) => (mask >> BigInt(sig - 1)) & 1n)).toEqual([]);
+      await armed.closeNetns(n.id);
+    } finally {
+      armed.close();
+    }
+  });
+
   test('where no namespace can be made (no CAP_SYS_ADMIN), that is reported with why', async () => {
     const dir = await tmpdir('hn-');
     const perl = path.join(dir, 'perl');

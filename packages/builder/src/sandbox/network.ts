@@ -17,13 +17,13 @@ import { BuildError } from '../errors.js';
  * answers DNS on 10.0.2.3 (forwarding to the host's resolvers, even loopback ones), and exits
  * when the pipe we hold closes (`--exit-fd`), so a killed hoist leaves nothing behind.
  *
- * The namespace is held by `unshare --net` running `cat` on a pipe from this process (it brings
- * `lo` up first): it goes away with us too. runc joins it by path (`/proc/PID/ns/net`), so the
- * network is up before the RUN's first instruction, without a create/start split of the runtime.
- * Where the syscall helper runs, a child of it makes the namespace itself (unshare(2), lo up
- * by ioctl: no unshare, sh, ip or cat to start), holds it and starts slirp4netns: a fork of Node
- * costs its main thread ~1-7 ms a process, and each exec more CPU while the steps before the RUN
- * need it. Node starts the processes itself where the helper does not run.
+ * The namespace is held by a process that lives exactly as long as a pipe from us: it goes away
+ * with us too. runc joins it by path (`/proc/PID/ns/net`), so the network is up before the RUN's
+ * first instruction, without a create/start split of the runtime. Where the syscall helper runs,
+ * a child of it is the holder (unshare(2), lo up by ioctl) and another starts slirp4netns: a
+ * fork of Node costs its main thread ~1-7 ms a process, and each exec more CPU while the steps
+ * before the RUN need it. Elsewhere Node starts `unshare --net` running `ip link set lo up`,
+ * then `cat` on the pipe, and slirp4netns itself.
  */
 
 /** The network a sandbox gets. `sandbox` is the default (own namespace, outbound only). */
@@ -157,45 +157,40 @@ function slirpArgv(slirp: string, pid: string): string[] {
   return [slirp, '--configure', '--mtu=65520', '--disable-host-loopback', '--enable-sandbox', '--enable-seccomp', '--ready-fd=3', '--exit-fd=4', pid, 'tap0'];
 }
 
-interface NetTools {
-  unshare: string;
-  ip: string;
-  slirp: string;
-}
-
-function findNetTools(search: string[]): NetTools {
-  const slirp = findTool('slirp4netns', search);
-  if (!slirp) throw unavailable('slirp4netns is not installed');
+/** The namespace holder's tools (only where Node holds the namespace itself). */
+function holderTools(search: string[]): { unshare: string; ip: string } {
   const unshare = findTool('unshare', search);
   const ip = findTool('ip', search);
   if (!unshare || !ip) throw unavailable(`${!unshare ? 'unshare (util-linux)' : 'ip (iproute2)'} is not installed`);
-  return { unshare, ip, slirp };
+  return { unshare, ip };
 }
 
 /** A fresh network namespace with outbound access (see the module comment); close() removes it. */
 export async function openSandboxNetwork(opts: OpenNetworkOptions = {}): Promise<SandboxNetwork> {
-  const tools = findNetTools(opts.searchPath ?? defaultSearchPath());
+  const search = opts.searchPath ?? defaultSearchPath();
+  const slirp = findTool('slirp4netns', search);
+  if (!slirp) throw unavailable('slirp4netns is not installed');
   if (opts.signal?.aborted) throw new BuildError('CANCELLED', 'build cancelled');
   const helper = opts.helper ?? syscalls;
   if (helper.usable) {
     try {
-      return await viaHelper(helper, tools, opts.signal);
+      return await viaHelper(helper, slirp, opts.signal);
     } catch (e) {
       if (!(e instanceof HelperUnavailable)) throw e;
     }
   }
-  return viaNode(tools, opts.signal);
+  return viaNode({ ...holderTools(search), slirp }, opts.signal);
 }
 
-/** The error a NetnsFailure stands for, worded as viaNode words it. */
+/** The error a NetnsFailure stands for (slirp4netns's failures worded as viaNode words them). */
 function netnsError(f: NetnsFailure): BuildError {
   if (f.which === 'holder') return unavailable(`the network namespace could not be made: ${f.stderr.trim()}`);
   const msg = f.kind === 'timeout' ? `slirp4netns did not start within ${START_TIMEOUT_MS / 1000}s` : `slirp4netns exited with code ${f.code}`;
   return unavailable(`${msg}${f.stderr.trim() ? `: ${f.stderr.trim()}` : ''}`);
 }
 
-async function viaHelper(helper: SyscallHelper, t: NetTools, signal?: AbortSignal): Promise<SandboxNetwork> {
-  const opening = helper.netns({ slirp: slirpArgv(t.slirp, '%PID%'), timeoutSec: START_TIMEOUT_MS / 1000 });
+async function viaHelper(helper: SyscallHelper, slirp: string, signal?: AbortSignal): Promise<SandboxNetwork> {
+  const opening = helper.netns({ slirp: slirpArgv(slirp, '%PID%'), timeoutSec: START_TIMEOUT_MS / 1000 });
   try {
     const { id, pid } = await unlessAborted(opening, signal);
     return { netns: `/proc/${pid}/ns/net`, close: () => helper.closeNetns(id).catch(() => undefined) };
@@ -216,7 +211,7 @@ function unlessAborted<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
   });
 }
 
-async function viaNode(t: NetTools, signal?: AbortSignal): Promise<SandboxNetwork> {
+async function viaNode(t: { unshare: string; ip: string; slirp: string }, signal?: AbortSignal): Promise<SandboxNetwork> {
   const [h0, ...hargs] = holderArgv(t.unshare, t.ip);
   const holder = spawn(h0!, hargs, { stdio: ['pipe', 'pipe', 'pipe'] });
   let slirp: ChildProcess | undefined;
