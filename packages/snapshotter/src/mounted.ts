@@ -134,7 +134,7 @@ export class Mounted {
       renameSync(this.upper, path.join(tmp, 'diff'));
       await layout.adoptSnapshot(tmp, { diffId: w.diffId, descriptor: w.descriptor });
       // what is left is two empty directories (merged/, work/work/): a few calls, made now; in
-      // the background they were a dozen thread pool turns in the way of the next step's
+      // the background they were a dozen thread pool turns in the way of the next step's calls
       this.host.forget(this);
       this.host.removeSmall(this.dir);
     } else {
