@@ -6,6 +6,7 @@ import { runTool } from '@hoist/snapshotter';
 import { BuildError } from '../errors.js';
 import { generateSpec, type SandboxOptions } from './spec.js';
 import { forThisNamespace } from './userns-spec.js';
+import { containerCgroups, removeCgroup } from './cgroups.js';
 
 export interface RuntimeInfo {
   name: string;
@@ -163,18 +164,33 @@ export async function runInSandbox(rt: RuntimeInfo, sb: SandboxOptions, opts: Ru
   // made while the spec is generated (writeBundle); removed afterwards only where it was made
   const made = fsp.mkdir(bundle, { recursive: true, mode: 0o700 });
   made.catch(() => undefined);
+  let exited = false;
   try {
     await writeBundle({ bundle, made, stateDir: opts.stateDir }, { ...sb, cgroupsPath: sb.cgroupsPath ?? `/hoist/${id}` });
-    return await startContainer(rt, { id, bundle, opts });
+    const r = await startContainer(rt, { id, bundle, opts });
+    exited = true;
+    return r;
   } finally {
     // the container goes before the result (its processes could still write to the root);
     // the bundle (config.json in the private directory) may go while the caller goes on
     await deleteContainer(rt, opts.stateDir, id);
+    if (!exited) await emptyCgroups(id);
     // a config.json (and a secret or two) in memory: removed at once, not a few thread pool turns later
     const removed = made.then(() => rmSync(bundle, { recursive: true, force: true }), () => undefined);
     if (opts.defer) opts.defer(removed);
     else await removed;
   }
+}
+
+/**
+ * After a container that did not end by itself (the build was cancelled, the runtime failed or
+ * was killed): wait until nothing runs in its cgroups any more, killing what is left. `runtime
+ * kill` and `delete --force` signal the processes and return; a process killed with its PID
+ * namespace can still be exiting then, and hoist must not be gone before its RUN is. Where the
+ * runtime ended the container itself, it removed the cgroups and there is nothing to look at.
+ */
+async function emptyCgroups(id: string): Promise<void> {
+  for (const dir of containerCgroups((n) => n === id)) await removeCgroup(dir);
 }
 
 /** `runtime run` the bundle's container and wait for it; its output goes to the options' callbacks. */
