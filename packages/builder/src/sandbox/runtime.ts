@@ -168,7 +168,8 @@ export async function runInSandbox(rt: RuntimeInfo, sb: SandboxOptions, opts: Ru
   try {
     await writeBundle({ bundle, made, stateDir: opts.stateDir }, { ...sb, cgroupsPath: sb.cgroupsPath ?? `/hoist/${id}` });
     const r = await startContainer(rt, { id, bundle, opts });
-    exited = true;
+    // the runtime exited (not killed by a signal): it ended the container and removed its cgroups
+    exited = r.signal === undefined;
     return r;
   } finally {
     // the container goes before the result (its processes could still write to the root);
