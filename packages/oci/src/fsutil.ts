@@ -17,9 +17,8 @@ export interface AtomicWriteOptions {
 export async function writeFileAtomic(file: string, data: Uint8Array | string, o: number | AtomicWriteOptions = 0o644): Promise<void> {
   const { mode = 0o644, sync = true } = typeof o === 'number' ? { mode: o } : o;
   if (!sync && data.length <= SMALL) return writeSmallAtomic(file, data, mode);
-  const dir = path.dirname(file);
-  await fsp.mkdir(dir, { recursive: true });
-  const tmp = path.join(dir, `.tmp-${path.basename(file)}-${randomBytes(6).toString('hex')}`);
+  await fsp.mkdir(path.dirname(file), { recursive: true });
+  const tmp = tempBeside(file);
   const fh = await fsp.open(tmp, 'wx', mode);
   try {
     await fh.writeFile(data);
@@ -35,6 +34,11 @@ export async function writeFileAtomic(file: string, data: Uint8Array | string, o
   }
 }
 
+/** A fresh temp name next to `file` (same directory: the rename into place is atomic). */
+function tempBeside(file: string): string {
+  return path.join(path.dirname(file), `.tmp-${path.basename(file)}-${randomBytes(6).toString('hex')}`);
+}
+
 /** Size up to which an unsynced atomic write is made synchronously (the records it serves are well under). */
 const SMALL = 64 * 1024;
 
@@ -45,9 +49,8 @@ const SMALL = 64 * 1024;
  * issue 16). Nothing here waits on the disk (no fsync).
  */
 function writeSmallAtomic(file: string, data: Uint8Array | string, mode: number): void {
-  const dir = path.dirname(file);
-  mkdirSync(dir, { recursive: true });
-  const tmp = path.join(dir, `.tmp-${path.basename(file)}-${randomBytes(6).toString('hex')}`);
+  mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = tempBeside(file);
   try {
     writeFileSync(tmp, data, { flag: 'wx', mode });
     renameSync(tmp, file);

@@ -135,8 +135,7 @@ export class Mounted {
       await layout.adoptSnapshot(tmp, { diffId: w.diffId, descriptor: w.descriptor });
       // what is left is two empty directories (merged/, work/work/): a few calls, made now; in
       // the background they were a dozen thread pool turns in the way of the next step's calls
-      this.host.forget(this);
-      this.host.removeSmall(this.dir);
+      this.cleanupLater(true);
     } else {
       if (!(await layout.record(w.diffId))?.descriptor) await layout.recordOnly({ diffId: w.diffId, descriptor: w.descriptor });
       this.cleanupLater();
@@ -190,10 +189,14 @@ export class Mounted {
     return { empty: entries.length === 0, diffId: w.diffId, descriptor: w.descriptor, size: w.uncompressedSize };
   }
 
-  /** cleanup() off the caller's path, after a commit (the host's settle() awaits it). */
-  private cleanupLater(): void {
+  /**
+   * cleanup() off the caller's path, after a commit (the host's settle() awaits it); `small`:
+   * the directory holds next to nothing any more, and goes at once.
+   */
+  private cleanupLater(small = false): void {
     this.host.forget(this);
-    this.host.removeLater(this.dir);
+    if (small) this.host.removeSmall(this.dir);
+    else this.host.removeLater(this.dir);
   }
 
   private async cleanup(): Promise<void> {
