@@ -1,4 +1,4 @@
-import { chmodSync, createReadStream, createWriteStream, mkdirSync, promises as fsp, readFileSync, statSync } from 'node:fs';
+import { chmodSync, createReadStream, createWriteStream, mkdirSync, promises as fsp, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
@@ -143,15 +143,37 @@ export class BlobStore {
       await fsp.rm(tmp, { force: true });
       throw e;
     }
-    const stored = this.adopt(tmp, hasher.digest, hasher.size, opts).then(
+    return { digest: hasher.digest, size: hasher.size, stored: this.adoptLater(tmp, hasher.digest, hasher.size, opts) };
+  }
+
+  /**
+   * writeThenStore for bytes already in memory (a small layer, compressed at once): written
+   * with one synchronous call, where a write stream takes thread-pool turns to open, write and
+   * close (issue 16); the fsync and rename go on as there.
+   */
+  async putThenStore(data: Uint8Array, opts: PutOptions & { prefix?: string } = {}): Promise<{ digest: Digest; size: number; stored: Promise<void> }> {
+    const tmp = await this.tempPath(opts.prefix);
+    const digest = sha256(data);
+    try {
+      writeFileSync(tmp, data, { flag: 'wx' });
+    } catch (e) {
+      await fsp.rm(tmp, { force: true });
+      throw e;
+    }
+    return { digest, size: data.length, stored: this.adoptLater(tmp, digest, data.length, opts) };
+  }
+
+  /** adopt() going on in the background: the temp file is removed if it fails. */
+  private adoptLater(tmp: string, digest: Digest, size: number, opts: PutOptions): Promise<void> {
+    const stored = this.adopt(tmp, digest, size, opts).then(
       () => undefined,
       async (e: unknown) => {
         await fsp.rm(tmp, { force: true });
         throw e;
       },
     );
-    stored.catch(() => undefined); // handled by whoever awaits it (see above)
-    return { digest: hasher.digest, size: hasher.size, stored };
+    stored.catch(() => undefined); // handled by whoever awaits it (see writeThenStore)
+    return stored;
   }
 
   /**

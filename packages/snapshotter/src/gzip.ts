@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { Transform, type TransformCallback } from 'node:stream';
-import { constants as zc, crc32, deflateRaw, type ZlibOptions } from 'node:zlib';
+import { constants as zc, crc32, deflateRaw, deflateRawSync, type ZlibOptions } from 'node:zlib';
 
 export interface GzipOptions {
   /** zlib level 1-9 (default 6, as gzip). */
@@ -12,6 +12,8 @@ export interface GzipOptions {
 }
 
 const WINDOW = 32 * 1024;
+/** ParallelGzip's default block size: an input up to this long is one block. */
+export const GZIP_BLOCK = 256 * 1024;
 
 /**
  * Load zlib now (the CLI bundle loads Node built-ins on first use: ~2-4 ms the first time a
@@ -23,6 +25,24 @@ export function loadCompression(): void {
 }
 // gzip header: magic, deflate, no flags, mtime 0, no extra flags, OS 255 (unknown) — as Go writes it.
 const HEADER = Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0x00, 0xff]);
+
+function trailer(crc: number, isize: number): Buffer {
+  const t = Buffer.alloc(8);
+  t.writeUInt32LE(crc >>> 0, 0);
+  t.writeUInt32LE(isize >>> 0, 4);
+  return t;
+}
+
+/**
+ * What ParallelGzip (default block size) writes for `data` of at most GZIP_BLOCK bytes, made at
+ * once on the calling thread: one block, no dictionary, the final flush. For a small layer a
+ * trip through the stream and the thread pool costs more than the deflate (issue 16).
+ */
+export function gzipOneBlock(data: Buffer, level = 6): Buffer {
+  if (data.length > GZIP_BLOCK) throw new RangeError(`gzipOneBlock: ${data.length} bytes is over one block (${GZIP_BLOCK})`);
+  const body = deflateRawSync(data, { level, finishFlush: zc.Z_FINISH });
+  return Buffer.concat([HEADER, body, trailer(crc32(data), data.length)]);
+}
 
 function deflateBlock(data: Buffer, opts: ZlibOptions): Promise<Buffer> {
   return new Promise((resolve, reject) => deflateRaw(data, opts, (err, out) => (err ? reject(err) : resolve(out))));
@@ -51,7 +71,7 @@ export class ParallelGzip extends Transform {
   constructor(opts: GzipOptions = {}) {
     super({ readableHighWaterMark: 1024 * 1024, writableHighWaterMark: 256 * 1024 });
     this.level = opts.level ?? 6;
-    this.blockSize = Math.max(opts.blockSize ?? 256 * 1024, WINDOW);
+    this.blockSize = Math.max(opts.blockSize ?? GZIP_BLOCK, WINDOW);
     this.concurrency = Math.max(1, opts.concurrency ?? Math.max(8, 4 * availableParallelism()));
   }
 
@@ -111,10 +131,7 @@ export class ParallelGzip extends Transform {
     }
     this.submit(this.takeBlock(this.pending), true);
     this.drainTo(0).then(() => {
-      const trailer = Buffer.alloc(8);
-      trailer.writeUInt32LE(this.crc >>> 0, 0);
-      trailer.writeUInt32LE(this.isize >>> 0, 4);
-      this.push(trailer);
+      this.push(trailer(this.crc, this.isize));
       cb();
     }, cb);
   }

@@ -5,7 +5,7 @@ export { Ownership, type Owner, type OwnerRecord } from './owners.js';
 export { Mounted, type CommitOptions, type CommitResult, type Driver } from './mounted.js';
 export { applyLayer, type ApplyOptions, type ApplyResult } from './apply.js';
 export { layerTar, writeLayer, type LayerCompression, type LayerTarOptions, type WriteLayerOptions, type WrittenLayer } from './layer.js';
-export { ParallelGzip, type GzipOptions } from './gzip.js';
+export { ParallelGzip, GZIP_BLOCK, gzipOneBlock, type GzipOptions } from './gzip.js';
 export { decompress } from './compress.js';
 export { normalizeEntryName, SafeRoot, type AbsoluteSymlinks } from './safe-path.js';
 export { walkTree } from './walk.js';

@@ -1,8 +1,9 @@
 import { PassThrough, Readable, type Duplex, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { DigestingStream, layerMediaType, type BlobStore, type Descriptor, type Digest } from '@hoist/oci';
+import { DigestingStream, layerMediaType, sha256, type BlobStore, type Descriptor, type Digest } from '@hoist/oci';
 import { zstdCompressor } from './compress.js';
-import { ParallelGzip } from './gzip.js';
+import { GZIP_BLOCK, ParallelGzip, gzipOneBlock } from './gzip.js';
+import { throwIfAborted } from './errors.js';
 import { normalizeEntryName } from './safe-path.js';
 import { readXattrsTree } from './sys.js';
 import { tarBytes, type LayerEntry, type TarWriteOptions } from './tar/writer.js';
@@ -73,11 +74,18 @@ export async function writeLayer(blobs: BlobStore, entries: AsyncIterable<LayerE
  */
 export async function writeLayerThenStore(blobs: BlobStore, entries: AsyncIterable<LayerEntry>, opts: WriteLayerOptions = {}): Promise<{ layer: WrittenLayer; stored: Promise<void> }> {
   const compression = opts.compression ?? 'gzip';
+  const tar = tarBytes(insideRoot(entries), opts);
+  let head: Buffer[] = [];
+  if (compression !== 'zstd') {
+    const start = await smallTar(tar, GZIP_BLOCK);
+    if ('whole' in start) return storeSmall(blobs, start.whole, { ...opts, compression });
+    head = start.head;
+  }
   const diff = new DigestingStream();
   const { digest, size, stored: placed } = await blobs.writeThenStore(
     (out) =>
       pipeline(
-        Readable.from(tarBytes(insideRoot(entries), opts), { objectMode: false, highWaterMark: 256 * 1024 }),
+        Readable.from(resume(head, tar), { objectMode: false, highWaterMark: 256 * 1024 }),
         diff,
         compressor(compression, opts.level),
         out,
@@ -86,11 +94,49 @@ export async function writeLayerThenStore(blobs: BlobStore, entries: AsyncIterab
     { prefix: 'layer' },
   );
   // names checked above, diff_id hashed in the same pass: later pushes need not re-read it
-  const diffId = diff.digest;
-  const stored = placed.then(() => blobs.noteVerifiedLayer(digest, diffId));
+  return written(blobs, { diffId: diff.digest, uncompressedSize: diff.size, digest, size, placed }, opts.mediaType ?? layerMediaType('oci', compression));
+}
+
+/**
+ * The whole tar when it is at most `limit` bytes, else the chunks read so far (the rest is still
+ * in `tar`). A layer that small (most COPY and RUN steps of a rebuild) is hashed, compressed and
+ * written at once (storeSmall), not through a stream pipeline and the thread pool (issue 16).
+ */
+async function smallTar(tar: AsyncGenerator<Buffer>, limit: number): Promise<{ whole: Buffer } | { head: Buffer[] }> {
+  const head: Buffer[] = [];
+  let n = 0;
+  for (;;) {
+    const r = await tar.next();
+    if (r.done) return { whole: Buffer.concat(head, n) };
+    head.push(r.value);
+    n += r.value.length;
+    if (n > limit) return { head };
+  }
+}
+
+async function* resume(head: Buffer[], rest: AsyncGenerator<Buffer>): AsyncGenerator<Buffer> {
+  yield* head;
+  yield* rest;
+}
+
+/** A layer whose tar is in memory: the same bytes the streaming path writes (one gzip block). */
+async function storeSmall(blobs: BlobStore, tar: Buffer, opts: WriteLayerOptions & { compression: 'gzip' | 'none' }): Promise<{ layer: WrittenLayer; stored: Promise<void> }> {
+  throwIfAborted(opts.signal);
+  const blob = opts.compression === 'gzip' ? gzipOneBlock(tar, opts.level ?? 6) : tar;
+  const { digest, size, stored: placed } = await blobs.putThenStore(blob, { prefix: 'layer' });
+  return written(blobs, { diffId: sha256(tar), uncompressedSize: tar.length, digest, size, placed }, opts.mediaType ?? layerMediaType('oci', opts.compression));
+}
+
+interface Written {
+  diffId: Digest;
+  uncompressedSize: number;
+  digest: Digest;
+  size: number;
+  placed: Promise<void>;
+}
+
+function written(blobs: BlobStore, w: Written, mediaType: string): { layer: WrittenLayer; stored: Promise<void> } {
+  const stored = w.placed.then(() => blobs.noteVerifiedLayer(w.digest, w.diffId));
   stored.catch(() => undefined); // handled by whoever awaits it
-  return {
-    layer: { diffId, descriptor: { mediaType: opts.mediaType ?? layerMediaType('oci', compression), digest, size }, uncompressedSize: diff.size },
-    stored,
-  };
+  return { layer: { diffId: w.diffId, descriptor: { mediaType, digest: w.digest, size: w.size }, uncompressedSize: w.uncompressedSize }, stored };
 }

@@ -1,4 +1,4 @@
-import { mkdirSync, promises as fsp, renameSync } from 'node:fs';
+import { mkdirSync, promises as fsp, readdirSync, renameSync } from 'node:fs';
 import * as path from 'node:path';
 import { chainIds, type BlobStore, type Descriptor, type Digest } from '@hoist/oci';
 import { SnapshotError, throwIfAborted } from './errors.js';
@@ -56,6 +56,17 @@ export interface MountHost {
 async function* fromArray(a: LayerEntry[]): AsyncGenerator<LayerEntry> {
   yield* a;
 }
+
+/** An upper dir captured as a layer: `entries`, how many objects it held. */
+interface Captured {
+  empty: boolean;
+  w: WrittenLayer;
+  stored: Promise<void>;
+  entries: number;
+}
+
+/** Up to this many objects, a committed mount's directory is removed at once (see cleanupLater). */
+const SMALL_CHANGE = 64;
 
 /**
  * A writable root over a chain of layers. `commit` captures what changed as a layer (and keeps
@@ -117,7 +128,7 @@ export class Mounted {
     // changed (a blind opaque mark removed) or moved only once the unmount is done
     const unmounted = this.startUnmount();
     unmounted.catch(() => undefined);
-    let r: { empty: boolean; w: WrittenLayer; stored: Promise<void> };
+    let r: Captured;
     try {
       r = await this.captureUpper(opts, () => unmounted);
     } finally {
@@ -138,7 +149,8 @@ export class Mounted {
       this.cleanupLater(true);
     } else {
       if (!(await layout.record(w.diffId))?.descriptor) await layout.recordOnly({ diffId: w.diffId, descriptor: w.descriptor });
-      this.cleanupLater();
+      // a change already stored (a rebuild that wrote what the cache had): its copy goes now when small
+      this.cleanupLater(r.entries <= SMALL_CHANGE);
     }
     return { empty, diffId: w.diffId, descriptor: w.descriptor, size: w.uncompressedSize };
   }
@@ -154,15 +166,17 @@ export class Mounted {
   }
 
   /** The upper dir as a layer in the blob store. */
-  private async captureUpper(opts: CommitOptions, beforeChange: () => Promise<void>): Promise<{ empty: boolean; w: WrittenLayer; stored: Promise<void> }> {
+  private async captureUpper(opts: CommitOptions, beforeChange: () => Promise<void>): Promise<Captured> {
     const { layout, blobs } = this.host;
-    const empty = (await fsp.readdir(this.upper)).length === 0;
+    // one small readdir: synchronous, an awaited one is a thread-pool turn (issue 16)
+    const empty = readdirSync(this.upper).length === 0;
     const xattrs = empty ? new Map() : await readXattrsTree(this.upper);
     const lowers = this.lowers.map((d) => path.join(layout.snapshot(d), 'diff')).reverse();
     const opaque = opaqueXattr(this.host.overlayXattrs);
-    const upperEntries = walkTree(this.upper, xattrs, { overlay: true, opaqueXattr: opaque, ...(opts.signal ? { signal: opts.signal } : {}) });
+    const counted = { entries: 0 };
+    const upperEntries = walkTree(this.upper, xattrs, { overlay: true, opaqueXattr: opaque, counted, ...(opts.signal ? { signal: opts.signal } : {}) });
     const { layer: w, stored } = await writeLayerThenStore(blobs, withoutBlindOpaques(upperEntries, { upper: this.upper, lowers, opaque, beforeChange }), opts);
-    return { empty, w, stored };
+    return { empty, w, stored, entries: counted.entries };
   }
 
   private async commitCopy(opts: CommitOptions): Promise<CommitResult> {

@@ -1,4 +1,4 @@
-import { promises as fsp, type BigIntStats } from 'node:fs';
+import { lstatSync, promises as fsp, readdirSync, type BigIntStats } from 'node:fs';
 import * as path from 'node:path';
 import { throwIfAborted } from './errors.js';
 import { isOverlayXattr, type XattrMap } from './sys.js';
@@ -24,6 +24,25 @@ export async function lstatAll(dir: string, names: string[]): Promise<BigIntStat
   return Promise.all(names.map((n) => fsp.lstat(path.join(dir, n), { bigint: true })));
 }
 
+/**
+ * How many entries a walk lists with synchronous calls before it goes to the thread pool. The
+ * change of a rebuilt step is mostly a handful of files: there each awaited readdir or lstat was
+ * a thread-pool round trip on the step's path, where the calls take microseconds (issue 16);
+ * a big tree is listed as before, its lstats side by side on the pool.
+ */
+const SYNC_BUDGET = 256;
+
+async function listDir(abs: string, budget: { left: number }): Promise<{ names: string[]; stats: BigIntStats[] }> {
+  if (budget.left <= 0) {
+    const names = await fsp.readdir(abs);
+    return { names, stats: await lstatAll(abs, names) };
+  }
+  const names = readdirSync(abs);
+  budget.left -= names.length + 1;
+  if (budget.left < 0) return { names, stats: await lstatAll(abs, names) };
+  return { names, stats: names.map((n) => lstatSync(path.join(abs, n), { bigint: true })) };
+}
+
 export interface WalkOptions {
   /**
    * The directory is an overlayfs upper (or snapshot) dir: char devices 0/0 are whiteouts and
@@ -33,6 +52,8 @@ export interface WalkOptions {
   /** The opaque marker's name (default `trusted.overlay.opaque`; `user.overlay.opaque` in a user namespace). */
   opaqueXattr?: string;
   signal?: AbortSignal;
+  /** Counts the objects listed (whiteouts included), for a caller that wants to know. */
+  counted?: { entries: number };
 }
 
 /**
@@ -42,11 +63,12 @@ export interface WalkOptions {
  */
 export async function* walkTree(root: string, xattrs: XattrMap, opts: WalkOptions): AsyncGenerator<LayerEntry> {
   const opaque = opts.opaqueXattr ?? 'trusted.overlay.opaque';
+  const budget = { left: SYNC_BUDGET };
   async function* dir(rel: string): AsyncGenerator<LayerEntry> {
     throwIfAborted(opts.signal);
     const abs = rel === '' ? root : path.join(root, rel);
-    const names = await fsp.readdir(abs);
-    const stats = await lstatAll(abs, names);
+    const { names, stats } = await listDir(abs, budget);
+    if (opts.counted) opts.counted.entries += names.length;
     const items = names.map((name, i) => {
       const st = stats[i]!;
       const whiteout = opts.overlay && st.isCharacterDevice() && st.rdev === 0n;

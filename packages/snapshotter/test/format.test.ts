@@ -4,7 +4,9 @@ import * as path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { gunzipSync } from 'node:zlib';
-import { ByteSource, ParallelGzip, encodeHeader, layerTar, readTar, type TarHeader } from '@hoist/snapshotter';
+import { createHash } from 'node:crypto';
+import { ImageStore } from '@hoist/oci';
+import { ByteSource, GZIP_BLOCK, ParallelGzip, encodeHeader, gzipOneBlock, layerTar, readTar, readXattrsTree, walkTree, writeLayer, type TarHeader } from '@hoist/snapshotter';
 import { sh, tmpdir } from './helpers.js';
 
 async function gzip(data: Buffer, opts: ConstructorParameters<typeof ParallelGzip>[0], chunk = 70_001): Promise<Buffer> {
@@ -41,6 +43,66 @@ describe('ParallelGzip', () => {
   test('empty input is a valid empty gzip', async () => {
     const gz = await gzip(Buffer.alloc(0), {});
     expect(gunzipSync(gz).length).toBe(0);
+  });
+
+  test('gzipOneBlock writes byte for byte what the stream writes, for inputs up to one block', async () => {
+    const inputs = [Buffer.alloc(0), Buffer.from('x'), data.subarray(0, 4097), data.subarray(700_000, 700_000 + GZIP_BLOCK)];
+    for (const input of inputs) {
+      for (const level of [6, 1]) expect(gzipOneBlock(input, level).equals(await gzip(input, { level }, 1000))).toBe(true);
+    }
+    expect(() => gzipOneBlock(data.subarray(0, GZIP_BLOCK + 1))).toThrow(RangeError);
+  });
+});
+
+describe('writeLayer', () => {
+  const sha = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+  async function tarOf(dir: string): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    for await (const c of layerTar(dir)) chunks.push(c as Buffer);
+    return Buffer.concat(chunks);
+  }
+
+  // a small layer is compressed at once, a big one streamed: both must be the bytes of the stream
+  test.each([
+    ['a small tree (one block)', 3_000],
+    ['a tree over one block', GZIP_BLOCK + 10_000],
+  ])('%s: the blob is the streamed gzip of the layer tar, the diff_id its hash', async (_name, size) => {
+    const dir = await tmpdir('wl-');
+    const store = await ImageStore.open(path.join(dir, 'oci'));
+    const tree = path.join(dir, 'tree');
+    await fsp.mkdir(path.join(tree, 'd'), { recursive: true });
+    await fsp.writeFile(path.join(tree, 'd', 'f'), randomBytes(size));
+    await fsp.writeFile(path.join(tree, 'g'), 'hello\n');
+    const tar = await tarOf(tree);
+    for (const compression of ['gzip', 'none'] as const) {
+      const w = await writeLayer(store.blobs, walkTree(tree, await readXattrsTree(tree), { overlay: false }), { compression });
+      const blob = await fsp.readFile(store.blobs.path(w.descriptor.digest));
+      expect(blob.equals(compression === 'gzip' ? await gzip(tar, {}) : tar)).toBe(true);
+      expect([w.diffId, w.descriptor.digest, w.descriptor.size, w.uncompressedSize]).toEqual([sha(tar), sha(blob), blob.length, tar.length]);
+    }
+    expect(await fsp.readdir(path.join(dir, 'oci', 'tmp'))).toEqual([]);
+  });
+});
+
+describe('walkTree', () => {
+  test('a tree of more entries than it lists synchronously comes out complete and in order', async () => {
+    const tree = await tmpdir('walk-');
+    const expected: string[] = [];
+    for (const d of ['b', 'a', 'c']) {
+      await fsp.mkdir(path.join(tree, d));
+      expected.push(d);
+      for (let i = 0; i < 150; i++) {
+        const name = `f${String(i).padStart(3, '0')}`;
+        await fsp.writeFile(path.join(tree, d, name), '');
+        expected.push(`${d}/${name}`);
+      }
+    }
+    const counted = { entries: 0 };
+    const got: string[] = [];
+    for await (const e of walkTree(tree, new Map(), { overlay: false, counted })) if (e.kind === 'node') got.push(e.name);
+    expect(got).toEqual([...expected].sort());
+    expect(counted.entries).toBe(453);
   });
 });
 
