@@ -1,6 +1,7 @@
 import * as path from 'node:path';
 import type { Ownership } from '@hoist/snapshotter';
 import { detectRuntime, detectRuntimeAsync, runInSandbox, type RunResult, type RuntimeInfo } from './sandbox/runtime.js';
+import { warmCgroupAttach } from './sandbox/cgroups.js';
 import type { SandboxOptions } from './sandbox/spec.js';
 
 /** Per run: where the bundle goes, where output goes, how to cancel. */
@@ -46,6 +47,8 @@ export class RuntimeExecutor implements Executor {
   constructor(private readonly o: { root: string; preferred?: string }) {}
 
   prepare(): Promise<void> {
+    // a RUN will start soon: from here until it does, the cgroup lock is kept warm (runInSandbox renews it)
+    warmCgroupAttach();
     if (this.rt) return Promise.resolve();
     const memo = { file: path.join(this.o.root, 'runtime', 'checked'), tmpDir: path.join(this.o.root, 'tmp') };
     this.detecting ??= detectRuntimeAsync(this.o.preferred, memo).then((rt) => {

@@ -311,6 +311,15 @@ export class SyscallHelper {
     this.settle();
   }
 
+  /**
+   * Keep the kernel's cgroup attach lock warm for the next ~100 ms (see op K in the script): a
+   * child of the helper writes its own pid into `procsFile`, the `cgroup.procs` of the cgroup it
+   * is in (the helper's, so this process's), every 2 ms. A call while it runs extends it.
+   */
+  async warmCgroupLock(procsFile: string): Promise<void> {
+    SyscallHelper.check('cgroup warm', await this.request('K', [hex(procsFile)]));
+  }
+
   /** End a network from netns(): its holder and slirp are told to go (they exit on their own, at once). */
   async closeNetns(id: string): Promise<void> {
     SyscallHelper.check('netns close', await this.request('n', [id]));

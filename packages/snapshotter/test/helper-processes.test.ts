@@ -184,3 +184,56 @@ describe('SyscallHelper as the watchdog', () => {
     }
   });
 });
+
+/** The helper's children (ps), as pids. */
+function childrenOf(pid: number): number[] {
+  return spawnSync('ps', ['-o', 'pid=', '--ppid', String(pid)]).stdout.toString().split('\n').filter(Boolean).map(Number);
+}
+
+/** The pid a warmer wrote into `file` (it writes "<pid>\n" at offset 0), once it has. */
+async function writerOf(file: string): Promise<number> {
+  let pid = 0;
+  await until(() => (pid = Number(readFileSync(file, 'utf8').trim()) || 0) > 0);
+  return pid;
+}
+
+// op K, on a plain file standing in for cgroup.procs (what it writes there is observable; the
+// builder's cgroup-warm test runs it on a real one)
+describe('SyscallHelper.warmCgroupLock', () => {
+  test('a child of the helper writes its own pid to the file, again and again; another call extends it; it stops by itself', async () => {
+    const h = new SyscallHelper();
+    try {
+      const file = path.join(await tmpdir('hk-'), 'procs');
+      await fsp.writeFile(file, '');
+      await h.warmCgroupLock(file);
+      const warmer = await writerOf(file);
+      const helper = (h as unknown as { proc: { pid: number } }).proc.pid;
+      expect(childrenOf(helper)).toEqual([warmer]);
+      await h.warmCgroupLock(file);
+      await fsp.writeFile(file, '');
+      expect(await writerOf(file)).toBe(warmer);
+      expect(childrenOf(helper)).toEqual([warmer]);
+      expect(await until(() => gone(warmer))).toBe(true);
+    } finally {
+      h.close();
+    }
+  });
+
+  test('a write that fails ends it at once, and so does the helper closing', async () => {
+    const h = new SyscallHelper();
+    const dir = await tmpdir('hk-');
+    try {
+      await h.warmCgroupLock(path.join(dir, 'missing'));
+      const helper = (h as unknown as { proc: { pid: number } }).proc.pid;
+      expect(await until(() => childrenOf(helper).every((p) => gone(p)))).toBe(true);
+      const file = path.join(dir, 'procs');
+      await fsp.writeFile(file, '');
+      await h.warmCgroupLock(file);
+      const warmer = await writerOf(file);
+      h.close();
+      expect(await until(() => gone(warmer))).toBe(true);
+    } finally {
+      h.close();
+    }
+  });
+});

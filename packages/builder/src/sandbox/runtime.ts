@@ -6,7 +6,7 @@ import { runTool } from '@hoist/snapshotter';
 import { BuildError } from '../errors.js';
 import { generateSpec, type SandboxOptions } from './spec.js';
 import { forThisNamespace } from './userns-spec.js';
-import { containerCgroups, removeCgroup } from './cgroups.js';
+import { containerCgroups, removeCgroup, warmCgroupAttach } from './cgroups.js';
 
 export interface RuntimeInfo {
   name: string;
@@ -166,6 +166,7 @@ export async function runInSandbox(rt: RuntimeInfo, sb: SandboxOptions, opts: Ru
   made.catch(() => undefined);
   let exited = false;
   try {
+    warmCgroupAttach();
     await writeBundle({ bundle, made, stateDir: opts.stateDir }, { ...sb, cgroupsPath: sb.cgroupsPath ?? `/hoist/${id}` });
     const r = await startContainer(rt, { id, bundle, opts });
     // the runtime exited (not killed by a signal): it ended the container and removed its cgroups
