@@ -242,7 +242,8 @@ export class BlobStore {
         if ((await this.has(digest)) || todo.some((t) => t.digest === digest)) continue;
         const tmp = await this.tempPath();
         todo.push({ tmp, digest, size: it.data.length });
-        await fsp.writeFile(tmp, it.data, { flag: 'wx' });
+        // a config or manifest, a few KiB: one synchronous call, not four thread-pool turns (issue 16)
+        writeFileSync(tmp, it.data, { flag: 'wx' });
       }
       await Promise.all(todo.map((t) => syncFile(t.tmp)));
       for (const t of todo) await this.place(t.tmp, t.digest, t.size);

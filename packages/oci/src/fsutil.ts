@@ -1,4 +1,4 @@
-import { promises as fsp, constants as fsc, mkdirSync, renameSync, rmSync, statSync, writeFileSync, type Stats } from 'node:fs';
+import { promises as fsp, mkdirSync, renameSync, rmSync, statSync, writeFileSync, type Stats } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import { OciError } from './errors.js';
@@ -76,12 +76,13 @@ export function pidAlive(pid: number): boolean {
  */
 export async function withFileLock<T>(lockFile: string, fn: () => Promise<T>, timeoutMs = 60_000): Promise<T> {
   const start = Date.now();
-  await fsp.mkdir(path.dirname(lockFile), { recursive: true });
+  // the lock file's creation and removal are synchronous (issue 16): a few bytes and metadata,
+  // where each awaited call (mkdir, open, write, close, rm) was a thread-pool round trip at the
+  // end of every build that tags its image
+  mkdirSync(path.dirname(lockFile), { recursive: true });
   for (let delay = 5; ; delay = Math.min(delay * 2, 200)) {
     try {
-      const fh = await fsp.open(lockFile, fsc.O_CREAT | fsc.O_EXCL | fsc.O_WRONLY, 0o644);
-      await fh.writeFile(String(process.pid));
-      await fh.close();
+      writeFileSync(lockFile, String(process.pid), { flag: 'wx', mode: 0o644 });
       break;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
@@ -99,7 +100,7 @@ export async function withFileLock<T>(lockFile: string, fn: () => Promise<T>, ti
   try {
     return await fn();
   } finally {
-    await fsp.rm(lockFile, { force: true });
+    rmSync(lockFile, { force: true });
   }
 }
 
