@@ -1,5 +1,5 @@
 import pLimit, { type LimitFunction } from 'p-limit';
-import { promises as fsp } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { availableParallelism } from 'node:os';
 import { LayerCatalog, storePaths, type Digest, type Platform } from '@hoist/oci';
@@ -84,22 +84,24 @@ export class BuildSession {
     return storePaths(this.opts.root).tmp;
   }
 
-  /** /etc/hosts and /etc/resolv.conf (host network, and the sandbox network's), written once per build. */
+  /**
+   * /etc/hosts and /etc/resolv.conf (host network, and the sandbox network's), written once per
+   * build. Synchronous (issue 16): three small files and two reads, made while a RUN is being
+   * prepared; as awaited calls they were a dozen thread-pool turns between the COPYs' own.
+   */
   async etc(): Promise<{ hosts: string; resolv: string; sandboxResolv: string }> {
     if (this.etcFiles) return this.etcFiles;
     const dir = path.join(this.tmpDir, `etc-${process.pid}`);
     this.etcDir = dir;
-    await fsp.mkdir(dir, { recursive: true });
+    mkdirSync(dir, { recursive: true });
     const hosts = path.join(dir, 'hosts');
-    await fsp.writeFile(hosts, hostsFileText(this.opts.runHost?.extraHosts ?? [], hostGatewayAddress()));
+    writeFileSync(hosts, hostsFileText(this.opts.runHost?.extraHosts ?? [], hostGatewayAddress()));
     const resolv = path.join(dir, 'resolv.conf');
-    let text = await fsp.readFile('/etc/resolv.conf', 'utf8').catch(() => '');
+    let text = readOrEmpty('/etc/resolv.conf');
     const sandboxResolv = path.join(dir, 'resolv-sandbox.conf');
-    await fsp.writeFile(sandboxResolv, sandboxResolvConf(text));
-    if (/^nameserver\s+127\./m.test(text)) {
-      text = (await fsp.readFile('/run/systemd/resolve/resolv.conf', 'utf8').catch(() => '')) || 'nameserver 8.8.8.8\n';
-    }
-    await fsp.writeFile(resolv, text);
+    writeFileSync(sandboxResolv, sandboxResolvConf(text));
+    if (/^nameserver\s+127\./m.test(text)) text = readOrEmpty('/run/systemd/resolve/resolv.conf') || 'nameserver 8.8.8.8\n';
+    writeFileSync(resolv, text);
     this.etcFiles = { hosts, resolv, sandboxResolv };
     return this.etcFiles;
   }
@@ -154,7 +156,7 @@ export class BuildSession {
     const saved = this.fileDigests.save().catch(() => undefined);
     try {
       // only if this build made it (a fully cached one runs nothing and makes none)
-      if (this.etcDir) await fsp.rm(this.etcDir, { recursive: true, force: true });
+      if (this.etcDir) rmSync(this.etcDir, { recursive: true, force: true });
     } finally {
       await saved;
       await Promise.allSettled([...this.recording.values()].map((r) => r.written));
@@ -200,5 +202,13 @@ export class BuildSession {
 
   chainOf(state: StageState): Digest[] {
     return state.img.config.rootfs.diff_ids;
+  }
+}
+
+function readOrEmpty(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
   }
 }

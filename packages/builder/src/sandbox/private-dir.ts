@@ -1,6 +1,6 @@
 import { HelperUnavailable, MNT_DETACH, MS_NODEV, MS_NOEXEC, MS_NOSUID, runTool, syscalls } from '@hoist/snapshotter';
 import { randomBytes } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
+import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
 
 /** Upper bound of the private tmpfs (pages are only used as files fill it). */
@@ -49,17 +49,19 @@ async function unmountTmpfs(dir: string): Promise<void> {
  * killed (see reclaim.ts).
  */
 export async function createPrivateDir(tmpRoot: string): Promise<PrivateDir> {
-  await fsp.mkdir(tmpRoot, { recursive: true });
+  // the directory calls are synchronous (issue 16): metadata only, each a thread-pool turn awaited
+  mkdirSync(tmpRoot, { recursive: true });
   const dir = path.join(tmpRoot, `sandbox-${process.pid}-${randomBytes(6).toString('hex')}`);
-  await fsp.mkdir(dir, { mode: 0o700 });
+  mkdirSync(dir, { mode: 0o700 });
   const tmpfs = await mountTmpfs(dir);
-  if (!tmpfs) await fsp.chmod(dir, 0o700);
+  if (!tmpfs) chmodSync(dir, 0o700);
   return {
     path: dir,
     tmpfs,
     release: async () => {
       if (tmpfs) await unmountTmpfs(dir);
-      await fsp.rm(dir, { recursive: true, force: true });
+      // empty once unmounted (the bundles and secrets were in the tmpfs)
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }
