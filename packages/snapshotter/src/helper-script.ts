@@ -270,6 +270,7 @@ sub warm {
     for my $o (values %NETS) { close($o->{ctl}); close($o->{res}) if defined $o->{res}; }
     open(STDIN, '<', '/dev/null'); open(STDOUT, '>', '/dev/null');
     @ORPHAN = ();
+    $SIG{$_} = 'DEFAULT' for qw(INT TERM HUP QUIT);
     warm_child($file, $r);
   }
   close($r);
