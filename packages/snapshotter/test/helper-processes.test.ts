@@ -25,6 +25,11 @@ function gone(pid: number): boolean {
   }
 }
 
+/** The helper's process id (a private field). */
+function pidOfHelper(h: SyscallHelper): number {
+  return (h as unknown as { proc: { pid: number } }).proc.pid;
+}
+
 /** Wait for `cond` (polled; `limitMs` only bounds a failing test). */
 async function until(cond: () => boolean, limitMs = 10_000): Promise<boolean> {
   for (const end = Date.now() + limitMs; Date.now() < end; await new Promise((r) => setTimeout(r, 20))) if (cond()) return true;
@@ -167,7 +172,7 @@ describe('SyscallHelper as the watchdog', () => {
     const mark = path.join(dir, 'orphaned');
     const h = new SyscallHelper();
     await h.onOrphaned(['/bin/sh', '-c', 'echo x > "$0"', mark]);
-    const pid = (h as unknown as { proc: { pid: number } }).proc.pid;
+    const pid = pidOfHelper(h);
     h.close();
     expect(await until(() => gone(pid))).toBe(true);
     await expect(fsp.access(mark)).rejects.toMatchObject({ code: 'ENOENT' });
@@ -177,7 +182,7 @@ describe('SyscallHelper as the watchdog', () => {
     const h = new SyscallHelper();
     try {
       await h.onOrphaned(['/bin/sh', '-c', 'exit 0', '/x/reclaim-main.js', '/store', '777']);
-      const pid = (h as unknown as { proc: { pid: number } }).proc.pid;
+      const pid = pidOfHelper(h);
       expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0+$/, '')).toBe('hoist-helper /x/reclaim-main.js /store 777');
     } finally {
       h.close();
@@ -207,7 +212,7 @@ describe('SyscallHelper.warmCgroupLock', () => {
       await fsp.writeFile(file, '');
       await h.warmCgroupLock(file);
       const warmer = await writerOf(file);
-      const helper = (h as unknown as { proc: { pid: number } }).proc.pid;
+      const helper = pidOfHelper(h);
       expect(childrenOf(helper)).toEqual([warmer]);
       await h.warmCgroupLock(file);
       await fsp.writeFile(file, '');
@@ -224,7 +229,7 @@ describe('SyscallHelper.warmCgroupLock', () => {
     const dir = await tmpdir('hk-');
     try {
       await h.warmCgroupLock(path.join(dir, 'missing'));
-      const helper = (h as unknown as { proc: { pid: number } }).proc.pid;
+      const helper = pidOfHelper(h);
       expect(await until(() => childrenOf(helper).every((p) => gone(p)))).toBe(true);
       const file = path.join(dir, 'procs');
       await fsp.writeFile(file, '');
