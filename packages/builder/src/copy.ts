@@ -1,7 +1,7 @@
-import { promises as fsp, constants as fsc } from 'node:fs';
+import { chmodSync, mkdirSync, promises as fsp, constants as fsc, utimesSync } from 'node:fs';
 import * as path from 'node:path';
 import pLimit from 'p-limit';
-import { unprivilegedIds } from '@hoist/oci';
+import { lstatOrUndefined, statOrUndefined, unprivilegedIds } from '@hoist/oci';
 import { BuildError } from './errors.js';
 import { secureJoin } from './rootfs.js';
 import type { SourceItem, SourceEntry } from './sources.js';
@@ -55,7 +55,7 @@ export async function copyInto(root: string, items: SourceItem[], o: CopyOptions
       await mkdirs(root, base, dirs);
     } else {
       const target = await secureJoin(root, o.dest);
-      const existingDir = await fsp.stat(target).then((s) => s.isDirectory(), () => false);
+      const existingDir = statOrUndefined(target)?.isDirectory() ?? false;
       base = o.dest.endsWith('/') || existingDir ? path.posix.join(o.dest, item.name) : o.dest;
     }
     const files = new FileCopies();
@@ -119,15 +119,16 @@ export async function mkdirs(root: string, dirInImage: string, o: { owner: { uid
   const { owner, mtime } = o;
   const abs = await secureJoin(root, dirInImage);
   let cur = root;
+  // a few directories, each a few metadata calls: synchronous, as secureJoin's (issue 16)
   for (const p of path.relative(root, abs).split(path.sep).filter(Boolean)) {
     cur = path.join(cur, p);
-    const st = await fsp.lstat(cur).catch(() => undefined);
+    const st = lstatOrUndefined(cur);
     if (st?.isDirectory()) continue;
     if (st) throw new BuildError('COPY_SOURCE_NOT_FOUND', `cannot copy to ${dirInImage}: ${imagePath(root, cur)} exists in the image and is not a directory`);
-    await fsp.mkdir(cur, { mode: 0o755 });
-    await fsp.chmod(cur, 0o755);
+    mkdirSync(cur, { mode: 0o755 });
+    chmodSync(cur, 0o755);
     await setOwner(cur, owner.uid, owner.gid, { root, owners: o.owners });
-    await fsp.utimes(cur, mtime, mtime);
+    utimesSync(cur, mtime, mtime);
   }
   return abs;
 }

@@ -1,23 +1,29 @@
-import { promises as fsp, type Stats } from 'node:fs';
+import { promises as fsp, readlinkSync, type Stats } from 'node:fs';
+import { lstatOrUndefined } from '@hoist/oci';
 import * as path from 'node:path';
 import { BuildError } from './errors.js';
 
 /** An lstat that answers undefined where the path cannot be lstat'ed (missing, not a directory on the way). */
 export type Lstat = (p: string) => Promise<Stats | undefined>;
 
-const plainLstat: Lstat = (p) => fsp.lstat(p).catch(() => undefined);
+/**
+ * Synchronous underneath (issue 16): a path inside a mounted root is resolved one component at
+ * a time, each lstat microseconds of kernel work; awaited, each was a thread-pool round trip.
+ */
+const plainLstat: Lstat = (p) => Promise.resolve(lstatOrUndefined(p));
 
 /**
  * One lstat per path, for a tree that nothing changes while it is used (a RUN's root between
  * its mount and its process): a path asked again, or by a concurrent caller, gets the answer
  * of the first call. Symlinks are reported as symlinks, so a check made with it is as strict.
+ * `inner` makes the first call (a test counts calls through it).
  */
-export function lstatOnce(): Lstat {
+export function lstatOnce(inner: Lstat = plainLstat): Lstat {
   const seen = new Map<string, Promise<Stats | undefined>>();
   return (p) => {
     let r = seen.get(p);
     if (!r) {
-      r = plainLstat(p);
+      r = inner(p);
       seen.set(p, r);
     }
     return r;
@@ -58,7 +64,7 @@ export async function secureJoin(root: string, p: string, o: SecureJoinOptions =
       continue;
     }
     if (++hops > 255) throw new BuildError('COPY_OUTSIDE_CONTEXT', `too many levels of symbolic links resolving ${p}`);
-    const target = await fsp.readlink(candidate);
+    const target = readlinkSync(candidate);
     if (target.startsWith('/')) resolved.length = 0;
     parts.unshift(...target.split('/').filter((x) => x !== '' && x !== '.'));
   }

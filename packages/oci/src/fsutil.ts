@@ -1,4 +1,4 @@
-import { promises as fsp, mkdirSync, renameSync, rmSync, statSync, writeFileSync, type Stats } from 'node:fs';
+import { promises as fsp, lstatSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync, type Stats } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import { OciError } from './errors.js';
@@ -134,6 +134,15 @@ export async function ensurePrivateDir(dir: string): Promise<Stats> {
 export function statOrUndefined(p: string): Stats | undefined {
   try {
     return statSync(p);
+  } catch {
+    return undefined;
+  }
+}
+
+/** lstat(2) of `p`, or undefined where it cannot be had (missing, not a directory on the way). */
+export function lstatOrUndefined(p: string): Stats | undefined {
+  try {
+    return lstatSync(p);
   } catch {
     return undefined;
   }
