@@ -184,6 +184,16 @@ sub net_child {
 my %NETS; my %GONE; my $NID = 0;
 # the child of op K (see warm), while it runs: its pid and the pipe that extends it
 my $WARM;
+# (in a fresh child of the helper) let go of what is the helper's: another network's control
+# pipe (or the warmer's) held here would keep it alive after the helper closes it; no stdin or
+# stdout of the helper's; never the watchdog
+sub own_child {
+  for my $o (values %NETS) { close($o->{ctl}); close($o->{res}) if defined $o->{res}; }
+  %NETS = ();
+  close($WARM->{ctl}) if $WARM;
+  open(STDIN, '<', '/dev/null'); open(STDOUT, '>', '/dev/null');
+  @ORPHAN = ();
+}
 # start a network in a child (op N answers at once; the network's outcome comes later as a
 # "Z <id> ..." line between answers, so mounts and commits go on while it starts)
 sub net_open {
@@ -193,14 +203,8 @@ sub net_open {
   my $pid = fork();
   return 'E' . ($! + 0) . "\n" unless defined $pid;
   if ($pid == 0) {
-    # nothing of the helper's stays open here: another network's control pipe held by this
-    # child would keep that network alive after the helper closes it
     close($resr); close($ctlw);
-    for my $o (values %NETS) { close($o->{ctl}); close($o->{res}) if defined $o->{res}; }
-    %NETS = ();
-    close($WARM->{ctl}) if $WARM;
-    open(STDIN, '<', '/dev/null'); open(STDOUT, '>', '/dev/null');
-    @ORPHAN = ();
+    own_child();
     my $r = net_child($secs, $slirp, $resw, $ctlr);
     syswrite($resw, "$r\n") if defined $r;
     exit 0;
@@ -267,9 +271,7 @@ sub warm {
   return 'E' . ($! + 0) . "\n" unless defined $pid;
   if ($pid == 0) {
     close($w);
-    for my $o (values %NETS) { close($o->{ctl}); close($o->{res}) if defined $o->{res}; }
-    open(STDIN, '<', '/dev/null'); open(STDOUT, '>', '/dev/null');
-    @ORPHAN = ();
+    own_child();
     $SIG{$_} = 'DEFAULT' for qw(INT TERM HUP QUIT);
     warm_child($file, $r);
   }
